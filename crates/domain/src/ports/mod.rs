@@ -1,0 +1,50 @@
+//! The ports: what the domain needs from the outside world, as traits that adapters
+//! implement. Each port says what its errors mean.
+//!
+//! With the `mocks` feature (and in this crate's tests) every port has a mockall double,
+//! `Mock<Port>`.
+
+mod clock;
+mod debug_log;
+mod org_repo;
+mod provisioning_store;
+mod stigg_gateway;
+mod subscription_repo;
+
+pub use clock::Clock;
+pub use debug_log::{DebugLog, DebugLogEntry};
+pub use org_repo::OrgRepo;
+pub use provisioning_store::ProvisioningStore;
+pub use stigg_gateway::{
+    CallContext, CustomerProvisioning, StiggCustomer, StiggError, StiggGateway, StiggSubscription,
+    SubscriptionProvisioning, TrialConfiguration,
+};
+pub use subscription_repo::SubscriptionRepo;
+
+#[cfg(any(test, feature = "mocks"))]
+pub use clock::MockClock;
+#[cfg(any(test, feature = "mocks"))]
+pub use debug_log::MockDebugLog;
+#[cfg(any(test, feature = "mocks"))]
+pub use org_repo::MockOrgRepo;
+#[cfg(any(test, feature = "mocks"))]
+pub use provisioning_store::MockProvisioningStore;
+#[cfg(any(test, feature = "mocks"))]
+pub use stigg_gateway::MockStiggGateway;
+#[cfg(any(test, feature = "mocks"))]
+pub use subscription_repo::MockSubscriptionRepo;
+
+/// What can go wrong in any store (database) port.
+///
+/// Messages are for logs: they may carry the driver's words but never SQL text or
+/// credentials. Callers show users only a fixed message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RepoError {
+    /// The store cannot be reached now (pool timeout, connection refused or lost); a retry
+    /// later may succeed.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else the store reported.
+    #[error("database error: {0}")]
+    Unexpected(String),
+}

@@ -1,0 +1,12 @@
+use async_trait::async_trait;
+
+use super::RepoError;
+use crate::model::{OrgId, Organization};
+
+/// Organizations, as the organization stories stored them.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait OrgRepo: Send + Sync {
+    /// The organization with this id, or `None`.
+    async fn find(&self, id: &OrgId) -> Result<Option<Organization>, RepoError>;
+}

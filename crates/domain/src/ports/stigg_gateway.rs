@@ -1,0 +1,119 @@
+use std::time::Instant;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::model::{
+    BillingPeriod, CorrelationId, OrgId, PlanCode, StripeCustomerId, StripeSubscriptionId, TenantId,
+};
+
+/// What every Stigg call carries: whose operation it is and when it must give up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallContext {
+    pub correlation_id: CorrelationId,
+    /// No attempt, retry or wait for the rate limit may run past this instant.
+    pub deadline: Instant,
+}
+
+/// A customer to create in Stigg for an organization.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerProvisioning {
+    /// The Stigg customer id: the organization id.
+    pub customer_id: OrgId,
+    pub name: String,
+    pub email: Option<String>,
+    /// The Stripe customer that bills this organization.
+    pub billing_id: StripeCustomerId,
+    pub tenant_id: Option<TenantId>,
+}
+
+/// A trial Stripe is running, mirrored in Stigg.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrialConfiguration {
+    pub ends_at: Option<DateTime<Utc>>,
+}
+
+/// A subscription to create in Stigg, mirroring the Stripe subscription.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubscriptionProvisioning {
+    /// The Stigg subscription id: the Stripe subscription id.
+    pub subscription_id: StripeSubscriptionId,
+    pub customer_id: OrgId,
+    pub plan_code: PlanCode,
+    pub stigg_plan_id: String,
+    pub billing_period: BillingPeriod,
+    pub trial: Option<TrialConfiguration>,
+}
+
+/// A customer that exists in Stigg (created now, or found identical after a conflict).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StiggCustomer {
+    pub id: String,
+}
+
+/// A subscription that exists in Stigg (created now, or found identical after a conflict).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StiggSubscription {
+    pub id: String,
+}
+
+/// Why Stigg did not provision what was asked. Every variant's message is safe to show to
+/// the caller: no key, no body, no stack.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StiggError {
+    /// Transient failures (5xx, 408, 429, timeouts, broken connections) outlasted the retries
+    /// or the deadline. `cause` names the last one, e.g. "HTTP 503".
+    #[error("Stigg API unavailable after {attempts} attempt{s} ({cause})", s = if *attempts == 1 { "" } else { "s" })]
+    Unavailable { attempts: u32, cause: String },
+    /// Our own budget of calls per minute would make this call wait past its deadline.
+    #[error("Stigg rate limit reached, retry later")]
+    RateLimited,
+    /// 401 or 403: the key is wrong or lacks a permission.
+    #[error("Stigg rejected the API key")]
+    Unauthorized,
+    /// Stigg refused the request itself (400, 404, other 4xx): a configuration or data error.
+    #[error("Stigg rejected the {operation} request (HTTP {status} {code}): {message}")]
+    Rejected {
+        operation: &'static str,
+        status: u16,
+        code: String,
+        message: String,
+    },
+    /// The entity already exists in Stigg, but not as we would have created it.
+    #[error("{entity} '{id}' exists in Stigg with different data ({difference})")]
+    Conflict {
+        entity: &'static str,
+        id: String,
+        difference: String,
+    },
+    /// Stigg wants to collect a payment; billing belongs to Stripe, so this is a failure.
+    #[error(
+        "Stigg answered PAYMENT_REQUIRED for subscription '{0}': payment collection must stay with Stripe"
+    )]
+    PaymentRequired(String),
+    /// Stigg answered something we cannot read.
+    #[error("Stigg sent an unexpected response to the {operation} request: {detail}")]
+    InvalidResponse {
+        operation: &'static str,
+        detail: String,
+    },
+}
+
+/// Stigg, the entitlement platform. Implementations retry transient failures themselves
+/// (with one idempotency key per entity), read an entity back after a 409 and return `Ok`
+/// when it matches what was asked.
+#[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
+#[async_trait]
+pub trait StiggGateway: Send + Sync {
+    async fn provision_customer(
+        &self,
+        customer: &CustomerProvisioning,
+        ctx: &CallContext,
+    ) -> Result<StiggCustomer, StiggError>;
+
+    async fn provision_subscription(
+        &self,
+        subscription: &SubscriptionProvisioning,
+        ctx: &CallContext,
+    ) -> Result<StiggSubscription, StiggError>;
+}

@@ -1,0 +1,3 @@
+//! The use cases: one module per thing the onboarding service does.
+
+pub mod provision_subscription;

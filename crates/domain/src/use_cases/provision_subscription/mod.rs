@@ -1,0 +1,329 @@
+//! Provision an organization's subscription in Stigg, after Stripe created it.
+//!
+//! The steps are the contract's: check the organization, its Stripe customer and the
+//! subscription; answer from the record when it is already provisioned; otherwise take the
+//! subscription's lease (so exactly one caller, on any instance, talks to Stigg), create the
+//! customer unless recorded, create the subscription, and record each step as it succeeds so
+//! a retry resumes where the last attempt stopped.
+
+mod request;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{debug, info, warn};
+
+pub use request::{Field, FieldError, ProvisionRequest, RawProvisionRequest};
+
+use crate::model::{
+    CorrelationId, LeaseToken, OrgId, Organization, PlanCode, ProvisionedCustomer,
+    ProvisionedSubscription, ProvisioningState, StripeCustomerId, StripeSubscriptionId,
+    Subscription, TenantId,
+};
+use crate::ports::{
+    CallContext, Clock, CustomerProvisioning, OrgRepo, ProvisioningStore, RepoError, StiggError,
+    StiggGateway, SubscriptionProvisioning, SubscriptionRepo, TrialConfiguration,
+};
+
+/// Who asks, beyond the request itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperationContext {
+    pub correlation_id: CorrelationId,
+    /// When given, the organization must belong to this tenant.
+    pub tenant_id: Option<TenantId>,
+}
+
+/// The answer: the subscription exists in Stigg under these ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provisioned {
+    pub stigg_customer_id: String,
+    pub stigg_subscription_id: String,
+    /// True when an earlier request had already finished the work (Stigg was not called).
+    pub already_provisioned: bool,
+}
+
+/// Why provisioning did not happen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ProvisionError {
+    #[error("organization '{org_id}' not found")]
+    OrganizationNotFound { org_id: OrgId },
+    #[error("Stripe customer '{stripe_customer_id}' not found for organization '{org_id}'")]
+    StripeCustomerNotFound {
+        org_id: OrgId,
+        stripe_customer_id: StripeCustomerId,
+    },
+    #[error("subscription '{stripe_subscription_id}' not found for organization '{org_id}'")]
+    SubscriptionNotFound {
+        org_id: OrgId,
+        stripe_subscription_id: StripeSubscriptionId,
+    },
+    #[error("plan code '{requested}' is not the subscription's plan")]
+    PlanMismatch { requested: PlanCode, actual: String },
+    #[error(
+        "subscription '{stripe_subscription_id}' is being provisioned by another request; retry later"
+    )]
+    InProgress {
+        stripe_subscription_id: StripeSubscriptionId,
+    },
+    #[error(transparent)]
+    Stigg(#[from] StiggError),
+    #[error(transparent)]
+    Store(#[from] RepoError),
+}
+
+/// Time limits of one provisioning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProvisioningPolicy {
+    /// The whole operation, waits for another holder included.
+    pub deadline: Duration,
+    /// How long a lease protects a holder that may have crashed. Longer than `deadline`, so a
+    /// live holder never loses it.
+    pub lease_ttl: Duration,
+    /// First pause while another request holds the lease; doubles up to `max_poll_interval`.
+    pub poll_interval: Duration,
+    pub max_poll_interval: Duration,
+}
+
+impl Default for ProvisioningPolicy {
+    fn default() -> Self {
+        Self {
+            deadline: Duration::from_secs(15),
+            lease_ttl: Duration::from_secs(20),
+            poll_interval: Duration::from_millis(20),
+            max_poll_interval: Duration::from_millis(250),
+        }
+    }
+}
+
+/// The use case, holding its ports.
+#[derive(Clone)]
+pub struct ProvisionSubscription {
+    orgs: Arc<dyn OrgRepo>,
+    subscriptions: Arc<dyn SubscriptionRepo>,
+    store: Arc<dyn ProvisioningStore>,
+    stigg: Arc<dyn StiggGateway>,
+    clock: Arc<dyn Clock>,
+    policy: ProvisioningPolicy,
+}
+
+impl ProvisionSubscription {
+    pub fn new(
+        orgs: Arc<dyn OrgRepo>,
+        subscriptions: Arc<dyn SubscriptionRepo>,
+        store: Arc<dyn ProvisioningStore>,
+        stigg: Arc<dyn StiggGateway>,
+        clock: Arc<dyn Clock>,
+        policy: ProvisioningPolicy,
+    ) -> Self {
+        Self {
+            orgs,
+            subscriptions,
+            store,
+            stigg,
+            clock,
+            policy,
+        }
+    }
+
+    pub fn policy(&self) -> ProvisioningPolicy {
+        self.policy
+    }
+
+    pub async fn execute(
+        &self,
+        request: &ProvisionRequest,
+        ctx: &OperationContext,
+    ) -> Result<Provisioned, ProvisionError> {
+        let deadline = self.clock.monotonic() + self.policy.deadline;
+        // Both lookups are needed on every path past validation, so they run together.
+        let (org, subscription) = futures::try_join!(
+            self.orgs.find(&request.org_id),
+            self.subscriptions
+                .find_by_stripe_id(&request.stripe_subscription_id),
+        )?;
+        let org = check_organization(org, request, ctx)?;
+        let subscription = check_subscription(subscription, request)?;
+
+        let mut pause = self.policy.poll_interval;
+        loop {
+            let customer = match self
+                .store
+                .load(&org.id, &subscription.stripe_subscription_id)
+                .await?
+            {
+                ProvisioningState::Done(done) => {
+                    debug!(subscription = %done.stripe_subscription_id, "already provisioned");
+                    return Ok(Provisioned {
+                        stigg_customer_id: done.stigg_customer_id,
+                        stigg_subscription_id: done.stigg_subscription_id,
+                        already_provisioned: true,
+                    });
+                }
+                ProvisioningState::Pending { customer } => customer,
+            };
+            let lease = self
+                .store
+                .try_acquire_lease(
+                    &org.id,
+                    &subscription.stripe_subscription_id,
+                    self.clock.now(),
+                    self.policy.lease_ttl,
+                )
+                .await?;
+            if let Some(lease) = lease {
+                let call = CallContext {
+                    correlation_id: ctx.correlation_id.clone(),
+                    deadline,
+                };
+                let outcome = self
+                    .provision(request, ctx, &org, &subscription, customer, &call)
+                    .await;
+                if let Err(error) = &outcome {
+                    self.give_back(&lease, error).await;
+                }
+                return outcome;
+            }
+            // Another request holds the lease: wait for it to finish (or for its lease to
+            // lapse), but never past our own deadline.
+            if self.clock.monotonic() + pause >= deadline {
+                return Err(ProvisionError::InProgress {
+                    stripe_subscription_id: subscription.stripe_subscription_id,
+                });
+            }
+            self.clock.sleep(pause).await;
+            pause = (pause * 2).min(self.policy.max_poll_interval);
+        }
+    }
+
+    /// The Stigg calls, made while holding the lease.
+    async fn provision(
+        &self,
+        request: &ProvisionRequest,
+        ctx: &OperationContext,
+        org: &Organization,
+        subscription: &Subscription,
+        customer: Option<ProvisionedCustomer>,
+        call: &CallContext,
+    ) -> Result<Provisioned, ProvisionError> {
+        let stigg_customer_id = match customer {
+            Some(customer) => customer.stigg_customer_id,
+            None => {
+                let created = self
+                    .stigg
+                    .provision_customer(
+                        &CustomerProvisioning {
+                            customer_id: org.id.clone(),
+                            name: org.name.clone(),
+                            email: org.email.clone(),
+                            billing_id: request.stripe_customer_id.clone(),
+                            tenant_id: ctx.tenant_id.clone(),
+                        },
+                        call,
+                    )
+                    .await?;
+                info!(org_id = %org.id, stigg_customer_id = %created.id, "customer provisioned in Stigg");
+                self.store
+                    .record_customer(&ProvisionedCustomer {
+                        org_id: org.id.clone(),
+                        stigg_customer_id: created.id.clone(),
+                        billing_id: request.stripe_customer_id.clone(),
+                        provisioned_at: self.clock.now(),
+                    })
+                    .await?;
+                created.id
+            }
+        };
+
+        let created = self
+            .stigg
+            .provision_subscription(
+                &SubscriptionProvisioning {
+                    subscription_id: subscription.stripe_subscription_id.clone(),
+                    customer_id: org.id.clone(),
+                    plan_code: request.plan.code.clone(),
+                    stigg_plan_id: request.plan.stigg_plan_id.clone(),
+                    billing_period: request.plan.billing_period,
+                    trial: subscription
+                        .trial_end()
+                        .map(|ends_at| TrialConfiguration { ends_at }),
+                },
+                call,
+            )
+            .await?;
+        info!(
+            org_id = %org.id,
+            stigg_subscription_id = %created.id,
+            "subscription provisioned in Stigg"
+        );
+        self.store
+            .record_subscription(&ProvisionedSubscription {
+                org_id: org.id.clone(),
+                stripe_subscription_id: subscription.stripe_subscription_id.clone(),
+                stigg_customer_id: stigg_customer_id.clone(),
+                stigg_subscription_id: created.id.clone(),
+                provisioned_at: self.clock.now(),
+            })
+            .await?;
+        Ok(Provisioned {
+            stigg_customer_id,
+            stigg_subscription_id: created.id,
+            already_provisioned: false,
+        })
+    }
+
+    /// Releases the lease after a failure so the next request need not wait for it to lapse.
+    /// If this fails too, the lease lapses by itself; the caller's error matters more.
+    async fn give_back(&self, lease: &LeaseToken, error: &ProvisionError) {
+        if let Err(release_error) = self.store.release_lease(lease, &error.to_string()).await {
+            warn!(
+                subscription = %lease.stripe_subscription_id,
+                error = %release_error,
+                "could not release the provisioning lease; it will lapse"
+            );
+        }
+    }
+}
+
+fn check_organization(
+    org: Option<Organization>,
+    request: &ProvisionRequest,
+    ctx: &OperationContext,
+) -> Result<Organization, ProvisionError> {
+    let in_tenant = |org: &Organization| match &ctx.tenant_id {
+        Some(tenant) => org.tenant_id.as_deref() == Some(tenant.as_str()),
+        None => true,
+    };
+    let org = org
+        .filter(in_tenant)
+        .ok_or_else(|| ProvisionError::OrganizationNotFound {
+            org_id: request.org_id.clone(),
+        })?;
+    if org.stripe_customer_id.as_deref() != Some(request.stripe_customer_id.as_str()) {
+        return Err(ProvisionError::StripeCustomerNotFound {
+            org_id: request.org_id.clone(),
+            stripe_customer_id: request.stripe_customer_id.clone(),
+        });
+    }
+    Ok(org)
+}
+
+fn check_subscription(
+    subscription: Option<Subscription>,
+    request: &ProvisionRequest,
+) -> Result<Subscription, ProvisionError> {
+    let subscription = subscription
+        .filter(|s| s.organization_id == request.org_id.as_str())
+        .ok_or_else(|| ProvisionError::SubscriptionNotFound {
+            org_id: request.org_id.clone(),
+            stripe_subscription_id: request.stripe_subscription_id.clone(),
+        })?;
+    if subscription.plan_code != request.plan.code.as_str() {
+        return Err(ProvisionError::PlanMismatch {
+            requested: request.plan.code.clone(),
+            actual: subscription.plan_code,
+        });
+    }
+    Ok(subscription)
+}
