@@ -1,0 +1,305 @@
+//! The Stigg REST v1 routes. Every request takes the same path: logged, then a scripted fault if
+//! one matches, then the API key, the JSON body, the idempotency cache, the rate limit, and
+//! finally the operation.
+
+use std::time::{Duration, Instant};
+
+use actix_web::http::header::{CONTENT_TYPE, HeaderMap, USER_AGENT};
+use actix_web::web::{self, Bytes};
+use actix_web::{HttpRequest, HttpResponse};
+use chrono::Utc;
+use serde_json::{Map, Value};
+
+use crate::emulator::{Emulator, LoggedRequest, State};
+use crate::faults::{self, FaultAction, ResetBody, TruncatedBody};
+use crate::provisioning;
+use crate::reply::Reply;
+
+pub(super) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/v1")
+            .route("/customers", web::post().to(create_customer))
+            .route("/customers/{id}", web::get().to(get_customer))
+            .route("/subscriptions", web::post().to(create_subscription))
+            .route("/subscriptions/{id}", web::get().to(get_subscription))
+            // Unknown routes are still logged, faulted and authenticated like real ones.
+            .default_service(web::to(unknown_route)),
+    );
+}
+
+async fn create_customer(
+    emulator: web::Data<Emulator>,
+    request: HttpRequest,
+    body: Bytes,
+) -> HttpResponse {
+    serve(
+        &emulator,
+        &request,
+        &body,
+        Operation::Create(Mutation::Customer),
+    )
+    .await
+}
+
+async fn get_customer(
+    emulator: web::Data<Emulator>,
+    request: HttpRequest,
+    body: Bytes,
+) -> HttpResponse {
+    let id = request.match_info().get("id").unwrap_or_default();
+    serve(&emulator, &request, &body, Operation::GetCustomer(id)).await
+}
+
+async fn create_subscription(
+    emulator: web::Data<Emulator>,
+    request: HttpRequest,
+    body: Bytes,
+) -> HttpResponse {
+    serve(
+        &emulator,
+        &request,
+        &body,
+        Operation::Create(Mutation::Subscription),
+    )
+    .await
+}
+
+async fn get_subscription(
+    emulator: web::Data<Emulator>,
+    request: HttpRequest,
+    body: Bytes,
+) -> HttpResponse {
+    let id = request.match_info().get("id").unwrap_or_default();
+    serve(&emulator, &request, &body, Operation::GetSubscription(id)).await
+}
+
+async fn unknown_route(
+    emulator: web::Data<Emulator>,
+    request: HttpRequest,
+    body: Bytes,
+) -> HttpResponse {
+    serve(&emulator, &request, &body, Operation::Unknown).await
+}
+
+#[derive(Clone, Copy)]
+enum Operation<'a> {
+    Create(Mutation),
+    GetCustomer(&'a str),
+    GetSubscription(&'a str),
+    Unknown,
+}
+
+#[derive(Clone, Copy)]
+enum Mutation {
+    Customer,
+    Subscription,
+}
+
+impl Mutation {
+    /// Name of the operation's rate-limit window.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Customer => "provisionCustomer",
+            Self::Subscription => "provisionSubscription",
+        }
+    }
+
+    /// The body field naming the customer whose rate-limit window the call counts against.
+    fn customer_field(self) -> &'static str {
+        match self {
+            Self::Customer => "id",
+            Self::Subscription => "customerId",
+        }
+    }
+}
+
+/// What the emulator needs from the request's head.
+struct Head {
+    method: String,
+    path: String,
+    idempotency_key: Option<String>,
+    api_key_valid: bool,
+    is_json: bool,
+}
+
+async fn serve(
+    emulator: &Emulator,
+    request: &HttpRequest,
+    body: &Bytes,
+    operation: Operation<'_>,
+) -> HttpResponse {
+    let headers = request.headers();
+    let head = Head {
+        method: request.method().as_str().to_owned(),
+        path: request.path().to_owned(),
+        idempotency_key: header(headers, "idempotency-key").filter(|key| !key.is_empty()),
+        api_key_valid: header(headers, "x-api-key").is_some_and(|key| key == emulator.api_key()),
+        is_json: header(headers, CONTENT_TYPE.as_str()).is_some_and(|value| {
+            let mime = value.split(';').next().unwrap_or_default();
+            mime.trim().eq_ignore_ascii_case("application/json")
+        }),
+    };
+    let logged = LoggedRequest {
+        method: head.method.clone(),
+        path: head.path.clone(),
+        idempotency_key: head.idempotency_key.clone(),
+        correlation_id: header(headers, "x-correlation-id"),
+        api_key_valid: head.api_key_valid,
+        user_agent: header(headers, USER_AGENT.as_str()),
+        body: logged_body(body),
+        status: 0,
+        at: Utc::now(),
+    };
+    let (log_number, fault) = {
+        let mut state = emulator.lock();
+        let log_number = state.log_request(logged);
+        let fault = faults::take_matching(&mut state.faults, &head.method, &head.path);
+        (log_number, fault)
+    };
+
+    let (status, response) = match fault {
+        Some(FaultAction::Truncate) => (
+            200,
+            HttpResponse::Ok()
+                .content_type("application/json")
+                .body(TruncatedBody::new()),
+        ),
+        Some(FaultAction::Reset) => (0, HttpResponse::Ok().body(ResetBody)),
+        Some(FaultAction::Status {
+            status,
+            body,
+            retry_after,
+            retry_after_ms,
+        }) => {
+            let mut reply = Reply::raw(
+                status,
+                body.unwrap_or_else(|| {
+                    serde_json::json!({
+                        "code": "InjectedFault",
+                        "message": format!("Injected fault: HTTP {status}"),
+                    })
+                }),
+            );
+            if let Some(value) = retry_after {
+                reply = reply.with_header("retry-after", value);
+            }
+            if let Some(ms) = retry_after_ms {
+                reply = reply.with_header("retry-after-ms", ms.to_string());
+            }
+            (reply.status, reply.to_response())
+        }
+        Some(FaultAction::Delay { ms }) => {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            let reply = answer(emulator, &head, body, operation);
+            (reply.status, reply.to_response())
+        }
+        None => {
+            let reply = answer(emulator, &head, body, operation);
+            (reply.status, reply.to_response())
+        }
+    };
+    emulator.lock().set_logged_status(log_number, status);
+    tracing::debug!(method = %head.method, path = %head.path, status, "stigg emulator request");
+    response
+}
+
+/// The emulator's real answer, once faults are out of the way.
+fn answer(emulator: &Emulator, head: &Head, body: &[u8], operation: Operation<'_>) -> Reply {
+    if !head.api_key_valid {
+        return Reply::unauthenticated();
+    }
+    let mutation = match operation {
+        Operation::Create(mutation) => mutation,
+        Operation::GetCustomer(id) => {
+            return provisioning::get_customer(&emulator.lock().store, id);
+        }
+        Operation::GetSubscription(id) => {
+            return provisioning::get_subscription(&emulator.lock().store, id);
+        }
+        Operation::Unknown => {
+            return Reply::error(
+                404,
+                "NotFound",
+                format!("Cannot {} {}", head.method, head.path),
+            );
+        }
+    };
+    let fields = match json_object(head, body) {
+        Ok(fields) => fields,
+        Err(reply) => return reply,
+    };
+    let customer_id = fields
+        .get(mutation.customer_field())
+        .and_then(Value::as_str);
+
+    // Held from the idempotency check to the insert, so that concurrent requests with one key
+    // (or one entity id) cannot both create.
+    let mut guard = emulator.lock();
+    let state: &mut State = &mut guard;
+    if let Some(key) = &head.idempotency_key
+        && let Some(stored) = state.idempotency.get(key)
+    {
+        // Same key, any body: the first answer is replayed (Stigg documents only "returns the
+        // cached response"), and a replay does not count against rate limits.
+        return stored
+            .clone()
+            .with_header("idempotent-replayed", "true".to_owned());
+    }
+    if let Some(limit) = &state.rate_limit
+        && let Err(wait) = state
+            .limiter
+            .admit(limit, mutation.name(), customer_id, Instant::now())
+    {
+        let reply = Reply::error(429, "RateLimitExceeded", "Too many requests");
+        return match limit.retry_after.header(wait) {
+            Some((name, value)) => reply.with_header(name, value),
+            None => reply,
+        };
+    }
+    let now = Utc::now();
+    let reply = match mutation {
+        Mutation::Customer => provisioning::create_customer(&mut state.store, &fields, now),
+        Mutation::Subscription => {
+            provisioning::create_subscription(&mut state.store, emulator.plans(), &fields, now)
+        }
+    };
+    if let Some(key) = &head.idempotency_key
+        && reply.is_replayable()
+    {
+        state.idempotency.insert(key.clone(), reply.clone());
+    }
+    reply
+}
+
+/// The body of a mutation, which must be a JSON object sent as `application/json`. These
+/// refusals are not cached under the idempotency key: the request never reached Stigg's logic.
+fn json_object(head: &Head, body: &[u8]) -> Result<Map<String, Value>, Reply> {
+    if !head.is_json {
+        return Err(Reply::bad_input("Content-Type must be application/json"));
+    }
+    match serde_json::from_slice(body) {
+        Ok(Value::Object(fields)) => Ok(fields),
+        Ok(_) => Err(Reply::bad_input("Request body must be a JSON object")),
+        Err(error) => Err(Reply::bad_input(format!(
+            "Request body is not valid JSON: {error}"
+        ))),
+    }
+}
+
+fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// The body as JSON when it is JSON, else as a string, so that the log shows what was sent.
+fn logged_body(body: &[u8]) -> Option<Value> {
+    if body.is_empty() {
+        return None;
+    }
+    Some(
+        serde_json::from_slice(body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(body).into_owned())),
+    )
+}
