@@ -1,0 +1,415 @@
+//! The HTTP side: one pooled `reqwest::Client`, and the attempt loop that every call goes
+//! through (rate limit, per-attempt timeout, classification, backoff, logging, observer).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use onboarding_domain::ports::{CallContext, StiggError};
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::{Method, StatusCode, Url};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::error::{error_for_status, transport_failure};
+use crate::observer::{CallEvent, CallObserver, CallOutcome};
+use crate::rate_limit::RateLimiters;
+use crate::retry::{Jitter, Sleeper, retry_after};
+use crate::{Operation, StiggConfig};
+
+const API_KEY: HeaderName = HeaderName::from_static("x-api-key");
+const CORRELATION_ID: HeaderName = HeaderName::from_static("x-correlation-id");
+const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
+const JSON: HeaderValue = HeaderValue::from_static("application/json");
+
+/// One request, built once and sent unchanged by every attempt (same idempotency key, same
+/// body), so a retried create can never make a second entity.
+#[derive(Debug)]
+pub(crate) struct HttpRequest {
+    pub(crate) method: Method,
+    pub(crate) url: Url,
+    pub(crate) idempotency_key: Option<HeaderValue>,
+    pub(crate) body: Option<Vec<u8>>,
+}
+
+/// A final answer: a status that is not retried, with its body.
+#[derive(Debug)]
+pub(crate) struct Answer {
+    pub(crate) status: StatusCode,
+    pub(crate) body: Vec<u8>,
+}
+
+/// What one attempt came to.
+enum Attempt {
+    Final(Answer),
+    Transient {
+        status: Option<u16>,
+        /// Short machine-friendly kind for logs: "http", "timeout", "connect", ...
+        kind: &'static str,
+        /// The words of `StiggError::Unavailable`'s cause: "HTTP 503", "timeout after 5s", ...
+        cause: String,
+        retry_after: Option<Duration>,
+    },
+}
+
+pub(crate) struct StiggClient {
+    http: reqwest::Client,
+    config: StiggConfig,
+    limiters: RateLimiters,
+    sleeper: Arc<dyn Sleeper>,
+    jitter: Arc<dyn Jitter>,
+    observer: Arc<dyn CallObserver>,
+}
+
+/// Why a client could not be built; the message never contains the key.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BuildFailure {
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[source] reqwest::Error),
+}
+
+impl StiggClient {
+    pub(crate) fn new(
+        config: StiggConfig,
+        sleeper: Arc<dyn Sleeper>,
+        jitter: Arc<dyn Jitter>,
+        observer: Arc<dyn CallObserver>,
+    ) -> Result<Self, BuildFailure> {
+        let calls_per_minute = std::num::NonZeroU32::new(config.calls_per_minute)
+            .ok_or_else(|| BuildFailure::Config("calls_per_minute must be at least 1".into()))?;
+        if config.attempt_timeout.is_zero() {
+            return Err(BuildFailure::Config(
+                "attempt_timeout must be positive".into(),
+            ));
+        }
+        let mut api_key = HeaderValue::from_str(config.api_key.expose_secret())
+            .ok()
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| {
+                BuildFailure::Config(
+                    "the Stigg API key is empty or has characters not allowed in an HTTP header"
+                        .into(),
+                )
+            })?;
+        // Keeps the key out of reqwest's and hyper's Debug output.
+        api_key.set_sensitive(true);
+        let user_agent = HeaderValue::from_str(&config.user_agent).map_err(|_| {
+            BuildFailure::Config(
+                "the user agent has characters not allowed in an HTTP header".into(),
+            )
+        })?;
+
+        let mut headers = HeaderMap::new();
+        headers.insert(API_KEY, api_key);
+        headers.insert(CONTENT_TYPE, JSON);
+        headers.insert(ACCEPT, JSON);
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .user_agent(user_agent)
+            // A redirect would carry X-API-KEY to another host (reqwest strips only standard
+            // credential headers) and turn a POST into a GET; Stigg never redirects.
+            .redirect(reqwest::redirect::Policy::none())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .tcp_keepalive(Duration::from_secs(30))
+            .build()
+            .map_err(BuildFailure::Http)?;
+        Ok(Self {
+            http,
+            config,
+            limiters: RateLimiters::new(calls_per_minute),
+            sleeper,
+            jitter,
+            observer,
+        })
+    }
+
+    pub(crate) fn config(&self) -> &StiggConfig {
+        &self.config
+    }
+
+    fn api_key(&self) -> &SecretString {
+        &self.config.api_key
+    }
+
+    /// The error for a final answer that `interpret` does not accept.
+    pub(crate) fn error_for(&self, operation: Operation, answer: &Answer) -> StiggError {
+        error_for_status(
+            operation,
+            answer.status,
+            &answer.body,
+            self.api_key().expose_secret(),
+        )
+    }
+
+    /// Sends `request` until it gets a final answer (or gives up), turns that answer into a
+    /// result with `interpret`, and reports the outcome to the observer.
+    pub(crate) async fn call<T>(
+        &self,
+        operation: Operation,
+        request: &HttpRequest,
+        ctx: &CallContext,
+        interpret: impl FnOnce(Answer) -> Result<T, StiggError> + Send,
+    ) -> Result<T, StiggError> {
+        let started = Instant::now();
+        let result = match self.execute(operation, request, ctx).await {
+            Ok(answer) => interpret(answer),
+            Err(error) => Err(error),
+        };
+        let outcome = match &result {
+            Ok(_) => CallOutcome::Success,
+            Err(StiggError::RateLimited) => CallOutcome::RateLimited,
+            Err(_) => CallOutcome::Failed,
+        };
+        self.observer.observe(CallEvent {
+            operation,
+            outcome,
+            latency: started.elapsed(),
+        });
+        result
+    }
+
+    /// The attempt loop. Returns the first final answer, or `RateLimited` / `Unavailable`.
+    async fn execute(
+        &self,
+        operation: Operation,
+        request: &HttpRequest,
+        ctx: &CallContext,
+    ) -> Result<Answer, StiggError> {
+        let max_attempts = self.config.max_attempts.max(1);
+        // The cause of the last transient failure, reported if we give up.
+        let mut last_cause: Option<String> = None;
+        for attempt in 1..=max_attempts {
+            let made = attempt - 1;
+            if let Err(refused) = self
+                .limiters
+                .acquire(operation, ctx.deadline, self.sleeper.as_ref())
+                .await
+            {
+                tracing::warn!(
+                    correlation_id = %ctx.correlation_id,
+                    operation = operation.as_str(),
+                    attempt,
+                    error_kind = "rate_limited",
+                    wait_ms = millis(refused.wait),
+                    "Stigg call not sent: the client-side rate limit would outlast the deadline"
+                );
+                // Before any attempt this is a rate-limit refusal; after transient failures
+                // the real story is the failure that made us retry.
+                return Err(match last_cause {
+                    None => StiggError::RateLimited,
+                    Some(cause) => StiggError::Unavailable {
+                        attempts: made,
+                        cause,
+                    },
+                });
+            }
+            let remaining = ctx.deadline.saturating_duration_since(Instant::now());
+            if remaining.is_zero() {
+                return Err(StiggError::Unavailable {
+                    attempts: made,
+                    cause: last_cause.unwrap_or_else(|| "deadline passed before the call".into()),
+                });
+            }
+            let budget = self.config.attempt_timeout.min(remaining);
+            let started = Instant::now();
+            let outcome = self.attempt(request, ctx, budget).await;
+            let duration_ms = millis(started.elapsed());
+
+            let (status, kind, cause, hinted) = match outcome {
+                Attempt::Final(answer) => {
+                    let status = answer.status.as_u16();
+                    if answer.status.is_success() || status == 409 {
+                        tracing::info!(
+                            correlation_id = %ctx.correlation_id,
+                            operation = operation.as_str(),
+                            attempt,
+                            status,
+                            duration_ms,
+                            "Stigg call answered"
+                        );
+                    } else {
+                        tracing::warn!(
+                            correlation_id = %ctx.correlation_id,
+                            operation = operation.as_str(),
+                            attempt,
+                            status,
+                            duration_ms,
+                            "Stigg call refused"
+                        );
+                    }
+                    return Ok(answer);
+                }
+                Attempt::Transient {
+                    status,
+                    kind,
+                    cause,
+                    retry_after,
+                } => (status, kind, cause, retry_after),
+            };
+
+            let next_sleep = (attempt < max_attempts)
+                .then(|| self.delay_before_next(attempt, hinted))
+                .filter(|delay| {
+                    Instant::now()
+                        .checked_add(*delay)
+                        .is_some_and(|wake| wake < ctx.deadline)
+                });
+            tracing::warn!(
+                correlation_id = %ctx.correlation_id,
+                operation = operation.as_str(),
+                attempt,
+                status,
+                error_kind = kind,
+                cause = %cause,
+                duration_ms,
+                retry_in_ms = next_sleep.map(millis),
+                "Stigg call failed transiently"
+            );
+            let Some(delay) = next_sleep else {
+                return Err(StiggError::Unavailable {
+                    attempts: attempt,
+                    cause,
+                });
+            };
+            self.observer.observe(CallEvent {
+                operation,
+                outcome: CallOutcome::Retried,
+                latency: started.elapsed(),
+            });
+            self.sleeper.sleep(delay).await;
+            last_cause = Some(cause);
+        }
+        // Unreachable: the last attempt either returns an answer or gives up above.
+        Err(StiggError::Unavailable {
+            attempts: max_attempts,
+            cause: last_cause.unwrap_or_else(|| "no attempt made".into()),
+        })
+    }
+
+    /// Stigg's `Retry-After` when it gave one, else full jitter under the backoff ceiling.
+    fn delay_before_next(&self, failed_attempt: u32, hinted: Option<Duration>) -> Duration {
+        hinted.unwrap_or_else(|| {
+            let ceiling = self.config.backoff_ceiling(failed_attempt);
+            self.jitter.pick(ceiling).min(ceiling)
+        })
+    }
+
+    /// One attempt, cut at `budget` (connect, send and reading the whole answer).
+    async fn attempt(&self, request: &HttpRequest, ctx: &CallContext, budget: Duration) -> Attempt {
+        let mut builder = self
+            .http
+            .request(request.method.clone(), request.url.clone());
+        if let Ok(correlation_id) = HeaderValue::from_str(ctx.correlation_id.as_str()) {
+            builder = builder.header(CORRELATION_ID, correlation_id);
+        }
+        if let Some(key) = &request.idempotency_key {
+            builder = builder.header(IDEMPOTENCY_KEY, key.clone());
+        }
+        if let Some(body) = &request.body {
+            builder = builder.body(body.clone());
+        }
+        let exchange = async {
+            let response = builder.send().await?;
+            let status = response.status();
+            if is_transient(status) {
+                // The status says it all; the body is not worth waiting for.
+                let hint = retry_after(response.headers(), Utc::now());
+                return Ok((status, hint, None));
+            }
+            Ok::<_, reqwest::Error>((status, None, Some(response.bytes().await)))
+        };
+        match tokio::time::timeout(budget, exchange).await {
+            Err(_) => Attempt::Transient {
+                status: None,
+                kind: "timeout",
+                cause: format!("timeout after {}", human(budget)),
+                retry_after: None,
+            },
+            Ok(Err(error)) => {
+                let (kind, cause) = transport_failure(&error);
+                Attempt::Transient {
+                    status: None,
+                    kind,
+                    cause: if kind == "timeout" {
+                        format!("timeout after {}", human(budget))
+                    } else {
+                        cause.to_owned()
+                    },
+                    retry_after: None,
+                }
+            }
+            Ok(Ok((status, hint, body))) => match body {
+                None => Attempt::Transient {
+                    status: Some(status.as_u16()),
+                    kind: "http",
+                    cause: format!("HTTP {}", status.as_u16()),
+                    retry_after: hint,
+                },
+                Some(Ok(bytes)) => Attempt::Final(Answer {
+                    status,
+                    body: bytes.to_vec(),
+                }),
+                // A success we could not read may have created the entity: retrying with the
+                // same idempotency key is safe and gets the answer again.
+                Some(Err(_)) if status.is_success() => Attempt::Transient {
+                    status: Some(status.as_u16()),
+                    kind: "truncated_body",
+                    cause: "truncated response body".into(),
+                    retry_after: None,
+                },
+                // An error status is final whatever its body; we just lose Stigg's words.
+                Some(Err(_)) => Attempt::Final(Answer {
+                    status,
+                    body: Vec::new(),
+                }),
+            },
+        }
+    }
+}
+
+/// 408, 429 and 5xx: worth another attempt.
+fn is_transient(status: StatusCode) -> bool {
+    matches!(status.as_u16(), 408 | 429) || status.is_server_error()
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// "5s" for whole seconds, "200ms" otherwise.
+fn human(duration: Duration) -> String {
+    if duration.subsec_nanos() == 0 {
+        format!("{}s", duration.as_secs())
+    } else {
+        format!("{}ms", millis(duration))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human(Duration::from_secs(5)), "5s");
+        assert_eq!(human(Duration::from_millis(200)), "200ms");
+        assert_eq!(human(Duration::from_millis(1500)), "1500ms");
+    }
+
+    #[test]
+    fn transient_statuses() {
+        for code in [408, 429, 500, 502, 503, 504] {
+            assert!(
+                is_transient(StatusCode::from_u16(code).unwrap_or_default()),
+                "{code}"
+            );
+        }
+        for code in [200, 201, 400, 401, 403, 404, 409, 422] {
+            assert!(
+                !is_transient(StatusCode::from_u16(code).unwrap_or_default()),
+                "{code}"
+            );
+        }
+    }
+}

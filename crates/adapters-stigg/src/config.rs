@@ -1,0 +1,134 @@
+//! How to reach Stigg and how hard to try: [`StiggConfig`] and its defaults.
+
+use std::fmt;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+/// Stigg's production REST base URL.
+pub const DEFAULT_BASE_URL: &str = "https://api.stigg.io";
+/// Longest a single attempt may take (connect, send and read the whole answer).
+pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Attempts per call, the first one included.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+/// First backoff ceiling; it doubles after every failed attempt.
+pub const DEFAULT_BACKOFF_BASE: Duration = Duration::from_millis(200);
+/// Highest backoff ceiling.
+pub const DEFAULT_BACKOFF_CAP: Duration = Duration::from_secs(5);
+/// Stigg's documented limit for each provisioning mutation.
+pub const DEFAULT_CALLS_PER_MINUTE: u32 = 250;
+
+/// The `User-Agent` sent unless configured otherwise: the service and this crate's version.
+pub fn default_user_agent() -> String {
+    format!("onboarding/{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// Settings of the Stigg adapter. Build it with [`StiggConfig::new`] and adjust fields.
+///
+/// `Debug` never shows the API key.
+#[derive(Clone)]
+pub struct StiggConfig {
+    /// e.g. `https://api.stigg.io`; `/api/v1/...` is appended. A path prefix is kept.
+    pub base_url: String,
+    /// Sent as `X-API-KEY`; never logged, never put in an error.
+    pub api_key: SecretString,
+    /// Per-attempt timeout; an attempt is also cut at the call's deadline.
+    pub attempt_timeout: Duration,
+    /// Attempts per call (first one included); 0 is treated as 1.
+    pub max_attempts: u32,
+    /// Full-jitter backoff: after failed attempt `n` the sleep is random in
+    /// `[0, min(backoff_cap, backoff_base * 2^(n-1))]`.
+    pub backoff_base: Duration,
+    pub backoff_cap: Duration,
+    /// Client-side budget of each [`Operation`](crate::Operation), in calls (attempts) per
+    /// minute. Must be at least 1.
+    pub calls_per_minute: u32,
+    pub user_agent: String,
+}
+
+impl StiggConfig {
+    /// A configuration with the contract's defaults: 5 s per attempt, 3 attempts, backoff
+    /// 200 ms doubling up to 5 s, 250 calls per minute per operation.
+    pub fn new(base_url: impl Into<String>, api_key: impl Into<SecretString>) -> Self {
+        Self {
+            base_url: base_url.into(),
+            api_key: api_key.into(),
+            attempt_timeout: DEFAULT_ATTEMPT_TIMEOUT,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            backoff_base: DEFAULT_BACKOFF_BASE,
+            backoff_cap: DEFAULT_BACKOFF_CAP,
+            calls_per_minute: DEFAULT_CALLS_PER_MINUTE,
+            user_agent: default_user_agent(),
+        }
+    }
+
+    /// The upper bound of the backoff sleep after failed attempt `failed_attempt` (1-based):
+    /// `min(backoff_cap, backoff_base * 2^(failed_attempt - 1))`.
+    pub fn backoff_ceiling(&self, failed_attempt: u32) -> Duration {
+        let exponent = failed_attempt.saturating_sub(1);
+        let factor = 1u32.checked_shl(exponent).unwrap_or(u32::MAX);
+        self.backoff_base
+            .saturating_mul(factor)
+            .min(self.backoff_cap)
+    }
+}
+
+impl fmt::Debug for StiggConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StiggConfig")
+            .field("base_url", &self.base_url)
+            .field("api_key", &"[redacted]")
+            .field("attempt_timeout", &self.attempt_timeout)
+            .field("max_attempts", &self.max_attempts)
+            .field("backoff_base", &self.backoff_base)
+            .field("backoff_cap", &self.backoff_cap)
+            .field("calls_per_minute", &self.calls_per_minute)
+            .field("user_agent", &self.user_agent)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn new_applies_the_contract_defaults() {
+        let config = StiggConfig::new("http://localhost", "server-secret");
+        assert_eq!(config.attempt_timeout, Duration::from_secs(5));
+        assert_eq!(config.max_attempts, 3);
+        assert_eq!(config.backoff_base, Duration::from_millis(200));
+        assert_eq!(config.backoff_cap, Duration::from_secs(5));
+        assert_eq!(config.calls_per_minute, 250);
+        assert!(config.user_agent.starts_with("onboarding/"));
+    }
+
+    #[test]
+    fn debug_hides_the_key() {
+        let config = StiggConfig::new("http://localhost", "server-secret");
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("server-secret"), "{shown}");
+        assert!(shown.contains("[redacted]"));
+    }
+
+    #[test]
+    fn backoff_ceiling_doubles_up_to_the_cap() {
+        let config = StiggConfig::new("http://localhost", "k");
+        let ceilings: Vec<_> = (1..=7).map(|n| config.backoff_ceiling(n)).collect();
+        let ms = |v: u64| Duration::from_millis(v);
+        assert_eq!(
+            ceilings,
+            [
+                ms(200),
+                ms(400),
+                ms(800),
+                ms(1600),
+                ms(3200),
+                ms(5000),
+                ms(5000)
+            ]
+        );
+        assert_eq!(config.backoff_ceiling(0), ms(200));
+        assert_eq!(config.backoff_ceiling(200), ms(5000));
+    }
+}

@@ -1,0 +1,234 @@
+//! Reading Stigg's error bodies and turning final (non-retried) answers into [`StiggError`].
+//!
+//! Stigg's docs disagree on the error shape, so all three seen in the wild are accepted:
+//! `{code, message}`, `{error: {code, message}}` and `{error: "...", message}`.
+
+use std::error::Error as _;
+use std::io;
+
+use onboarding_domain::ports::StiggError;
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::Operation;
+
+/// Longest Stigg message we pass on; error messages end up in API answers and logs.
+const MAX_MESSAGE_CHARS: usize = 200;
+const MAX_CODE_CHARS: usize = 64;
+
+/// `code` and `message` of an error body, whichever shape it came in.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct ErrorBody {
+    pub(crate) code: Option<String>,
+    pub(crate) message: Option<String>,
+}
+
+pub(crate) fn parse_error_body(body: &[u8]) -> ErrorBody {
+    let Ok(value) = serde_json::from_slice::<Value>(body) else {
+        // Not JSON (a proxy's HTML page, say): keep a readable start of it as the message.
+        let text = String::from_utf8_lossy(body);
+        let text = text.trim();
+        return ErrorBody {
+            code: None,
+            message: (!text.is_empty()).then(|| text.to_owned()),
+        };
+    };
+    let text = |v: Option<&Value>| v.and_then(Value::as_str).map(str::to_owned);
+    match value.get("error") {
+        Some(nested @ Value::Object(_)) => ErrorBody {
+            code: text(nested.get("code")),
+            message: text(nested.get("message")).or_else(|| text(value.get("message"))),
+        },
+        Some(Value::String(code)) => ErrorBody {
+            code: Some(code.clone()),
+            message: text(value.get("message")),
+        },
+        _ => ErrorBody {
+            code: text(value.get("code")),
+            message: text(value.get("message")),
+        },
+    }
+}
+
+/// The error for an answer that is final and not a success: 401/403, other 4xx (409 is
+/// handled by the caller), and anything else unexpected.
+pub(crate) fn error_for_status(
+    operation: Operation,
+    status: StatusCode,
+    body: &[u8],
+    api_key: &str,
+) -> StiggError {
+    match status.as_u16() {
+        // Whatever Stigg said, nothing of the request (the key above all) is repeated.
+        401 | 403 => StiggError::Unauthorized,
+        code @ 400..=499 => {
+            let parsed = parse_error_body(body);
+            StiggError::Rejected {
+                operation: operation.as_str(),
+                status: code,
+                code: parsed
+                    .code
+                    .map(|c| clean(&c, MAX_CODE_CHARS, api_key))
+                    .filter(|c| !c.is_empty())
+                    .unwrap_or_else(|| "unknown".to_owned()),
+                message: parsed
+                    .message
+                    .map(|m| clean(&m, MAX_MESSAGE_CHARS, api_key))
+                    .filter(|m| !m.is_empty())
+                    .unwrap_or_else(|| "no message".to_owned()),
+            }
+        }
+        _ => StiggError::InvalidResponse {
+            operation: operation.as_str(),
+            detail: format!("unexpected HTTP {}", status.as_u16()),
+        },
+    }
+}
+
+pub(crate) fn invalid_response(operation: Operation, detail: impl Into<String>) -> StiggError {
+    StiggError::InvalidResponse {
+        operation: operation.as_str(),
+        detail: detail.into(),
+    }
+}
+
+/// Text from Stigg made safe to show: one line, at most `max_chars` characters, and never
+/// the API key, should a proxy echo it.
+pub(crate) fn clean(text: &str, max_chars: usize, api_key: &str) -> String {
+    let redacted = if api_key.is_empty() {
+        text.to_owned()
+    } else {
+        text.replace(api_key, "[redacted]")
+    };
+    let one_line: String = redacted
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let trimmed = one_line.trim();
+    match trimmed.char_indices().nth(max_chars) {
+        Some((cut, _)) => format!("{}…", &trimmed[..cut]),
+        None => trimmed.to_owned(),
+    }
+}
+
+/// Why an attempt failed below HTTP, in the words of [`StiggError::Unavailable`]'s cause,
+/// plus a short kind for logs.
+pub(crate) fn transport_failure(error: &reqwest::Error) -> (&'static str, &'static str) {
+    if error.is_timeout() {
+        return ("timeout", "timeout");
+    }
+    if error.is_connect() {
+        return ("connect", "connection error");
+    }
+    let mut source = error.source();
+    while let Some(inner) = source {
+        if let Some(io) = inner.downcast_ref::<io::Error>()
+            && matches!(
+                io.kind(),
+                io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::BrokenPipe
+            )
+        {
+            return ("reset", "connection reset");
+        }
+        source = inner.source();
+    }
+    ("transport", "connection error")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(body: &str) -> ErrorBody {
+        parse_error_body(body.as_bytes())
+    }
+
+    fn both(code: &str, message: &str) -> ErrorBody {
+        ErrorBody {
+            code: Some(code.into()),
+            message: Some(message.into()),
+        }
+    }
+
+    #[test]
+    fn accepts_the_three_error_shapes() {
+        assert_eq!(
+            parsed(r#"{"code":"BadUserInput","message":"bad email"}"#),
+            both("BadUserInput", "bad email")
+        );
+        assert_eq!(
+            parsed(r#"{"error":{"code":"PlanNotFound","message":"no such plan"}}"#),
+            both("PlanNotFound", "no such plan")
+        );
+        assert_eq!(
+            parsed(r#"{"error":"rate_limit_exceeded","message":"Too many requests"}"#),
+            both("rate_limit_exceeded", "Too many requests")
+        );
+    }
+
+    #[test]
+    fn tolerates_partial_and_foreign_bodies() {
+        assert_eq!(parsed(r#"{"message":"only text"}"#).code, None);
+        assert_eq!(parsed("").message, None);
+        assert_eq!(
+            parsed("<html>Bad gateway</html>").message.as_deref(),
+            Some("<html>Bad gateway</html>")
+        );
+        assert_eq!(parsed(r#"[1,2]"#), ErrorBody::default());
+    }
+
+    #[test]
+    fn maps_statuses() {
+        let op = Operation::ProvisionSubscription;
+        assert_eq!(
+            error_for_status(op, StatusCode::UNAUTHORIZED, b"{}", "k"),
+            StiggError::Unauthorized
+        );
+        assert_eq!(
+            error_for_status(op, StatusCode::FORBIDDEN, b"{}", "k"),
+            StiggError::Unauthorized
+        );
+        assert_eq!(
+            error_for_status(
+                op,
+                StatusCode::NOT_FOUND,
+                br#"{"code":"PlanNotFound","message":"Plan not found"}"#,
+                "k"
+            ),
+            StiggError::Rejected {
+                operation: "provision_subscription",
+                status: 404,
+                code: "PlanNotFound".into(),
+                message: "Plan not found".into(),
+            }
+        );
+        assert_eq!(
+            error_for_status(op, StatusCode::UNPROCESSABLE_ENTITY, b"", "k"),
+            StiggError::Rejected {
+                operation: "provision_subscription",
+                status: 422,
+                code: "unknown".into(),
+                message: "no message".into(),
+            }
+        );
+        assert!(matches!(
+            error_for_status(op, StatusCode::FOUND, b"", "k"),
+            StiggError::InvalidResponse { .. }
+        ));
+    }
+
+    #[test]
+    fn cleans_messages() {
+        let long = "é".repeat(300);
+        let cleaned = clean(&long, 200, "key");
+        assert_eq!(cleaned.chars().count(), 201);
+        assert!(cleaned.ends_with('…'));
+        assert_eq!(clean(" a\nb\tc ", 200, "key"), "a b c");
+        assert_eq!(
+            clean("bad key server-123!", 200, "server-123"),
+            "bad key [redacted]!"
+        );
+    }
+}

@@ -1,0 +1,316 @@
+//! What the adapter sends: headers, URLs and JSON bodies of both creates, and how it reads
+//! Stigg's success answers.
+
+use std::sync::Arc;
+
+use onboarding_adapters_stigg::HttpStiggGateway;
+use onboarding_domain::model::{BillingPeriod, OrgId};
+use onboarding_domain::ports::{
+    StiggCustomer, StiggError, StiggGateway, StiggSubscription, TrialConfiguration,
+};
+use serde_json::{Value, json};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, ResponseTemplate};
+
+use crate::support::*;
+
+async fn mount_customer_created(server: &MockServer) {
+    Mock::given(method("POST"))
+        .and(path("/api/v1/customers"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(customer_created_body()))
+        .expect(1)
+        .mount(server)
+        .await;
+}
+
+async fn mount_subscription_created(server: &MockServer) {
+    Mock::given(method("POST"))
+        .and(path("/api/v1/subscriptions"))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_json(subscription_provisioned_body("SUCCESS")),
+        )
+        .expect(1)
+        .mount(server)
+        .await;
+}
+
+#[tokio::test]
+async fn customer_create_sends_the_contract_headers_and_body() -> TestResult {
+    let server = MockServer::start().await;
+    mount_customer_created(&server).await;
+    // Used the way the service holds it: behind the port.
+    let gateway: Arc<dyn StiggGateway> = Arc::new(HttpStiggGateway::new(config_for(&server))?);
+
+    let created = gateway.provision_customer(&customer()?, &ctx15()?).await?;
+
+    assert_eq!(created, StiggCustomer { id: ORG_ID.into() });
+    let requests = received(&server).await;
+    assert_eq!(requests.len(), 1);
+    let request = &requests[0];
+    assert_eq!(header(request, "x-api-key"), Some(API_KEY));
+    assert_eq!(
+        header(request, "idempotency-key"),
+        Some("customer:org_8Yp2")
+    );
+    assert_eq!(header(request, "x-correlation-id"), Some(CORRELATION_ID));
+    assert_eq!(header(request, "user-agent"), Some(USER_AGENT));
+    assert_eq!(header(request, "content-type"), Some("application/json"));
+    assert_eq!(header(request, "accept"), Some("application/json"));
+    assert_eq!(
+        request.body_json::<Value>()?,
+        json!({
+            "id": "org_8Yp2",
+            "name": "Acme Inc",
+            "email": "owner@acme.test",
+            "billingId": "cus_Q1w2E3",
+            "metadata": { "orgId": "org_8Yp2", "stripeCustomerId": "cus_Q1w2E3", "tenantId": "tenant-1" }
+        })
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn customer_without_email_or_tenant_leaves_them_out() -> TestResult {
+    let server = MockServer::start().await;
+    mount_customer_created(&server).await;
+    let gateway = HttpStiggGateway::new(config_for(&server))?;
+    let mut bare = customer()?;
+    bare.email = None;
+    bare.tenant_id = None;
+
+    gateway.provision_customer(&bare, &ctx15()?).await?;
+
+    let requests = received(&server).await;
+    assert_eq!(
+        requests[0].body_json::<Value>()?,
+        json!({
+            "id": "org_8Yp2",
+            "name": "Acme Inc",
+            "billingId": "cus_Q1w2E3",
+            "metadata": { "orgId": "org_8Yp2", "stripeCustomerId": "cus_Q1w2E3" }
+        })
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn trialing_subscription_create_sends_the_trial_override() -> TestResult {
+    let server = MockServer::start().await;
+    mount_subscription_created(&server).await;
+    let gateway = HttpStiggGateway::new(config_for(&server))?;
+
+    let created = gateway
+        .provision_subscription(&trialing_subscription()?, &ctx15()?)
+        .await?;
+
+    assert_eq!(
+        created,
+        StiggSubscription {
+            id: STRIPE_SUBSCRIPTION.into()
+        }
+    );
+    let requests = received(&server).await;
+    let request = &requests[0];
+    assert_eq!(header(request, "x-api-key"), Some(API_KEY));
+    assert_eq!(
+        header(request, "idempotency-key"),
+        Some("subscription:sub_9Zx8Y7")
+    );
+    assert_eq!(header(request, "x-correlation-id"), Some(CORRELATION_ID));
+    assert_eq!(header(request, "user-agent"), Some(USER_AGENT));
+    assert_eq!(header(request, "content-type"), Some("application/json"));
+    assert_eq!(
+        request.body_json::<Value>()?,
+        json!({
+            "id": "sub_9Zx8Y7",
+            "customerId": "org_8Yp2",
+            "planId": "plan-starter",
+            "billingPeriod": "MONTHLY",
+            "billingId": "sub_9Zx8Y7",
+            "paymentCollectionMethod": "NONE",
+            "trialOverrideConfiguration": {
+                "isTrial": true,
+                "trialEndDate": "2030-01-15T00:00:00Z",
+                "trialEndBehavior": "CONVERT_TO_PAID"
+            },
+            "metadata": { "orgId": "org_8Yp2", "stripeSubscriptionId": "sub_9Zx8Y7", "planCode": "plan_starter_m" }
+        })
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn subscription_without_trial_has_no_trial_override() -> TestResult {
+    let server = MockServer::start().await;
+    mount_subscription_created(&server).await;
+    let gateway = HttpStiggGateway::new(config_for(&server))?;
+    let mut annual = subscription(None)?;
+    annual.billing_period = BillingPeriod::Annually;
+
+    gateway.provision_subscription(&annual, &ctx15()?).await?;
+
+    let requests = received(&server).await;
+    assert_eq!(
+        requests[0].body_json::<Value>()?,
+        json!({
+            "id": "sub_9Zx8Y7",
+            "customerId": "org_8Yp2",
+            "planId": "plan-starter",
+            "billingPeriod": "ANNUALLY",
+            "billingId": "sub_9Zx8Y7",
+            "paymentCollectionMethod": "NONE",
+            "metadata": { "orgId": "org_8Yp2", "stripeSubscriptionId": "sub_9Zx8Y7", "planCode": "plan_starter_m" }
+        })
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn trial_without_end_date_sends_no_end_date() -> TestResult {
+    let server = MockServer::start().await;
+    mount_subscription_created(&server).await;
+    let gateway = HttpStiggGateway::new(config_for(&server))?;
+    let open_trial = subscription(Some(TrialConfiguration { ends_at: None }))?;
+
+    gateway
+        .provision_subscription(&open_trial, &ctx15()?)
+        .await?;
+
+    let body = received(&server).await[0].body_json::<Value>()?;
+    assert_eq!(
+        body["trialOverrideConfiguration"],
+        json!({ "isTrial": true, "trialEndBehavior": "CONVERT_TO_PAID" })
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn base_url_path_prefix_and_trailing_slash_are_kept() -> TestResult {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/stigg/api/v1/customers"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(customer_created_body()))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let gateway = HttpStiggGateway::new(config(&format!("{}/stigg/", server.uri())))?;
+
+    gateway.provision_customer(&customer()?, &ctx15()?).await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn any_2xx_creates_the_customer_even_without_a_body() -> TestResult {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/v1/customers"))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let gateway = HttpStiggGateway::new(config_for(&server))?;
+    let mut other = customer()?;
+    other.customer_id = OrgId::parse("org.other-1")?;
+
+    let created = gateway.provision_customer(&other, &ctx15()?).await?;
+
+    assert_eq!(created.id, "org.other-1");
+    Ok(())
+}
+
+#[tokio::test]
+async fn unreadable_success_answers_are_invalid_responses() -> TestResult {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/v1/subscriptions"))
+        .respond_with(ResponseTemplate::new(201).set_body_string("<html>ok</html>"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/v1/customers"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("not json"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let gateway = HttpStiggGateway::new(config_for(&server))?;
+
+    let subscription = gateway
+        .provision_subscription(&trialing_subscription()?, &ctx15()?)
+        .await;
+    let customer = gateway.provision_customer(&customer()?, &ctx15()?).await;
+
+    assert!(
+        matches!(
+            subscription,
+            Err(StiggError::InvalidResponse {
+                operation: "provision_subscription",
+                ..
+            })
+        ),
+        "{subscription:?}"
+    );
+    assert!(
+        matches!(
+            customer,
+            Err(StiggError::InvalidResponse {
+                operation: "provision_customer",
+                ..
+            })
+        ),
+        "{customer:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn unknown_subscription_status_is_an_invalid_response() -> TestResult {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/v1/subscriptions"))
+        .respond_with(
+            ResponseTemplate::new(201).set_body_json(subscription_provisioned_body("PENDING")),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let gateway = HttpStiggGateway::new(config_for(&server))?;
+
+    let result = gateway
+        .provision_subscription(&trialing_subscription()?, &ctx15()?)
+        .await;
+
+    assert_eq!(
+        result,
+        Err(StiggError::InvalidResponse {
+            operation: "provision_subscription",
+            detail: "unknown status 'PENDING'".into()
+        })
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn payment_required_is_a_failure() -> TestResult {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/v1/subscriptions"))
+        .respond_with(ResponseTemplate::new(201).set_body_json(json!({ "data": {
+            "id": STRIPE_SUBSCRIPTION, "status": "PAYMENT_REQUIRED", "subscription": null,
+            "checkoutUrl": "https://checkout.stigg.test/abc", "checkoutBillingId": "cs_1"
+        }})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let gateway = HttpStiggGateway::new(config_for(&server))?;
+
+    let result = gateway
+        .provision_subscription(&trialing_subscription()?, &ctx15()?)
+        .await;
+
+    assert_eq!(
+        result,
+        Err(StiggError::PaymentRequired(STRIPE_SUBSCRIPTION.into()))
+    );
+    Ok(())
+}

@@ -1,0 +1,261 @@
+//! Shared fixtures: sample provisionings, a recording sleeper, deterministic jitter and a
+//! recording observer.
+
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use onboarding_adapters_stigg::{
+    CallEvent, CallObserver, HttpStiggGateway, Jitter, Sleeper, StiggConfig,
+};
+use onboarding_domain::model::{
+    BillingPeriod, CorrelationId, OrgId, PlanCode, StripeCustomerId, StripeSubscriptionId, TenantId,
+};
+use onboarding_domain::ports::{
+    CallContext, CustomerProvisioning, SubscriptionProvisioning, TrialConfiguration,
+};
+use serde_json::{Value, json};
+use wiremock::{MockServer, Request};
+
+pub type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+pub const API_KEY: &str = "server-test-key-7f3a9c";
+pub const USER_AGENT: &str = "onboarding-tests/1.0";
+pub const CORRELATION_ID: &str = "corr-42";
+pub const ORG_ID: &str = "org_8Yp2";
+pub const STRIPE_CUSTOMER: &str = "cus_Q1w2E3";
+pub const STRIPE_SUBSCRIPTION: &str = "sub_9Zx8Y7";
+
+/// So many calls per minute that the rate limit never waits, unless a test says otherwise.
+pub const UNLIMITED: u32 = 60_000_000;
+
+pub fn config(base_url: &str) -> StiggConfig {
+    let mut config = StiggConfig::new(base_url, API_KEY);
+    config.user_agent = USER_AGENT.into();
+    config.calls_per_minute = UNLIMITED;
+    config
+}
+
+pub fn config_for(server: &MockServer) -> StiggConfig {
+    config(&server.uri())
+}
+
+pub fn ctx(within: Duration) -> Result<CallContext, Box<dyn std::error::Error>> {
+    Ok(CallContext {
+        correlation_id: CorrelationId::parse(CORRELATION_ID)?,
+        deadline: Instant::now() + within,
+    })
+}
+
+pub fn ctx15() -> Result<CallContext, Box<dyn std::error::Error>> {
+    ctx(Duration::from_secs(15))
+}
+
+pub fn customer() -> Result<CustomerProvisioning, Box<dyn std::error::Error>> {
+    Ok(CustomerProvisioning {
+        customer_id: OrgId::parse(ORG_ID)?,
+        name: "Acme Inc".into(),
+        email: Some("owner@acme.test".into()),
+        billing_id: StripeCustomerId::parse(STRIPE_CUSTOMER)?,
+        tenant_id: Some(TenantId::parse("tenant-1")?),
+    })
+}
+
+pub fn trial_end() -> Result<DateTime<Utc>, Box<dyn std::error::Error>> {
+    Ok(DateTime::parse_from_rfc3339("2030-01-15T00:00:00Z")?.with_timezone(&Utc))
+}
+
+pub fn subscription(
+    trial: Option<TrialConfiguration>,
+) -> Result<SubscriptionProvisioning, Box<dyn std::error::Error>> {
+    Ok(SubscriptionProvisioning {
+        subscription_id: StripeSubscriptionId::parse(STRIPE_SUBSCRIPTION)?,
+        customer_id: OrgId::parse(ORG_ID)?,
+        plan_code: PlanCode::parse("plan_starter_m")?,
+        stigg_plan_id: "plan-starter".into(),
+        billing_period: BillingPeriod::Monthly,
+        trial,
+    })
+}
+
+pub fn trialing_subscription() -> Result<SubscriptionProvisioning, Box<dyn std::error::Error>> {
+    subscription(Some(TrialConfiguration {
+        ends_at: Some(trial_end()?),
+    }))
+}
+
+/// Stigg's documented answer to a customer create.
+pub fn customer_created_body() -> Value {
+    json!({ "data": {
+        "id": ORG_ID, "name": "Acme Inc", "email": "owner@acme.test",
+        "billingId": STRIPE_CUSTOMER, "billingCurrency": null,
+        "metadata": { "orgId": ORG_ID, "stripeCustomerId": STRIPE_CUSTOMER },
+        "couponId": null, "defaultPaymentMethod": null, "integrations": [],
+        "language": null, "timezone": null,
+        "createdAt": "2026-08-20T10:00:00.000Z", "updatedAt": "2026-08-20T10:00:00.000Z",
+        "archivedAt": null
+    }})
+}
+
+/// A subscription as Stigg describes it (inside a provisioning answer or a GET).
+pub fn subscription_record(plan_id: &str, billing_period: &str) -> Value {
+    json!({
+        "id": STRIPE_SUBSCRIPTION, "customerId": ORG_ID, "planId": plan_id,
+        "billingId": STRIPE_SUBSCRIPTION, "billingPeriod": billing_period,
+        "status": "IN_TRIAL", "pricingType": "PAID", "paymentCollection": "NOT_REQUIRED",
+        "createdAt": "2026-08-20T10:00:01Z", "startDate": "2026-08-20T10:00:00Z",
+        "trialEndDate": "2030-01-15T00:00:00Z", "trial": { "trialEndBehavior": "CONVERT_TO_PAID" },
+        "metadata": { "stripeSubscriptionId": STRIPE_SUBSCRIPTION }
+    })
+}
+
+/// Stigg's documented answer to a subscription create.
+pub fn subscription_provisioned_body(status: &str) -> Value {
+    let subscription =
+        (status == "SUCCESS").then(|| subscription_record("plan-starter", "MONTHLY"));
+    json!({ "data": {
+        "id": STRIPE_SUBSCRIPTION, "status": status, "isScheduled": false,
+        "entitlements": [], "subscription": subscription
+    }})
+}
+
+pub fn error_body(code: &str, message: &str) -> Value {
+    json!({ "code": code, "message": message })
+}
+
+pub fn header<'r>(request: &'r Request, name: &str) -> Option<&'r str> {
+    request.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+pub async fn received(server: &MockServer) -> Vec<Request> {
+    server.received_requests().await.unwrap_or_default()
+}
+
+/// Records every sleep; sleeps for real only when asked to.
+#[derive(Debug, Default)]
+pub struct RecordingSleeper {
+    sleeps: Mutex<Vec<Duration>>,
+    real: bool,
+}
+
+impl RecordingSleeper {
+    /// Records and returns at once: tests see exact delays without waiting.
+    pub fn instant() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    /// Records and really sleeps.
+    pub fn real() -> Arc<Self> {
+        Arc::new(Self {
+            sleeps: Mutex::default(),
+            real: true,
+        })
+    }
+
+    pub fn sleeps(&self) -> Vec<Duration> {
+        self.sleeps
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+#[async_trait]
+impl Sleeper for RecordingSleeper {
+    async fn sleep(&self, duration: Duration) {
+        self.sleeps
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(duration);
+        if self.real {
+            tokio::time::sleep(duration).await;
+        }
+    }
+}
+
+/// Deterministic jitter: a fixed pseudo-random sequence of fractions of the ceiling; it also
+/// records the ceilings it was given.
+#[derive(Debug, Default)]
+pub struct SeededJitter {
+    state: Mutex<(u64, Vec<Duration>)>,
+}
+
+impl SeededJitter {
+    pub fn new(seed: u64) -> Arc<Self> {
+        Arc::new(Self {
+            state: Mutex::new((seed, Vec::new())),
+        })
+    }
+
+    pub fn ceilings(&self) -> Vec<Duration> {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .1
+            .clone()
+    }
+
+    /// The fraction (in thousandths) the n-th pick (0-based) uses for this seed.
+    pub fn fractions(seed: u64, n: usize) -> Vec<u64> {
+        let mut x = seed;
+        (0..n)
+            .map(|_| {
+                x = next(x);
+                x % 1001
+            })
+            .collect()
+    }
+}
+
+fn next(x: u64) -> u64 {
+    x.wrapping_mul(6_364_136_223_846_793_005)
+        .wrapping_add(1_442_695_040_888_963_407)
+}
+
+impl Jitter for SeededJitter {
+    fn pick(&self, ceiling: Duration) -> Duration {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.0 = next(state.0);
+        state.1.push(ceiling);
+        ceiling * u32::try_from(state.0 % 1001).unwrap_or(0) / 1000
+    }
+}
+
+/// Records every observer event.
+#[derive(Debug, Default)]
+pub struct RecordingObserver {
+    events: Mutex<Vec<CallEvent>>,
+}
+
+impl RecordingObserver {
+    pub fn outcomes(&self) -> Vec<(&'static str, &'static str)> {
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .map(|e| (e.operation.as_str(), e.outcome.as_str()))
+            .collect()
+    }
+}
+
+impl CallObserver for RecordingObserver {
+    fn observe(&self, event: CallEvent) {
+        self.events
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(event);
+    }
+}
+
+/// A gateway whose sleeps are recorded (not slept) and whose jitter always picks the ceiling.
+pub fn gateway_with(
+    config: StiggConfig,
+    sleeper: Arc<RecordingSleeper>,
+) -> Result<HttpStiggGateway, Box<dyn std::error::Error>> {
+    let ceiling: Arc<dyn Jitter> = Arc::new(|ceiling: Duration| ceiling);
+    Ok(HttpStiggGateway::builder(config)
+        .sleeper(sleeper)
+        .jitter(ceiling)
+        .build()?)
+}
