@@ -1,0 +1,27 @@
+//! The database adapter of the onboarding service: diesel-async repositories that implement
+//! the domain's store ports (`OrgRepo`, `SubscriptionRepo`, `ProvisioningStore`, `DebugLog`).
+//!
+//! One code base serves two backends chosen at run time from `DATABASE_URL`: SQLite (the
+//! embedded default, through `SyncConnectionWrapper`) and PostgreSQL (production). Each query
+//! is written once and compiled for both connection types by the `with_conn!` macro
+//! (`dispatch.rs`); the schema (`schema.rs`) uses only types both backends share, and the
+//! migrations live in `migrations/{sqlite,postgres}` under identical names.
+
+mod config;
+mod dispatch;
+mod error;
+mod migrate;
+mod pool;
+mod repos;
+mod rows;
+mod schema;
+mod seed;
+
+#[cfg(feature = "test-support")]
+pub mod test_support;
+
+pub use config::{DEFAULT_DATABASE_URL, DbConfig};
+pub use error::DbError;
+pub use migrate::{pending_migrations, revert_all_migrations, run_migrations};
+pub use pool::{Backend, Database, DbPool, PgConn, SqliteConn, connect};
+pub use seed::seed_demo;

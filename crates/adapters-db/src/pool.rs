@@ -1,0 +1,321 @@
+//! The connection pools of both backends, and `Database`, the handle the ports are
+//! implemented on.
+
+use std::fmt;
+use std::path::Path;
+
+use deadpool::Runtime;
+use diesel::connection::SimpleConnection;
+use diesel::{Connection, ConnectionError, ConnectionResult, SqliteConnection};
+use diesel_async::AsyncPgConnection;
+use diesel_async::pooled_connection::deadpool::Pool;
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use onboarding_domain::ports::RepoError;
+use secrecy::ExposeSecret;
+
+use crate::config::{DbConfig, Target};
+use crate::dispatch::with_conn;
+use crate::error::DbError;
+
+/// An SQLite connection made async: every statement runs on Tokio's blocking pool.
+pub type SqliteConn = SyncConnectionWrapper<SqliteConnection>;
+/// A PostgreSQL connection (tokio-postgres underneath, no libpq).
+pub type PgConn = AsyncPgConnection;
+
+// Set on every new SQLite connection; none of them persist except journal_mode.
+// busy_timeout comes first so that switching to WAL waits for other connections.
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+                              PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;";
+
+/// Which database engine a pool talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sqlite => "sqlite",
+            Self::Postgres => "postgres",
+        }
+    }
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A pool of connections to one of the two backends. Cloning it is cheap (an `Arc`).
+#[derive(Clone)]
+pub enum DbPool {
+    Sqlite(Pool<SqliteConn>),
+    Postgres(Pool<PgConn>),
+}
+
+impl DbPool {
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Sqlite(_) => Backend::Sqlite,
+            Self::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Closes the pool: connections are dropped and every later checkout fails with
+    /// `Unavailable`.
+    pub fn close(&self) {
+        match self {
+            Self::Sqlite(pool) => pool.close(),
+            Self::Postgres(pool) => pool.close(),
+        }
+    }
+
+    /// (connections open, connections idle), for metrics.
+    pub fn status(&self) -> (usize, usize) {
+        let status = match self {
+            Self::Sqlite(pool) => pool.status(),
+            Self::Postgres(pool) => pool.status(),
+        };
+        (status.size, status.available)
+    }
+}
+
+impl fmt::Debug for DbPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (size, available) = self.status();
+        f.debug_struct("DbPool")
+            .field("backend", &self.backend())
+            .field("size", &size)
+            .field("available", &available)
+            .finish()
+    }
+}
+
+/// The database: implements the domain's store ports. Cloning it is cheap.
+#[derive(Clone, Debug)]
+pub struct Database {
+    pub(crate) pool: DbPool,
+}
+
+impl Database {
+    /// Wraps an existing pool.
+    pub fn new(pool: DbPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &DbPool {
+        &self.pool
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.pool.backend()
+    }
+
+    /// Checks out a connection and runs `SELECT 1`: the readiness probe.
+    pub async fn ping(&self) -> Result<(), RepoError> {
+        self.ping_inner().await.map_err(RepoError::from)
+    }
+
+    async fn ping_inner(&self) -> Result<(), DbError> {
+        use diesel::IntoSql;
+        use diesel::sql_types::Integer;
+        use diesel_async::RunQueryDsl;
+
+        with_conn!(self.pool, |conn| {
+            diesel::select(1_i32.into_sql::<Integer>())
+                .get_result::<i32>(conn)
+                .await
+        })
+        .map(|_| ())
+    }
+}
+
+/// Builds the pool for `config.url`'s backend and checks that one connection can be opened,
+/// so a wrong URL stops start-up with a clear message.
+///
+/// The pool applies `config.acquire_timeout` to waiting for, opening and recycling a
+/// connection. Errors never contain the URL.
+pub async fn connect(config: &DbConfig) -> Result<Database, DbError> {
+    if config.max_connections == 0 {
+        return Err(DbError::Config(
+            "the pool needs at least one connection (max_connections = 0)".into(),
+        ));
+    }
+    let target = Target::parse(config.url.expose_secret())?;
+    let pool = match &target {
+        Target::Sqlite(path) => DbPool::Sqlite(sqlite_pool(path, config)?),
+        Target::Postgres(url) => DbPool::Postgres(postgres_pool(url, config)?),
+    };
+    let db = Database::new(pool);
+    if let Err(e) = db.ping_inner().await {
+        db.pool.close();
+        let e = scrub(e, config.url.expose_secret());
+        return Err(match (&target, e) {
+            (Target::Sqlite(path), DbError::Unavailable(m)) => DbError::Unavailable(format!(
+                "cannot open SQLite database {}: {}",
+                path.display(),
+                m.trim_start_matches("cannot connect: ")
+            )),
+            (_, e) => e,
+        });
+    }
+    tracing::info!(
+        backend = %target.backend(),
+        database = %target.describe(),
+        max_connections = config.max_connections,
+        "database pool ready"
+    );
+    Ok(db)
+}
+
+fn sqlite_pool(path: &Path, config: &DbConfig) -> Result<Pool<SqliteConn>, DbError> {
+    let path = path
+        .to_str()
+        .ok_or_else(|| DbError::Config("the SQLite path is not valid UTF-8".into()))?;
+    let mut manager_config = ManagerConfig::<SqliteConn>::default();
+    manager_config.custom_setup = Box::new(|path| {
+        let path = path.to_owned();
+        Box::pin(async move {
+            // Opening the file and setting pragmas block: keep them off the async workers.
+            let conn = tokio::task::spawn_blocking(move || open_sqlite(&path))
+                .await
+                .map_err(|e| ConnectionError::BadConnection(e.to_string()))??;
+            Ok(SyncConnectionWrapper::new(conn))
+        })
+    });
+    // A file does not go away between checkouts: skip the test query on every checkout.
+    manager_config.recycling_method = RecyclingMethod::Fast;
+    let manager = AsyncDieselConnectionManager::new_with_config(path, manager_config);
+    build_pool(manager, config, "SQLite")
+}
+
+fn open_sqlite(path: &str) -> ConnectionResult<SqliteConnection> {
+    let mut conn = SqliteConnection::establish(path)?;
+    conn.batch_execute(SQLITE_PRAGMAS)
+        .map_err(ConnectionError::CouldntSetupConfiguration)?;
+    Ok(conn)
+}
+
+fn postgres_pool(url: &str, config: &DbConfig) -> Result<Pool<PgConn>, DbError> {
+    // Verified recycling (the default): a `SELECT 1` on checkout catches connections the
+    // server dropped (restart, failover) before a query fails on them.
+    let mut manager_config = ManagerConfig::<PgConn>::default();
+    manager_config.custom_setup = Box::new(|url| {
+        let url = url.to_owned();
+        Box::pin(async move { open_postgres(&url).await })
+    });
+    let manager = AsyncDieselConnectionManager::new_with_config(url, manager_config);
+    build_pool(manager, config, "PostgreSQL")
+}
+
+/// Both backends' pools share their sizing and timeouts. The runtime is required: deadpool
+/// refuses timeouts without one.
+fn build_pool<C>(
+    manager: AsyncDieselConnectionManager<C>,
+    config: &DbConfig,
+    backend: &str,
+) -> Result<Pool<C>, DbError>
+where
+    AsyncDieselConnectionManager<C>: deadpool::managed::Manager,
+{
+    Pool::builder(manager)
+        .max_size(config.max_connections)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(config.acquire_timeout))
+        .create_timeout(Some(config.acquire_timeout))
+        .recycle_timeout(Some(config.acquire_timeout))
+        .build()
+        .map_err(|e| DbError::Config(format!("cannot build the {backend} pool: {e}")))
+}
+
+/// Opens one PostgreSQL connection (no TLS). Unlike `AsyncPgConnection::establish`, a
+/// failure keeps its cause.
+pub(crate) async fn open_postgres(url: &str) -> ConnectionResult<PgConn> {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .map_err(|e| ConnectionError::BadConnection(error_chain(&e)))?;
+    AsyncPgConnection::try_from_client_and_connection(client, connection).await
+}
+
+/// The error and its causes, "error connecting to server: Connection refused (os error 111)".
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
+}
+
+/// Drivers do not echo passwords, but make sure: blank out anything of the URL that could
+/// be a credential should a message ever contain it.
+fn scrub(e: DbError, url: &str) -> DbError {
+    let secrets = credentials(url);
+    let clean = |m: String| {
+        secrets
+            .iter()
+            .filter(|s| s.len() >= 3)
+            .fold(m, |m, s| m.replace(s.as_str(), "***"))
+    };
+    match e {
+        DbError::Config(m) => DbError::Config(clean(m)),
+        DbError::Unavailable(m) => DbError::Unavailable(clean(m)),
+        DbError::Query(m) => DbError::Query(clean(m)),
+        DbError::Migration(m) => DbError::Migration(clean(m)),
+    }
+}
+
+/// The password in the URL's user info and any `password=` query parameter, and the URL.
+fn credentials(url: &str) -> Vec<String> {
+    let mut out = vec![url.to_owned()];
+    if let Some((_, rest)) = url.split_once("://") {
+        let authority = rest.split(['/', '?']).next().unwrap_or("");
+        if let Some((userinfo, _)) = authority.rsplit_once('@')
+            && let Some((_, password)) = userinfo.split_once(':')
+        {
+            out.push(password.to_owned());
+        }
+    }
+    if let Some((_, query)) = url.split_once('?') {
+        for pair in query.split('&') {
+            if let Some((key, value)) = pair.split_once('=')
+                && key.eq_ignore_ascii_case("password")
+            {
+                out.push(value.to_owned());
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scrub_removes_passwords() {
+        let url = "postgres://alice:hunter2@h/db?password=other1";
+        let e = scrub(
+            DbError::Unavailable(
+                "bad hunter2 and other1 and postgres://alice:hunter2@h/db?password=other1".into(),
+            ),
+            url,
+        );
+        let shown = e.to_string();
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("other1"),
+            "{shown}"
+        );
+    }
+}

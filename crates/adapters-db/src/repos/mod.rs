@@ -1,0 +1,6 @@
+//! The domain's store ports, implemented on `Database`. One file per port.
+
+mod debug_log;
+mod org_repo;
+mod provisioning_store;
+mod subscription_repo;

@@ -1,0 +1,25 @@
+use async_trait::async_trait;
+use diesel::prelude::*;
+use diesel_async::RunQueryDsl;
+use onboarding_domain::model::{OrgId, Organization};
+use onboarding_domain::ports::{OrgRepo, RepoError};
+
+use crate::dispatch::with_conn;
+use crate::pool::Database;
+use crate::rows::OrgRow;
+use crate::schema::organizations;
+
+#[async_trait]
+impl OrgRepo for Database {
+    async fn find(&self, id: &OrgId) -> Result<Option<Organization>, RepoError> {
+        let row = with_conn!(self.pool, |conn| {
+            organizations::table
+                .find(id.as_str())
+                .select(OrgRow::as_select())
+                .first(conn)
+                .await
+                .optional()
+        })?;
+        row.map(Organization::try_from).transpose()
+    }
+}

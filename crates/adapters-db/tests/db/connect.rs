@@ -1,0 +1,121 @@
+//! `connect`: which URLs are refused, and that errors never show a password.
+
+use onboarding_adapters_db::test_support::TestDatabase;
+use onboarding_adapters_db::{DbConfig, DbError, connect};
+
+use diesel::sql_types::{BigInt, Text};
+
+use crate::support::{TestResult, query};
+
+const PASSWORD: &str = "Sup3rSecretPw";
+
+fn assert_hidden(error: &DbError) {
+    let shown = format!("{error} / {error:?}");
+    assert!(!shown.contains(PASSWORD), "password leaked: {shown}");
+}
+
+#[tokio::test]
+async fn in_memory_sqlite_is_refused() {
+    match connect(&DbConfig::new("sqlite::memory:")).await {
+        Err(DbError::Config(message)) => {
+            assert!(
+                message.contains("cannot back a connection pool"),
+                "{message}"
+            )
+        }
+        other => panic!("expected a configuration error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn unsupported_schemes_are_refused_without_the_url() {
+    let url = format!("mysql://root:{PASSWORD}@127.0.0.1/onboarding");
+    match connect(&DbConfig::new(url)).await {
+        Err(e @ DbError::Config(_)) => {
+            assert!(e.to_string().contains("'mysql'"), "{e}");
+            assert_hidden(&e);
+        }
+        other => panic!("expected a configuration error, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_empty_pool_is_refused() {
+    let mut config = DbConfig::new("sqlite://x.db");
+    config.max_connections = 0;
+    assert!(matches!(connect(&config).await, Err(DbError::Config(_))));
+}
+
+#[tokio::test]
+async fn an_unopenable_sqlite_file_names_the_path() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("missing-dir").join("x.db");
+    let url = format!("sqlite://{}", path.display());
+    match connect(&DbConfig::new(url)).await {
+        Err(DbError::Unavailable(message)) => {
+            assert!(message.contains("missing-dir"), "{message}")
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn unreachable_postgres_error_hides_the_password() {
+    let url = format!("postgres://alice:{PASSWORD}@127.0.0.1:1/onboarding");
+    let config = DbConfig::new(url);
+    assert!(!format!("{config:?}").contains(PASSWORD));
+    match connect(&config).await {
+        Err(e @ DbError::Unavailable(_)) => {
+            assert_hidden(&e);
+            // The cause, not only "error connecting to server".
+            assert!(e.to_string().to_lowercase().contains("refused"), "{e}");
+        }
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_refusal_hides_the_password() -> TestResult {
+    // A live server that refuses: the database does not exist.
+    let db = TestDatabase::postgres().await;
+    let (scheme, rest) = db.url().split_once("://").unwrap_or(("postgres", db.url()));
+    let (userinfo, host_and_db) = rest.rsplit_once('@').unwrap_or(("postgres", rest));
+    let user = userinfo.split(':').next().unwrap_or("postgres");
+    let host = host_and_db.split('/').next().unwrap_or(host_and_db);
+    let url = format!("{scheme}://{user}:{PASSWORD}@{host}/no_such_database_{PASSWORD}");
+    match connect(&DbConfig::new(url)).await {
+        Err(e) => {
+            assert!(matches!(e, DbError::Unavailable(_)), "{e:?}");
+            assert!(e.to_string().contains("does not exist"), "{e}");
+            assert_hidden(&e);
+        }
+        Ok(_) => panic!("connected to a database that does not exist"),
+    }
+    Ok(())
+}
+
+#[derive(diesel::QueryableByName)]
+struct JournalMode {
+    #[diesel(sql_type = Text)]
+    journal_mode: String,
+}
+
+#[derive(diesel::QueryableByName)]
+struct BusyTimeout {
+    #[diesel(sql_type = BigInt)]
+    timeout: i64,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_connections_are_set_up_for_concurrency() -> TestResult {
+    let db = TestDatabase::sqlite().await;
+    // Several checkouts, so that more than one pooled connection is looked at.
+    for _ in 0..3 {
+        let mode = query::<JournalMode>(&db, "PRAGMA journal_mode").await?;
+        assert_eq!(mode.first().map(|m| m.journal_mode.as_str()), Some("wal"));
+        let busy = query::<BusyTimeout>(&db, "PRAGMA busy_timeout").await?;
+        assert_eq!(busy.first().map(|b| b.timeout), Some(5000));
+    }
+    Ok(())
+}

@@ -1,0 +1,189 @@
+//! Migrations up / down / up, readiness, and the columns both backends create.
+
+use diesel::sql_types::{Integer, Text};
+use onboarding_adapters_db::test_support::TestDatabase;
+use onboarding_adapters_db::{Backend, pending_migrations, revert_all_migrations, run_migrations};
+use onboarding_domain::ports::RepoError;
+
+use crate::support::{CONTRACT_SEED, TestResult, on_both_backends, query};
+
+on_both_backends!(
+    nothing_is_pending_after_migrating,
+    migrations_go_down_and_up_again,
+    concurrent_migrations_apply_once,
+    columns_are_the_same_on_both_backends,
+    ping_answers_until_the_pool_closes,
+);
+
+const MIGRATION: &str = "2026-11-24-000001_onboarding_tables";
+const TABLES: [&str; 5] = [
+    "organizations",
+    "subscriptions",
+    "stigg_customer_provisions",
+    "stigg_subscription_provisions",
+    "debug_logs",
+];
+
+async fn nothing_is_pending_after_migrating(db: TestDatabase) -> TestResult {
+    assert_eq!(pending_migrations(db.pool()).await?, 0);
+    assert!(
+        run_migrations(db.pool()).await?.is_empty(),
+        "already applied"
+    );
+    Ok(())
+}
+
+async fn migrations_go_down_and_up_again(db: TestDatabase) -> TestResult {
+    db.execute(CONTRACT_SEED).await?;
+    assert_eq!(revert_all_migrations(db.pool()).await?, ["20261124000001"]);
+    assert_eq!(pending_migrations(db.pool()).await?, 1);
+    for table in TABLES {
+        assert!(
+            db.execute(&format!("SELECT 1 FROM {table}")).await.is_err(),
+            "{table} should be gone"
+        );
+    }
+
+    assert_eq!(run_migrations(db.pool()).await?, [MIGRATION]);
+    assert_eq!(pending_migrations(db.pool()).await?, 0);
+    for table in TABLES {
+        db.execute(&format!("SELECT 1 FROM {table}")).await?;
+    }
+    db.execute(CONTRACT_SEED).await?;
+    Ok(())
+}
+
+async fn concurrent_migrations_apply_once(db: TestDatabase) -> TestResult {
+    revert_all_migrations(db.pool()).await?;
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            let pool = db.pool().clone();
+            tokio::spawn(async move { run_migrations(&pool).await })
+        })
+        .collect();
+    let mut applied = Vec::new();
+    for run in runs {
+        applied.extend(run.await??);
+    }
+    assert_eq!(
+        applied,
+        [MIGRATION],
+        "one instance applies, the others find nothing to do"
+    );
+    assert_eq!(pending_migrations(db.pool()).await?, 0);
+    Ok(())
+}
+
+#[derive(Debug, PartialEq, Eq, diesel::QueryableByName)]
+struct Column {
+    #[diesel(sql_type = Text)]
+    name: String,
+    #[diesel(sql_type = Integer)]
+    nullable: i32,
+}
+
+async fn columns_are_the_same_on_both_backends(db: TestDatabase) -> TestResult {
+    // (column, nullable) in creation order, as schema.rs declares them.
+    let expected: [(&str, &[(&str, bool)]); 5] = [
+        (
+            "organizations",
+            &[
+                ("id", false),
+                ("name", false),
+                ("tenant_id", true),
+                ("stripe_customer_id", true),
+                ("email", true),
+                ("created_at", false),
+                ("updated_at", false),
+            ],
+        ),
+        (
+            "subscriptions",
+            &[
+                ("id", false),
+                ("organization_id", false),
+                ("stripe_subscription_id", false),
+                ("plan_code", false),
+                ("status", false),
+                ("trial_ends_at", true),
+                ("created_at", false),
+                ("updated_at", false),
+            ],
+        ),
+        (
+            "stigg_customer_provisions",
+            &[
+                ("organization_id", false),
+                ("stigg_customer_id", false),
+                ("billing_id", false),
+                ("provisioned_at", false),
+            ],
+        ),
+        (
+            "stigg_subscription_provisions",
+            &[
+                ("stripe_subscription_id", false),
+                ("organization_id", false),
+                ("stigg_customer_id", true),
+                ("stigg_subscription_id", true),
+                ("provisioned_at", true),
+                ("lease_holder", true),
+                ("lease_expires_at", true),
+                ("attempts", false),
+                ("last_error", true),
+                ("updated_at", false),
+            ],
+        ),
+        (
+            "debug_logs",
+            &[
+                ("id", false),
+                ("request_id", true),
+                ("correlation_id", true),
+                ("tenant_id", true),
+                ("method", false),
+                ("path", false),
+                ("request_body", true),
+                ("status", false),
+                ("error_code", true),
+                ("duration_ms", false),
+                ("created_at", false),
+            ],
+        ),
+    ];
+    for (table, columns) in expected {
+        let sql = match db.backend() {
+            Backend::Sqlite => format!(
+                "SELECT name, CASE WHEN \"notnull\" = 0 AND pk = 0 THEN 1 ELSE 0 END AS nullable \
+                 FROM pragma_table_info('{table}') ORDER BY cid"
+            ),
+            Backend::Postgres => format!(
+                "SELECT column_name::text AS name, \
+                 CASE WHEN is_nullable = 'YES' THEN 1 ELSE 0 END AS nullable \
+                 FROM information_schema.columns \
+                 WHERE table_schema = current_schema() AND table_name = '{table}' \
+                 ORDER BY ordinal_position"
+            ),
+        };
+        let actual = query::<Column>(&db, &sql).await?;
+        let expected: Vec<Column> = columns
+            .iter()
+            .map(|(name, nullable)| Column {
+                name: (*name).to_owned(),
+                nullable: i32::from(*nullable),
+            })
+            .collect();
+        assert_eq!(actual, expected, "{table} on {}", db.backend());
+    }
+    Ok(())
+}
+
+async fn ping_answers_until_the_pool_closes(db: TestDatabase) -> TestResult {
+    db.ping().await?;
+    db.pool().close();
+    match db.ping().await {
+        Err(RepoError::Unavailable(message)) => assert!(message.contains("closed"), "{message}"),
+        other => panic!("expected Unavailable, got {other:?}"),
+    }
+    Ok(())
+}

@@ -1,0 +1,211 @@
+//! OrgRepo, SubscriptionRepo, list_unprovisioned and seed_demo on rows seeded with plain SQL.
+
+use anyhow::Context;
+use chrono::Utc;
+use onboarding_adapters_db::seed_demo;
+use onboarding_adapters_db::test_support::TestDatabase;
+use onboarding_domain::model::{Organization, ProvisionedSubscription, Subscription};
+use onboarding_domain::ports::{OrgRepo, ProvisioningStore, RepoError, SubscriptionRepo};
+
+use crate::support::{CONTRACT_SEED, TestResult, on_both_backends, org_id, sub_id, utc};
+
+on_both_backends!(
+    contract_seed_reads_back,
+    missing_rows_are_none,
+    tenant_and_email_are_read,
+    trial_end_in_iso_formats_reads_the_same,
+    invalid_ids_in_the_database_are_unexpected,
+    list_unprovisioned_skips_provisioned,
+    seed_demo_is_idempotent,
+    subscriptions_need_their_organization,
+);
+
+async fn contract_seed_reads_back(db: TestDatabase) -> TestResult {
+    db.execute(CONTRACT_SEED).await?;
+
+    let org = db
+        .find(&org_id("org_1"))
+        .await?
+        .context("org_1 not found")?;
+    assert_eq!(
+        org,
+        Organization {
+            id: org_id("org_1"),
+            name: "Acme".into(),
+            email: None,
+            tenant_id: None,
+            stripe_customer_id: Some("cus_A1".into()),
+        }
+    );
+
+    let sub = db
+        .find_by_stripe_id(&sub_id("sub_A1"))
+        .await?
+        .context("sub_A1 not found")?;
+    assert_eq!(
+        sub,
+        Subscription {
+            id: "s_1".into(),
+            organization_id: "org_1".into(),
+            stripe_subscription_id: sub_id("sub_A1"),
+            plan_code: "plan_starter_m".into(),
+            status: "trialing".into(),
+            trial_ends_at: Some(utc(2030, 1, 15, 0, 0, 0)?),
+        }
+    );
+    assert_eq!(
+        sub.trial_ends_at.map(|t| t.to_rfc3339()),
+        Some("2030-01-15T00:00:00+00:00".to_owned())
+    );
+    Ok(())
+}
+
+async fn missing_rows_are_none(db: TestDatabase) -> TestResult {
+    db.execute(CONTRACT_SEED).await?;
+    assert_eq!(db.find(&org_id("org_2")).await?, None);
+    assert_eq!(db.find_by_stripe_id(&sub_id("sub_B2")).await?, None);
+    Ok(())
+}
+
+async fn tenant_and_email_are_read(db: TestDatabase) -> TestResult {
+    db.execute(
+        "INSERT INTO organizations (id, name, tenant_id, stripe_customer_id, email) \
+         VALUES ('org_t', 'Tenant Org', 'tenant-9', NULL, 'billing@example.com')",
+    )
+    .await?;
+    let org = db
+        .find(&org_id("org_t"))
+        .await?
+        .context("org_t not found")?;
+    assert_eq!(org.tenant_id.as_deref(), Some("tenant-9"));
+    assert_eq!(org.email.as_deref(), Some("billing@example.com"));
+    assert_eq!(org.stripe_customer_id, None);
+    Ok(())
+}
+
+async fn trial_end_in_iso_formats_reads_the_same(db: TestDatabase) -> TestResult {
+    db.execute(CONTRACT_SEED).await?;
+    db.execute(
+        "INSERT INTO subscriptions (id, organization_id, stripe_subscription_id, plan_code, status, trial_ends_at) \
+         VALUES ('s_2', 'org_1', 'sub_Z2', 'plan_starter_m', 'trialing', '2030-01-15T00:00:00Z');
+         INSERT INTO subscriptions (id, organization_id, stripe_subscription_id, plan_code, status, trial_ends_at) \
+         VALUES ('s_3', 'org_1', 'sub_Z3', 'plan_starter_m', 'trialing', '2030-01-15T00:00:00');
+         INSERT INTO subscriptions (id, organization_id, stripe_subscription_id, plan_code, status, trial_ends_at) \
+         VALUES ('s_4', 'org_1', 'sub_Z4', 'plan_pro_m', 'active', NULL);",
+    )
+    .await?;
+    let expected = Some(utc(2030, 1, 15, 0, 0, 0)?);
+    for id in ["sub_A1", "sub_Z2", "sub_Z3"] {
+        let sub = db.find_by_stripe_id(&sub_id(id)).await?.context(id)?;
+        assert_eq!(sub.trial_ends_at, expected, "{id}");
+    }
+    let active = db
+        .find_by_stripe_id(&sub_id("sub_Z4"))
+        .await?
+        .context("sub_Z4")?;
+    assert_eq!(active.trial_ends_at, None);
+    assert_eq!(active.trial_end(), None);
+    Ok(())
+}
+
+async fn invalid_ids_in_the_database_are_unexpected(db: TestDatabase) -> TestResult {
+    // Other systems write these tables; a value our rules refuse is a data error, not a
+    // missing row.
+    db.execute(
+        "INSERT INTO organizations (id, name, tenant_id, stripe_customer_id) VALUES ('bad id!', 'Bad', NULL, 'cus_X1');
+         INSERT INTO subscriptions (id, organization_id, stripe_subscription_id, plan_code, status, trial_ends_at)
+         VALUES ('s_bad', 'bad id!', 'sub_X1', 'plan_starter_m', 'trialing', NULL);",
+    )
+    .await?;
+    match db.list_unprovisioned(10).await {
+        Err(RepoError::Unexpected(message)) => {
+            assert!(message.contains("organizations.id"), "{message}")
+        }
+        other => panic!("expected Unexpected, got {other:?}"),
+    }
+    Ok(())
+}
+
+async fn list_unprovisioned_skips_provisioned(db: TestDatabase) -> TestResult {
+    db.execute(CONTRACT_SEED).await?;
+    db.execute(
+        "INSERT INTO organizations (id, name, tenant_id, stripe_customer_id) VALUES ('org_2', 'Beta', 't2', 'cus_B2');
+         INSERT INTO subscriptions (id, organization_id, stripe_subscription_id, plan_code, status, trial_ends_at)
+         VALUES ('s_2', 'org_2', 'sub_B2', 'plan_pro_m', 'trialing', NULL);
+         INSERT INTO subscriptions (id, organization_id, stripe_subscription_id, plan_code, status, trial_ends_at)
+         VALUES ('s_3', 'org_2', 'sub_B3', 'plan_pro_y', 'active', NULL);",
+    )
+    .await?;
+    let ids = |list: Vec<(Organization, Subscription)>| {
+        list.into_iter()
+            .map(|(org, sub)| format!("{}/{}", org.id, sub.id))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        ids(db.list_unprovisioned(10).await?),
+        ["org_1/s_1", "org_2/s_2", "org_2/s_3"]
+    );
+
+    // A lease attempt alone does not make it provisioned; a recorded result does.
+    let now = Utc::now();
+    db.try_acquire_lease(
+        &org_id("org_1"),
+        &sub_id("sub_A1"),
+        now,
+        std::time::Duration::from_secs(30),
+    )
+    .await?
+    .context("lease")?;
+    db.record_subscription(&ProvisionedSubscription {
+        org_id: org_id("org_2"),
+        stripe_subscription_id: sub_id("sub_B2"),
+        stigg_customer_id: "org_2".into(),
+        stigg_subscription_id: "sub_B2".into(),
+        provisioned_at: now,
+    })
+    .await?;
+    assert_eq!(
+        ids(db.list_unprovisioned(10).await?),
+        ["org_1/s_1", "org_2/s_3"]
+    );
+    assert_eq!(ids(db.list_unprovisioned(1).await?), ["org_1/s_1"]);
+    assert!(db.list_unprovisioned(0).await?.is_empty());
+    Ok(())
+}
+
+async fn seed_demo_is_idempotent(db: TestDatabase) -> TestResult {
+    seed_demo(&db).await?;
+    seed_demo(&db).await?;
+    let org = db.find(&org_id("org_demo")).await?.context("org_demo")?;
+    assert_eq!(org.name, "Demo Org");
+    assert_eq!(org.tenant_id, None);
+    assert_eq!(org.stripe_customer_id.as_deref(), Some("cus_Demo1"));
+    let sub = db
+        .find_by_stripe_id(&sub_id("sub_Demo1"))
+        .await?
+        .context("sub_Demo1")?;
+    assert_eq!(sub.id, "s_demo");
+    assert_eq!(sub.organization_id, "org_demo");
+    assert_eq!(sub.plan_code, "plan_starter_m");
+    assert_eq!(sub.status, "trialing");
+    let days = sub
+        .trial_ends_at
+        .map(|end| (end - Utc::now()).num_hours())
+        .context("trial end")?;
+    assert!((13 * 24..=14 * 24).contains(&days), "{days} hours");
+    assert_eq!(db.list_unprovisioned(10).await?.len(), 1);
+    Ok(())
+}
+
+async fn subscriptions_need_their_organization(db: TestDatabase) -> TestResult {
+    // Foreign keys are enforced on both backends (SQLite: `PRAGMA foreign_keys = ON` on
+    // every pooled connection).
+    let orphan = db
+        .execute(
+            "INSERT INTO subscriptions (id, organization_id, stripe_subscription_id, plan_code, status, trial_ends_at) \
+             VALUES ('s_x', 'org_missing', 'sub_X9', 'plan_starter_m', 'trialing', NULL)",
+        )
+        .await;
+    assert!(orphan.is_err(), "an orphan subscription was accepted");
+    Ok(())
+}
