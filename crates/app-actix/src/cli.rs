@@ -1,0 +1,146 @@
+//! The `onboarding` command line: `serve` (the default), `migrate`, `seed-demo` and
+//! `provision`.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use onboarding_domain::model::{CorrelationId, TenantId};
+use onboarding_domain::use_cases::provision_subscription::{
+    Field, OperationContext, ProvisionRequest, RawProvisionRequest,
+};
+use serde_json::json;
+
+use crate::config::Settings;
+use crate::error::{ApiError, TraceIds};
+use crate::startup::{Application, Services, open_database};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "onboarding",
+    version,
+    about = "Provisions organizations' subscriptions in Stigg after Stripe created them."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Apply pending migrations and serve HTTP (the default).
+    Serve,
+    /// Apply pending migrations and exit.
+    Migrate,
+    /// Insert a demo organization and trial subscription (idempotent), for trying the API.
+    SeedDemo,
+    /// Provision one subscription, as the API would, and print the JSON result.
+    Provision(ProvisionArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ProvisionArgs {
+    #[arg(long)]
+    pub org_id: String,
+    #[arg(long)]
+    pub stripe_customer_id: String,
+    #[arg(long)]
+    pub stripe_subscription_id: String,
+    #[arg(long)]
+    pub plan_code: String,
+    /// Correlation id passed on to Stigg [default: a new one].
+    #[arg(long)]
+    pub correlation_id: Option<String>,
+    /// The tenant the organization must belong to.
+    #[arg(long)]
+    pub tenant_id: Option<String>,
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let settings = cli.settings;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
+            let app = Application::build(&settings).await?;
+            app.run_until_stopped().await?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate => {
+            open_database(&settings, true).await?;
+            tracing::info!("migrations are up to date");
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::SeedDemo => {
+            let db = open_database(&settings, true).await?;
+            onboarding_adapters_db::seed_demo(&db).await?;
+            tracing::info!(
+                "demo data ready: organization org_demo (Stripe customer cus_Demo1), \
+                 subscription sub_Demo1 on plan_starter_m"
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Provision(args) => provision_once(&settings, args).await,
+    }
+}
+
+/// Runs the use case once; the JSON result (or the error body) goes to standard output.
+async fn provision_once(settings: &Settings, args: ProvisionArgs) -> anyhow::Result<ExitCode> {
+    let services = Services::build(settings).await?;
+    let raw = RawProvisionRequest {
+        org_id: Field::Value(&args.org_id),
+        stripe_customer_id: Field::Value(&args.stripe_customer_id),
+        stripe_subscription_id: Field::Value(&args.stripe_subscription_id),
+        plan_code: Field::Value(&args.plan_code),
+    };
+    let correlation_id = match &args.correlation_id {
+        Some(raw) => {
+            CorrelationId::parse(raw).map_err(|e| anyhow::anyhow!("--correlation-id {e}"))?
+        }
+        None => CorrelationId::parse(&format!("cli-{}", uuid::Uuid::now_v7()))
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+    };
+    let tenant_id = args
+        .tenant_id
+        .as_deref()
+        .map(TenantId::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--tenant-id {e}"))?;
+    let ids = TraceIds {
+        request_id: None,
+        correlation_id: Some(correlation_id.clone()),
+    };
+    let outcome = match ProvisionRequest::parse(&raw, &services.catalog) {
+        Err(details) => Err(ApiError::invalid("arguments are invalid", details, &ids)),
+        Ok(request) => services
+            .provision
+            .execute(
+                &request,
+                &OperationContext {
+                    correlation_id,
+                    tenant_id,
+                },
+            )
+            .await
+            .map_err(|e| ApiError::from_provision(&e, &ids)),
+    };
+    services.shutdown().await;
+    let (body, code) = match outcome {
+        Ok(done) => (
+            json!({
+                "provisioned": true,
+                "stiggCustomerId": done.stigg_customer_id,
+                "stiggSubscriptionId": done.stigg_subscription_id,
+                "alreadyProvisioned": done.already_provisioned,
+            }),
+            ExitCode::SUCCESS,
+        ),
+        Err(error) => (
+            json!({ "code": error.code, "message": error.message, "details": error.details }),
+            ExitCode::FAILURE,
+        ),
+    };
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{body}")?;
+    Ok(code)
+}

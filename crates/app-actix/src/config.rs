@@ -1,0 +1,288 @@
+//! Configuration: environment variables (a `.env` file is read first when present), each
+//! also settable as a flag. `onboarding --help` lists them with their defaults; secrets are
+//! never shown.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use onboarding_domain::model::{BillingPeriod, Plan, PlanCatalog, PlanCode};
+use secrecy::SecretString;
+use serde::Deserialize;
+
+/// Where the service runs; production refuses the shortcuts that make development easy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AppEnv {
+    Development,
+    Test,
+    Production,
+}
+
+fn secret(raw: &str) -> Result<SecretString, String> {
+    Ok(SecretString::from(raw.to_owned()))
+}
+
+fn millis(raw: &str) -> Result<Duration, String> {
+    raw.parse::<u64>()
+        .ok()
+        .filter(|ms| *ms > 0)
+        .map(Duration::from_millis)
+        .ok_or_else(|| "must be a positive whole number of milliseconds".to_owned())
+}
+
+/// The default path of the plan catalog; when it is not there the built-in copy is used.
+pub const DEFAULT_PLAN_CATALOG: &str = "config/plans.toml";
+
+/// The catalog shipped in the binary, so the service starts from any working directory.
+const BUILT_IN_PLAN_CATALOG: &str = include_str!("../../../config/plans.toml");
+
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// `sqlite://PATH` (embedded) or `postgres://…` (production).
+    #[arg(long, env = "DATABASE_URL", value_name = "DATABASE_URL", default_value = "sqlite://onboarding.db", value_parser = secret, hide_env_values = true, hide_default_value = false, global = true)]
+    pub database_url: SecretString,
+
+    /// Most database connections in the pool.
+    #[arg(
+        long,
+        env = "DATABASE_MAX_CONNECTIONS",
+        value_name = "DATABASE_MAX_CONNECTIONS",
+        global = true
+    )]
+    pub database_max_connections: Option<usize>,
+
+    /// Listen address of the HTTP server.
+    #[arg(
+        long,
+        env = "BIND_ADDR",
+        value_name = "BIND_ADDR",
+        default_value = "127.0.0.1:8080",
+        global = true
+    )]
+    pub bind_addr: SocketAddr,
+
+    /// Stigg server key, sent as X-API-KEY (secret).
+    #[arg(long, env = "STIGG_API_KEY", value_name = "STIGG_API_KEY", value_parser = secret, hide_env_values = true, global = true)]
+    pub stigg_api_key: Option<SecretString>,
+
+    /// Stigg REST base URL [default: https://api.stigg.io, or the bundled emulator when
+    /// neither this nor STIGG_API_KEY is set outside production].
+    #[arg(
+        long,
+        env = "STIGG_API_URL",
+        value_name = "STIGG_API_URL",
+        global = true
+    )]
+    pub stigg_api_url: Option<String>,
+
+    /// Per-attempt timeout of a Stigg call, in milliseconds.
+    #[arg(long = "stigg-attempt-timeout-ms", env = "STIGG_ATTEMPT_TIMEOUT_MS", value_name = "STIGG_ATTEMPT_TIMEOUT_MS", default_value = "5000", value_parser = millis, global = true)]
+    pub stigg_attempt_timeout: Duration,
+
+    /// Deadline of a whole provisioning (every Stigg call, retry and wait), in milliseconds.
+    #[arg(long = "provisioning-deadline-ms", env = "PROVISIONING_DEADLINE_MS", value_name = "PROVISIONING_DEADLINE_MS", default_value = "15000", value_parser = millis, global = true)]
+    pub provisioning_deadline: Duration,
+
+    /// Most attempts per Stigg call.
+    #[arg(long, env = "STIGG_MAX_ATTEMPTS", value_name = "STIGG_MAX_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10), global = true)]
+    pub stigg_max_attempts: u32,
+
+    /// Client-side budget of Stigg calls per minute, per operation.
+    #[arg(long, env = "STIGG_CALLS_PER_MINUTE", value_name = "STIGG_CALLS_PER_MINUTE", default_value_t = 250, value_parser = clap::value_parser!(u32).range(1..), global = true)]
+    pub stigg_calls_per_minute: u32,
+
+    /// Plan catalog: plan code → Stigg plan id and billing period.
+    #[arg(long, env = "PLAN_CATALOG", value_name = "PLAN_CATALOG", default_value = DEFAULT_PLAN_CATALOG, global = true)]
+    pub plan_catalog: PathBuf,
+
+    /// When set, API routes require `Authorization: Bearer <API_TOKEN>` (secret).
+    #[arg(long, env = "API_TOKEN", value_name = "API_TOKEN", value_parser = secret, hide_env_values = true, global = true)]
+    pub api_token: Option<SecretString>,
+
+    /// `production` refuses the bundled emulator and a missing STIGG_API_KEY.
+    #[arg(
+        long,
+        env = "APP_ENV",
+        value_name = "APP_ENV",
+        value_enum,
+        default_value = "development",
+        global = true
+    )]
+    pub app_env: AppEnv,
+}
+
+/// Where Stigg is, once the settings are checked.
+#[derive(Debug, Clone)]
+pub enum StiggTarget {
+    /// A real (or test) Stigg at this URL.
+    Remote {
+        base_url: String,
+        api_key: SecretString,
+    },
+    /// Nothing configured outside production: start the bundled emulator in-process.
+    BundledEmulator,
+}
+
+impl Settings {
+    /// Decides where Stigg is, refusing what production must not run with.
+    pub fn stigg_target(&self) -> anyhow::Result<StiggTarget> {
+        let production = self.app_env == AppEnv::Production;
+        match (&self.stigg_api_url, &self.stigg_api_key) {
+            (None, None) if production => {
+                anyhow::bail!("STIGG_API_KEY is required when APP_ENV=production")
+            }
+            (None, None) => Ok(StiggTarget::BundledEmulator),
+            (_, None) if production => {
+                anyhow::bail!("STIGG_API_KEY is required when APP_ENV=production")
+            }
+            (url, key) => {
+                let base_url = url
+                    .clone()
+                    .unwrap_or_else(|| "https://api.stigg.io".to_owned());
+                let parsed = url_host(&base_url).with_context(|| {
+                    format!("STIGG_API_URL is not a valid http(s) URL: {base_url}")
+                })?;
+                if production && is_loopback(parsed) {
+                    tracing::warn!(%base_url, "STIGG_API_URL points at this machine in production");
+                }
+                let api_key = key
+                    .clone()
+                    .unwrap_or_else(|| SecretString::from(String::new()));
+                if key.is_none() {
+                    tracing::warn!("STIGG_API_KEY is not set: Stigg calls go out without a key");
+                }
+                Ok(StiggTarget::Remote {
+                    base_url: base_url.trim_end_matches('/').to_owned(),
+                    api_key,
+                })
+            }
+        }
+    }
+
+    /// Loads the plan catalog. An explicitly configured file must exist; the default path
+    /// falls back to the copy built into the binary.
+    pub fn load_plan_catalog(&self) -> anyhow::Result<PlanCatalog> {
+        let path = &self.plan_catalog;
+        let (text, origin) = match std::fs::read_to_string(path) {
+            Ok(text) => (text, path.display().to_string()),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && path == Path::new(DEFAULT_PLAN_CATALOG) =>
+            {
+                (
+                    BUILT_IN_PLAN_CATALOG.to_owned(),
+                    "the built-in catalog".to_owned(),
+                )
+            }
+            Err(e) => anyhow::bail!("PLAN_CATALOG: cannot read {}: {e}", path.display()),
+        };
+        parse_plan_catalog(&text)
+            .with_context(|| format!("PLAN_CATALOG: invalid catalog in {origin}"))
+    }
+}
+
+/// The host part of an http(s) URL, checked without pulling an HTTP client into config.
+fn url_host(url: &str) -> anyhow::Result<&str> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| anyhow::anyhow!("must start with http:// or https://"))?;
+    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    anyhow::ensure!(!host.is_empty(), "has no host");
+    Ok(host)
+}
+
+fn is_loopback(host: &str) -> bool {
+    let name = host.rsplit_once(':').map_or(host, |(h, _)| h);
+    name == "localhost" || name.starts_with("127.") || name == "[::1]"
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogFile {
+    plans: std::collections::BTreeMap<String, CatalogEntry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CatalogEntry {
+    stigg_plan_id: String,
+    billing_period: CatalogPeriod,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+enum CatalogPeriod {
+    Monthly,
+    Annually,
+}
+
+pub fn parse_plan_catalog(text: &str) -> anyhow::Result<PlanCatalog> {
+    let file: CatalogFile = toml::from_str(text)?;
+    let plans = file
+        .plans
+        .into_iter()
+        .map(|(code, entry)| {
+            let code =
+                PlanCode::parse(&code).map_err(|e| anyhow::anyhow!("plan code '{code}' {e}"))?;
+            Ok(Plan {
+                code,
+                stigg_plan_id: entry.stigg_plan_id,
+                billing_period: match entry.billing_period {
+                    CatalogPeriod::Monthly => BillingPeriod::Monthly,
+                    CatalogPeriod::Annually => BillingPeriod::Annually,
+                },
+            })
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(PlanCatalog::new(plans)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_catalog_has_the_contracts_plans() {
+        let catalog = parse_plan_catalog(BUILT_IN_PLAN_CATALOG).unwrap_or_else(|e| panic!("{e:#}"));
+        for code in [
+            "plan_starter_m",
+            "plan_starter_y",
+            "plan_pro_m",
+            "plan_pro_y",
+        ] {
+            let code = PlanCode::parse(code).unwrap_or_else(|e| panic!("{e}"));
+            assert!(catalog.get(&code).is_some(), "{code} missing");
+        }
+    }
+
+    #[test]
+    fn a_bad_catalog_says_what_is_wrong() {
+        let error =
+            parse_plan_catalog("[plans.Bad]\nstigg_plan_id = 'x'\nbilling_period = 'MONTHLY'\n")
+                .err()
+                .map(|e| format!("{e:#}"))
+                .unwrap_or_default();
+        assert!(error.contains("plan code 'Bad'"), "{error}");
+        let error =
+            parse_plan_catalog("[plans.a]\nstigg_plan_id = 'x'\nbilling_period = 'WEEKLY'\n")
+                .err()
+                .map(|e| format!("{e:#}"))
+                .unwrap_or_default();
+        assert!(
+            error.contains("WEEKLY") || error.contains("variant"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn urls_are_checked() {
+        assert_eq!(url_host("http://127.0.0.1:9/x").ok(), Some("127.0.0.1:9"));
+        assert!(url_host("ftp://x").is_err());
+        assert!(url_host("https://").is_err());
+        assert!(is_loopback("127.0.0.1:8787"));
+        assert!(!is_loopback("api.stigg.io"));
+    }
+}

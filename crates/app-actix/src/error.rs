@@ -1,0 +1,236 @@
+//! The one place where errors become HTTP answers: status, `code`, message and details.
+//!
+//! Messages of 5xx answers say what failed but never carry SQL, secrets or stack traces; the
+//! full cause goes to the log.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use onboarding_domain::model::{CorrelationId, RequestId};
+use onboarding_domain::ports::RepoError;
+use onboarding_domain::use_cases::provision_subscription::{FieldError, ProvisionError};
+use serde::Serialize;
+
+/// The contract's error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ErrorCode {
+    BadRequest,
+    Unauthorized,
+    NotFound,
+    MethodNotAllowed,
+    PayloadTooLarge,
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::BadRequest => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "BAD_REQUEST",
+            Self::Unauthorized => "UNAUTHORIZED",
+            Self::NotFound => "NOT_FOUND",
+            Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",
+            Self::PayloadTooLarge => "PAYLOAD_TOO_LARGE",
+            Self::Internal => "INTERNAL",
+        }
+    }
+}
+
+/// The caller's trace ids, when they were valid; echoed in every API answer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TraceIds {
+    pub request_id: Option<RequestId>,
+    pub correlation_id: Option<CorrelationId>,
+}
+
+/// An API error answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub details: Vec<FieldError>,
+    pub ids: TraceIds,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ErrorBody<'a> {
+    code: ErrorCode,
+    message: &'a str,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    details: &'a [FieldError],
+    request_id: Option<&'a str>,
+    correlation_id: Option<&'a str>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>, ids: &TraceIds) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            details: Vec::new(),
+            ids: ids.clone(),
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>, details: Vec<FieldError>, ids: &TraceIds) -> Self {
+        Self {
+            details,
+            ..Self::new(ErrorCode::BadRequest, message, ids)
+        }
+    }
+
+    /// Maps the use case's outcome to the contract's status and code.
+    pub fn from_provision(error: &ProvisionError, ids: &TraceIds) -> Self {
+        match error {
+            ProvisionError::OrganizationNotFound { .. }
+            | ProvisionError::StripeCustomerNotFound { .. }
+            | ProvisionError::SubscriptionNotFound { .. } => {
+                Self::new(ErrorCode::NotFound, error.to_string(), ids)
+            }
+            ProvisionError::PlanMismatch { .. } => Self::invalid(
+                "request body is invalid",
+                vec![FieldError::new("planCode", error.to_string())],
+                ids,
+            ),
+            ProvisionError::InProgress { .. } | ProvisionError::Stigg(_) => {
+                Self::new(ErrorCode::Internal, error.to_string(), ids)
+            }
+            ProvisionError::Store(RepoError::Unavailable(_)) => Self::new(
+                ErrorCode::Internal,
+                "database unavailable, retry later",
+                ids,
+            ),
+            ProvisionError::Store(RepoError::Unexpected(_)) => {
+                Self::new(ErrorCode::Internal, "database error", ids)
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let body = ErrorBody {
+            code: self.code,
+            message: &self.message,
+            details: &self.details,
+            request_id: self.ids.request_id.as_ref().map(RequestId::as_str),
+            correlation_id: self.ids.correlation_id.as_ref().map(CorrelationId::as_str),
+        };
+        let mut response = HttpResponse::build(self.status_code()).json(body);
+        // The API middleware reads the code back for the debug-log row and metrics.
+        response.extensions_mut().insert(self.code);
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use onboarding_domain::ports::StiggError;
+
+    use super::*;
+
+    fn ids() -> TraceIds {
+        TraceIds {
+            request_id: RequestId::parse("req-1").ok(),
+            correlation_id: CorrelationId::parse("corr-1").ok(),
+        }
+    }
+
+    fn parse<T: std::str::FromStr>(raw: &str) -> T
+    where
+        T::Err: std::fmt::Debug,
+    {
+        raw.parse().unwrap_or_else(|e| panic!("{e:?}"))
+    }
+
+    #[test]
+    fn maps_every_provisioning_error_to_the_contracts_status() {
+        let cases = [
+            (
+                ProvisionError::OrganizationNotFound {
+                    org_id: parse("org_1"),
+                },
+                404,
+            ),
+            (
+                ProvisionError::StripeCustomerNotFound {
+                    org_id: parse("org_1"),
+                    stripe_customer_id: parse("cus_1"),
+                },
+                404,
+            ),
+            (
+                ProvisionError::SubscriptionNotFound {
+                    org_id: parse("org_1"),
+                    stripe_subscription_id: parse("sub_1"),
+                },
+                404,
+            ),
+            (
+                ProvisionError::PlanMismatch {
+                    requested: parse("plan_a"),
+                    actual: "plan_b".into(),
+                },
+                400,
+            ),
+            (
+                ProvisionError::InProgress {
+                    stripe_subscription_id: parse("sub_1"),
+                },
+                500,
+            ),
+            (ProvisionError::Stigg(StiggError::Unauthorized), 500),
+            (
+                ProvisionError::Store(RepoError::Unavailable("pool timed out".into())),
+                500,
+            ),
+        ];
+        for (error, status) in cases {
+            let api = ApiError::from_provision(&error, &ids());
+            assert_eq!(api.status_code().as_u16(), status, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn database_details_stay_in_the_log() {
+        let error =
+            ProvisionError::Store(RepoError::Unexpected("no such table: organizations".into()));
+        let api = ApiError::from_provision(&error, &ids());
+        assert_eq!(api.message, "database error");
+    }
+
+    #[test]
+    fn stigg_message_names_the_failure() {
+        let error = ProvisionError::Stigg(StiggError::Unavailable {
+            attempts: 3,
+            cause: "HTTP 503".into(),
+        });
+        let api = ApiError::from_provision(&error, &ids());
+        assert_eq!(
+            api.message,
+            "Stigg API unavailable after 3 attempts (HTTP 503)"
+        );
+        assert_eq!(api.code, ErrorCode::Internal);
+    }
+}

@@ -1,0 +1,16 @@
+//! The onboarding service: the HTTP API (actix-web), the `onboarding` command line, and the
+//! wiring of the domain's use cases to their adapters (database, Stigg, clock).
+//!
+//! It stays thin: parsing at the edge, one mapping of errors to HTTP (`error`), no business
+//! rules.
+
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod middleware;
+pub mod redact;
+pub mod routes;
+pub mod startup;
+pub mod state;
+pub mod telemetry;

@@ -1,0 +1,317 @@
+//! What every API request goes through, whatever its outcome: trace ids read once, the
+//! optional bearer check, the body size cap, the ids echoed on the answer, one request span
+//! and exactly one `debug_logs` row.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{self, HeaderMap, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::web::{Bytes, BytesMut};
+use actix_web::{Error, HttpMessage, ResponseError};
+use futures::StreamExt;
+use onboarding_domain::model::{CorrelationId, RequestId, TenantId};
+use onboarding_domain::ports::{DebugLog, DebugLogEntry};
+use onboarding_domain::use_cases::provision_subscription::FieldError;
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::error::{ApiError, ErrorCode, TraceIds};
+use crate::redact::body_for_debug_log;
+
+/// Bodies above this are refused with 413 before they are parsed.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+pub const REQUEST_ID: &str = "x-request-id";
+pub const CORRELATION_ID: &str = "x-correlation-id";
+pub const TENANT_ID: &str = "x-tenant-id";
+
+/// What the API middleware needs, shared by all workers.
+pub struct ApiGuard {
+    pub api_token: Option<SecretString>,
+    pub debug_log: Arc<dyn DebugLog>,
+}
+
+/// The trace headers as received: parsed when valid, with what is wrong otherwise.
+#[derive(Debug, Clone)]
+pub struct RequestHeaders {
+    pub request_id: Result<RequestId, FieldError>,
+    pub correlation_id: Result<CorrelationId, FieldError>,
+    /// `Ok(None)` when absent (it is optional).
+    pub tenant_id: Result<Option<TenantId>, FieldError>,
+}
+
+impl RequestHeaders {
+    pub fn read(headers: &HeaderMap) -> Self {
+        Self {
+            request_id: required(headers, REQUEST_ID, RequestId::parse),
+            correlation_id: required(headers, CORRELATION_ID, CorrelationId::parse),
+            tenant_id: match headers.get(TENANT_ID) {
+                None => Ok(None),
+                Some(_) => required(headers, TENANT_ID, TenantId::parse).map(Some),
+            },
+        }
+    }
+
+    pub fn ids(&self) -> TraceIds {
+        TraceIds {
+            request_id: self.request_id.as_ref().ok().cloned(),
+            correlation_id: self.correlation_id.as_ref().ok().cloned(),
+        }
+    }
+
+    /// Every header that breaks its rule.
+    pub fn errors(&self) -> Vec<FieldError> {
+        [
+            self.request_id.as_ref().err(),
+            self.correlation_id.as_ref().err(),
+            self.tenant_id.as_ref().err(),
+        ]
+        .into_iter()
+        .flatten()
+        .cloned()
+        .collect()
+    }
+}
+
+fn required<T, E: ToString>(
+    headers: &HeaderMap,
+    name: &str,
+    parse: impl FnOnce(&str) -> Result<T, E>,
+) -> Result<T, FieldError> {
+    let mut values = headers.get_all(name);
+    let (Some(value), None) = (values.next(), values.next()) else {
+        let problem = if headers.contains_key(name) {
+            "must be given once"
+        } else {
+            "is required"
+        };
+        return Err(FieldError::new(name, problem));
+    };
+    let text = value.to_str().map_err(|_| {
+        FieldError::new(
+            name,
+            "must contain only visible ASCII characters (no spaces or control characters)",
+        )
+    })?;
+    parse(text).map_err(|e| FieldError::new(name, e.to_string()))
+}
+
+/// The middleware function (see [`actix_web::middleware::from_fn`]).
+pub async fn api_middleware(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    let started = Instant::now();
+    let guard = req
+        .app_data::<actix_web::web::Data<ApiGuard>>()
+        .cloned()
+        .ok_or_else(|| actix_web::error::ErrorInternalServerError("API guard not configured"))?;
+    let headers = RequestHeaders::read(req.headers());
+    let ids = headers.ids();
+    let tenant = headers.tenant_id.clone().ok().flatten();
+    let span = info_span!(
+        "request",
+        method = %req.method(),
+        path = %req.path(),
+        request_id = ids.request_id.as_ref().map(RequestId::as_str),
+        correlation_id = ids.correlation_id.as_ref().map(CorrelationId::as_str),
+        tenant_id = tenant.as_ref().map(TenantId::as_str),
+    );
+    req.extensions_mut().insert(headers);
+
+    async move {
+        let method = req.method().to_string();
+        let path = req.path().to_owned();
+        let mut body = None;
+        let response = match refuse_early(&guard, &mut req, &ids).await {
+            Err(refusal) => req.into_response(refusal.error_response()),
+            Ok(bytes) => {
+                body = Some(body_for_debug_log(&bytes));
+                req.set_payload(bytes.into());
+                next.call(req).await?.map_into_boxed_body()
+            }
+        };
+        let mut response = response;
+        echo_ids(response.headers_mut(), &ids);
+
+        let status = response.status().as_u16();
+        let error_code = response.response().extensions().get::<ErrorCode>().copied();
+        let duration_ms = i64::try_from(started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        info!(
+            status,
+            error_code = error_code.map(ErrorCode::as_str),
+            duration_ms,
+            "request finished"
+        );
+        let entry = DebugLogEntry {
+            request_id: ids.request_id.as_ref().map(|id| id.as_str().to_owned()),
+            correlation_id: ids.correlation_id.as_ref().map(|id| id.as_str().to_owned()),
+            tenant_id: tenant.as_ref().map(|id| id.as_str().to_owned()),
+            method,
+            path,
+            request_body: body.flatten(),
+            status,
+            error_code: error_code.map(|c| c.as_str().to_owned()),
+            duration_ms,
+            created_at: chrono::Utc::now(),
+        };
+        // The row is written before the answer leaves, so a caller can find it at once. A
+        // failure to write it never changes the answer.
+        if let Err(error) = guard.debug_log.record(entry).await {
+            warn!(%error, "could not write the debug-log row");
+        }
+        Ok(response)
+    }
+    .instrument(span)
+    .await
+}
+
+/// The checks that answer before the handler runs: bearer token, then body size. On success
+/// the whole body, read.
+async fn refuse_early(
+    guard: &ApiGuard,
+    req: &mut ServiceRequest,
+    ids: &TraceIds,
+) -> Result<Bytes, ApiError> {
+    if let Some(expected) = &guard.api_token
+        && !bearer_matches(req.headers(), expected)
+    {
+        return Err(ApiError::new(
+            ErrorCode::Unauthorized,
+            "missing or invalid bearer token",
+            ids,
+        ));
+    }
+    let too_large = || {
+        ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("request body is larger than {MAX_BODY_BYTES} bytes"),
+            ids,
+        )
+    };
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    let (_, payload) = req.parts_mut();
+    let mut payload = std::mem::replace(payload, actix_web::dev::Payload::None);
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(
+                ErrorCode::BadRequest,
+                format!("request body could not be read: {e}"),
+                ids,
+            )
+        })?;
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+fn bearer_matches(headers: &HeaderMap, expected: &SecretString) -> bool {
+    let Some(given) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    // Constant time, so the comparison does not tell an attacker how much of a guess was right.
+    given
+        .as_bytes()
+        .ct_eq(expected.expose_secret().as_bytes())
+        .into()
+}
+
+fn echo_ids(headers: &mut HeaderMap, ids: &TraceIds) {
+    let pairs = [
+        (REQUEST_ID, ids.request_id.as_ref().map(RequestId::as_str)),
+        (
+            CORRELATION_ID,
+            ids.correlation_id.as_ref().map(CorrelationId::as_str),
+        ),
+    ];
+    for (name, value) in pairs {
+        // Valid ids are visible ASCII, so they are always valid header values.
+        if let Some(value) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
+            headers.insert(header::HeaderName::from_static(name), value);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    #[test]
+    fn reads_valid_and_names_invalid_headers() {
+        let req = TestRequest::default()
+            .insert_header((REQUEST_ID, "req-1"))
+            .insert_header((CORRELATION_ID, "has space"))
+            .to_http_request();
+        let headers = RequestHeaders::read(req.headers());
+        assert_eq!(
+            headers.ids().request_id.map(|i| i.as_str().to_owned()),
+            Some("req-1".into())
+        );
+        assert_eq!(headers.ids().correlation_id, None);
+        assert!(matches!(headers.tenant_id, Ok(None)));
+        let fields: Vec<_> = headers.errors().into_iter().map(|e| e.field).collect();
+        assert_eq!(fields, [CORRELATION_ID]);
+    }
+
+    #[test]
+    fn missing_and_repeated_headers_are_errors() {
+        let req = TestRequest::default()
+            .append_header((REQUEST_ID, "a"))
+            .append_header((REQUEST_ID, "b"))
+            .insert_header((TENANT_ID, ""))
+            .to_http_request();
+        let errors = RequestHeaders::read(req.headers()).errors();
+        let messages: Vec<_> = errors
+            .iter()
+            .map(|e| (e.field.as_str(), e.message.as_str()))
+            .collect();
+        assert_eq!(
+            messages,
+            [
+                (REQUEST_ID, "must be given once"),
+                (CORRELATION_ID, "is required"),
+                (TENANT_ID, "must not be empty"),
+            ]
+        );
+    }
+
+    #[test]
+    fn bearer_token_must_match_exactly() {
+        let expected = SecretString::from("s3cret".to_owned());
+        let with = |value: &str| {
+            let req = TestRequest::default()
+                .insert_header((header::AUTHORIZATION, value))
+                .to_http_request();
+            bearer_matches(req.headers(), &expected)
+        };
+        assert!(with("Bearer s3cret"));
+        assert!(!with("Bearer s3cre"));
+        assert!(!with("Bearer s3cret2"));
+        assert!(!with("Basic s3cret"));
+        assert!(!bearer_matches(
+            TestRequest::default().to_http_request().headers(),
+            &expected
+        ));
+    }
+}

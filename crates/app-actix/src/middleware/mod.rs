@@ -1,0 +1,3 @@
+//! Request middleware.
+
+pub mod api;

@@ -1,0 +1,213 @@
+//! Wiring: settings → adapters → use case → HTTP server. Everything costly (catalog, pool,
+//! migrations, HTTP client) is done here once, never on the request path.
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::web::Data;
+use actix_web::{App, HttpServer};
+use anyhow::Context;
+use async_trait::async_trait;
+use onboarding_adapters_db::{Database, DbConfig};
+use onboarding_adapters_stigg::{HttpStiggGateway, StiggConfig};
+use onboarding_domain::model::PlanCatalog;
+use onboarding_domain::ports::StiggGateway;
+use onboarding_domain::use_cases::provision_subscription::{
+    ProvisionSubscription, ProvisioningPolicy,
+};
+use secrecy::SecretString;
+use stigg_emulator::{Emulator, EmulatorConfig, RunningEmulator};
+use tracing::{info, warn};
+
+use crate::clock::SystemClock;
+use crate::config::{Settings, StiggTarget};
+use crate::middleware::api::ApiGuard;
+use crate::routes;
+use crate::state::{AppState, Readiness};
+
+/// How long in-flight requests may run on after SIGTERM/SIGINT.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// The adapters and use cases, built once and shared by the server and the commands.
+pub struct Services {
+    pub db: Database,
+    pub catalog: Arc<PlanCatalog>,
+    pub provision: ProvisionSubscription,
+    /// The bundled Stigg emulator, when it was started in-process.
+    pub emulator: Option<RunningEmulator>,
+}
+
+impl Services {
+    /// Loads the catalog, opens the database and applies pending migrations, and connects to
+    /// Stigg (or starts the bundled emulator outside production).
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let catalog = Arc::new(settings.load_plan_catalog()?);
+        let target = settings.stigg_target()?;
+        let db = open_database(settings, true).await?;
+        let (gateway, emulator) = connect_stigg(settings, target).await?;
+        let db_port = Arc::new(db.clone());
+        let provision = ProvisionSubscription::new(
+            db_port.clone(),
+            db_port.clone(),
+            db_port,
+            gateway,
+            Arc::new(SystemClock),
+            ProvisioningPolicy {
+                deadline: settings.provisioning_deadline,
+                // A live holder must never lose its lease: keep it past the whole deadline.
+                lease_ttl: settings.provisioning_deadline + Duration::from_secs(5),
+                ..ProvisioningPolicy::default()
+            },
+        );
+        Ok(Self {
+            db,
+            catalog,
+            provision,
+            emulator,
+        })
+    }
+
+    pub async fn shutdown(self) {
+        if let Some(emulator) = self.emulator {
+            emulator.stop().await;
+        }
+    }
+}
+
+/// Opens the pool; with `migrate`, applies pending migrations first.
+pub async fn open_database(settings: &Settings, migrate: bool) -> anyhow::Result<Database> {
+    let mut config = DbConfig::new(settings.database_url.clone());
+    if let Some(max) = settings.database_max_connections {
+        config.max_connections = max;
+    }
+    let db = onboarding_adapters_db::connect(&config)
+        .await
+        .context("DATABASE_URL: cannot open the database")?;
+    info!(backend = ?db.backend(), "database pool ready");
+    if migrate {
+        let applied = onboarding_adapters_db::run_migrations(db.pool())
+            .await
+            .context("cannot apply the database migrations")?;
+        for name in &applied {
+            info!(migration = %name, "migration applied");
+        }
+    }
+    Ok(db)
+}
+
+async fn connect_stigg(
+    settings: &Settings,
+    target: StiggTarget,
+) -> anyhow::Result<(Arc<dyn StiggGateway>, Option<RunningEmulator>)> {
+    let (base_url, api_key, emulator) = match target {
+        StiggTarget::Remote { base_url, api_key } => (base_url, api_key, None),
+        StiggTarget::BundledEmulator => {
+            let key = format!("emulator-{}", uuid::Uuid::now_v7().simple());
+            let emulator = Emulator::new(EmulatorConfig {
+                api_key: key.clone(),
+                ..EmulatorConfig::default()
+            });
+            let running = RunningEmulator::start(emulator, SocketAddr::from(([127, 0, 0, 1], 0)))
+                .await
+                .context("cannot start the bundled Stigg emulator")?;
+            warn!(
+                url = %running.base_url(),
+                "STIGG_API_URL and STIGG_API_KEY are not set: using the bundled Stigg emulator \
+                 (in memory, for development only; APP_ENV=production refuses it)"
+            );
+            (running.base_url(), SecretString::from(key), Some(running))
+        }
+    };
+    let mut config = StiggConfig::new(base_url.clone(), api_key);
+    config.attempt_timeout = settings.stigg_attempt_timeout;
+    config.max_attempts = settings.stigg_max_attempts;
+    config.calls_per_minute = settings.stigg_calls_per_minute;
+    let gateway = HttpStiggGateway::new(config).context("cannot build the Stigg client")?;
+    info!(%base_url, "Stigg client ready");
+    Ok((Arc::new(gateway), emulator))
+}
+
+struct DatabaseReadiness(Database);
+
+#[async_trait]
+impl Readiness for DatabaseReadiness {
+    async fn check(&self) -> Result<(), String> {
+        self.0
+            .ping()
+            .await
+            .map_err(|_| "database unreachable".to_owned())?;
+        match onboarding_adapters_db::pending_migrations(self.0.pool()).await {
+            Ok(0) => Ok(()),
+            Ok(n) => Err(format!("{n} database migration(s) not applied")),
+            Err(_) => Err("cannot read the applied migrations".to_owned()),
+        }
+    }
+}
+
+/// The running HTTP service.
+pub struct Application {
+    server: Server,
+    address: SocketAddr,
+    services: Services,
+}
+
+impl Application {
+    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        let services = Services::build(settings).await?;
+        Self::serve(services, settings)
+    }
+
+    /// Binds the listener and builds the server around already-built services.
+    pub fn serve(services: Services, settings: &Settings) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(settings.bind_addr)
+            .with_context(|| format!("BIND_ADDR: cannot listen on {}", settings.bind_addr))?;
+        let address = listener.local_addr()?;
+        let state = Data::new(AppState {
+            provision: services.provision.clone(),
+            catalog: services.catalog.clone(),
+            readiness: Arc::new(DatabaseReadiness(services.db.clone())),
+        });
+        let guard = Data::new(ApiGuard {
+            api_token: settings.api_token.clone(),
+            debug_log: Arc::new(services.db.clone()),
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(guard.clone())
+                .configure(routes::configure)
+        })
+        .listen(listener)?
+        .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
+        .run();
+        info!(%address, "listening on http://{address}");
+        Ok(Self {
+            server,
+            address,
+            services,
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGTERM/SIGINT (or a stop through the handle), letting in-flight requests
+    /// finish, then stops the bundled emulator.
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        self.server.await?;
+        info!("server stopped");
+        self.services.shutdown().await;
+        Ok(())
+    }
+}

@@ -1,0 +1,496 @@
+//! `POST /api/stigg/provision` against the real server, SQLite and the Stigg emulator.
+
+use serde_json::{Value, json};
+use stigg_emulator::{EntityKind, Fault};
+
+use crate::helpers::{
+    Options, STIGG_KEY, TestApp, acme_body, detail_fields, read, spawn_app, spawn_app_with,
+};
+
+fn stigg_posts(app: &TestApp, path: &str) -> usize {
+    app.stigg
+        .emulator()
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST" && r.path == path)
+        .count()
+}
+
+#[tokio::test]
+async fn happy_path_provisions_customer_and_subscription() {
+    let app = spawn_app().await;
+    app.seed_acme();
+
+    let response = app
+        .provision_request(&acme_body(), "req-1")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(response.headers()["x-request-id"], "req-1");
+    assert_eq!(response.headers()["x-correlation-id"], "corr-req-1");
+    let (status, body) = read(response).await;
+
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        json!({
+            "provisioned": true,
+            "stiggCustomerId": "org_1",
+            "stiggSubscriptionId": "sub_A1",
+            "requestId": "req-1",
+            "correlationId": "corr-req-1"
+        })
+    );
+    let emulator = app.stigg.emulator();
+    assert_eq!(emulator.created_count(EntityKind::Customer), 1);
+    assert_eq!(emulator.created_count(EntityKind::Subscription), 1);
+    let subscription = &emulator.subscriptions()[0];
+    assert_eq!(subscription["planId"], "plan-starter");
+    assert_eq!(subscription["billingPeriod"], "MONTHLY");
+    assert_eq!(subscription["status"], "IN_TRIAL");
+    assert_eq!(subscription["paymentCollectionMethod"], "NONE");
+    assert!(
+        subscription["trialEndDate"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("2030-01-15T00:00:00")),
+        "{subscription}"
+    );
+    let customer = &emulator.customers()[0];
+    assert_eq!(customer["billingId"], "cus_A1");
+    assert_eq!(customer["name"], "Acme");
+
+    let rows = app.debug_rows("req-1");
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0].status, 200);
+    assert_eq!(rows[0].request_id.as_deref(), Some("req-1"));
+    assert_eq!(rows[0].correlation_id.as_deref(), Some("corr-req-1"));
+    assert_eq!(rows[0].method, "POST");
+    assert_eq!(rows[0].path, "/api/stigg/provision");
+    assert!(
+        rows[0]
+            .request_body
+            .as_deref()
+            .is_some_and(|b| b.contains("sub_A1"))
+    );
+    assert_eq!(rows[0].error_code, None);
+}
+
+#[tokio::test]
+async fn correlation_id_is_passed_on_to_stigg() {
+    let app = spawn_app().await;
+    app.seed_acme();
+    let (status, _) = app.provision(&acme_body(), "req-c").await;
+    assert_eq!(status, 200);
+    let requests = app.stigg.emulator().requests();
+    assert!(!requests.is_empty());
+    for request in &requests {
+        assert_eq!(
+            request.correlation_id.as_deref(),
+            Some("corr-req-c"),
+            "{request:?}"
+        );
+        assert!(request.api_key_valid);
+    }
+    let keys: Vec<_> = requests
+        .iter()
+        .filter_map(|r| r.idempotency_key.as_deref())
+        .collect();
+    assert_eq!(keys, ["customer:org_1", "subscription:sub_A1"]);
+}
+
+#[tokio::test]
+async fn a_repeated_request_answers_from_the_record_without_calling_stigg() {
+    let app = spawn_app().await;
+    app.seed_acme();
+    let (first, first_body) = app.provision(&acme_body(), "req-a").await;
+    let calls = app.stigg.emulator().requests().len();
+    let (second, second_body) = app.provision(&acme_body(), "req-b").await;
+
+    assert_eq!((first, second), (200, 200));
+    assert_eq!(
+        first_body["stiggSubscriptionId"],
+        second_body["stiggSubscriptionId"]
+    );
+    assert_eq!(second_body["requestId"], "req-b");
+    assert_eq!(
+        app.stigg.emulator().requests().len(),
+        calls,
+        "Stigg was called again"
+    );
+}
+
+#[tokio::test]
+async fn missing_fields_are_all_named() {
+    let app = spawn_app().await;
+    let (status, body) = app.provision(&json!({}), "req-m").await;
+    assert_eq!(status, 400);
+    assert_eq!(body["code"], "BAD_REQUEST");
+    assert_eq!(
+        detail_fields(&body),
+        [
+            "orgId",
+            "stripeCustomerId",
+            "stripeSubscriptionId",
+            "planCode"
+        ]
+    );
+    assert_eq!(body["details"][0]["message"], "is required");
+    assert_eq!(body["requestId"], "req-m");
+    assert_eq!(body["correlationId"], "corr-req-m");
+    assert!(app.stigg.emulator().requests().is_empty());
+    let rows = app.debug_rows("req-m");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(
+        (rows[0].status, rows[0].error_code.as_deref()),
+        (400, Some("BAD_REQUEST"))
+    );
+}
+
+#[tokio::test]
+async fn every_broken_rule_is_named_with_its_reason() {
+    let app = spawn_app().await;
+    let body = json!({
+        "orgId": "_bad",
+        "stripeCustomerId": 42,
+        "stripeSubscriptionId": "cus_wrong",
+        "planCode": "plan_x",
+        "unknownField": "ignored"
+    });
+    let (status, body) = app.provision(&body, "req-v").await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        detail_fields(&body),
+        [
+            "orgId",
+            "stripeCustomerId",
+            "stripeSubscriptionId",
+            "planCode"
+        ]
+    );
+    assert_eq!(
+        body["details"][1]["message"],
+        "must be a string, not a number"
+    );
+    assert_eq!(body["details"][3]["message"], "unknown plan code 'plan_x'");
+}
+
+#[tokio::test]
+async fn header_and_body_errors_are_reported_together() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .post(format!("{}/api/stigg/provision", app.address))
+        .header("x-correlation-id", "has space")
+        .header("x-tenant-id", "t".repeat(129))
+        .json(&json!({ "orgId": "org_1" }))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(response.headers().get("x-request-id").is_none());
+    assert!(response.headers().get("x-correlation-id").is_none());
+    let (status, body) = read(response).await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        detail_fields(&body),
+        [
+            "x-request-id",
+            "x-correlation-id",
+            "x-tenant-id",
+            "stripeCustomerId",
+            "stripeSubscriptionId",
+            "planCode"
+        ]
+    );
+    assert_eq!(body["requestId"], Value::Null);
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_a_json_object_is_refused() {
+    let app = spawn_app().await;
+    for (raw, expected) in [
+        ("{not json", "is not valid JSON"),
+        ("[1,2]", "must be a JSON object"),
+        ("", "is required"),
+    ] {
+        let response = app
+            .client
+            .post(format!("{}/api/stigg/provision", app.address))
+            .header("x-request-id", "r")
+            .header("x-correlation-id", "c")
+            .header("content-type", "application/json")
+            .body(raw)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (status, body) = read(response).await;
+        assert_eq!(status, 400, "{raw}");
+        assert_eq!(detail_fields(&body), ["body"]);
+        let message = body["details"][0]["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with(expected), "{raw}: {message}");
+    }
+}
+
+#[tokio::test]
+async fn a_body_over_16_kib_is_refused_with_413() {
+    let app = spawn_app().await;
+    let padding = "x".repeat(17 * 1024);
+    let body = json!({ "orgId": "org_1", "padding": padding });
+    let (status, body) = app.provision(&body, "req-big").await;
+    assert_eq!(status, 413);
+    assert_eq!(body["code"], "PAYLOAD_TOO_LARGE");
+    assert_eq!(body["requestId"], "req-big");
+    let rows = app.debug_rows("req-big");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].status, 413);
+}
+
+#[tokio::test]
+async fn unknown_organization_is_404() {
+    let app = spawn_app().await;
+    app.seed_acme();
+    let body = acme_with("orgId", "org_2");
+    let (status, body) = app.provision(&body, "req-o").await;
+    assert_eq!(status, 404);
+    assert_eq!(body["code"], "NOT_FOUND");
+    assert_eq!(body["message"], "organization 'org_2' not found");
+    assert!(app.stigg.emulator().requests().is_empty());
+}
+
+#[tokio::test]
+async fn tenant_header_scopes_the_organization() {
+    let app = spawn_app().await;
+    app.seed_acme();
+    let send = |tenant: &'static str, id: &'static str| {
+        app.provision_request(&acme_body(), id)
+            .header("x-tenant-id", tenant)
+            .send()
+    };
+    let (status, _) = read(
+        send("tenant-b", "req-t1")
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+    )
+    .await;
+    assert_eq!(status, 404);
+    let (status, _) = read(
+        send("tenant-a", "req-t2")
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        app.debug_rows("req-t2")[0].tenant_id.as_deref(),
+        Some("tenant-a")
+    );
+}
+
+#[tokio::test]
+async fn stripe_customer_of_another_organization_is_404() {
+    let app = spawn_app().await;
+    app.seed_acme();
+    app.exec("INSERT INTO organizations (id, name, tenant_id, stripe_customer_id) VALUES ('org_2', 'Other', NULL, 'cus_B2');");
+    let body = acme_with("stripeCustomerId", "cus_B2");
+    let (status, body) = app.provision(&body, "req-s").await;
+    assert_eq!(status, 404);
+    assert_eq!(
+        body["message"],
+        "Stripe customer 'cus_B2' not found for organization 'org_1'"
+    );
+}
+
+#[tokio::test]
+async fn subscription_that_is_unknown_or_of_another_organization_is_404() {
+    let app = spawn_app().await;
+    app.seed_acme();
+    app.exec(
+        "INSERT INTO organizations (id, name, tenant_id, stripe_customer_id) VALUES ('org_2', 'Other', NULL, 'cus_B2');
+         INSERT INTO subscriptions (id, organization_id, stripe_subscription_id, plan_code, status, trial_ends_at)
+         VALUES ('s_2', 'org_2', 'sub_B2', 'plan_starter_m', 'trialing', NULL);",
+    );
+    for sub in ["sub_Nope", "sub_B2"] {
+        let body = acme_with("stripeSubscriptionId", sub);
+        let (status, body) = app.provision(&body, "req-u").await;
+        assert_eq!(status, 404, "{sub}");
+        assert_eq!(
+            body["message"],
+            format!("subscription '{sub}' not found for organization 'org_1'")
+        );
+    }
+    assert!(app.stigg.emulator().requests().is_empty());
+}
+
+#[tokio::test]
+async fn plan_code_other_than_the_subscriptions_is_400() {
+    let app = spawn_app().await;
+    app.seed_acme();
+    let body = acme_with("planCode", "plan_pro_m");
+    let (status, body) = app.provision(&body, "req-p").await;
+    assert_eq!(status, 400);
+    assert_eq!(detail_fields(&body), ["planCode"]);
+}
+
+#[tokio::test]
+async fn stigg_failure_is_500_and_a_retry_resumes_with_the_subscription() {
+    let app = spawn_app().await;
+    app.seed_acme();
+    app.stigg.emulator().push_fault(
+        Fault::status(500)
+            .on_method("POST")
+            .on_path("/api/v1/subscriptions")
+            .times(3),
+    );
+
+    let (status, body) = app.provision(&acme_body(), "req-f1").await;
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["code"], "INTERNAL");
+    assert_eq!(
+        body["message"],
+        "Stigg API unavailable after 3 attempts (HTTP 500)"
+    );
+    assert_eq!(body["correlationId"], "corr-req-f1");
+    assert_eq!(
+        app.debug_rows("req-f1")[0].error_code.as_deref(),
+        Some("INTERNAL")
+    );
+    assert_eq!(stigg_posts(&app, "/api/v1/customers"), 1);
+    assert_eq!(
+        app.count(
+            "SELECT count(*) AS n FROM stigg_customer_provisions WHERE organization_id = 'org_1'"
+        ),
+        1
+    );
+
+    let (status, _) = app.provision(&acme_body(), "req-f2").await;
+    assert_eq!(status, 200);
+    // The customer step was recorded, so only the subscription was sent again.
+    assert_eq!(stigg_posts(&app, "/api/v1/customers"), 1);
+    assert_eq!(stigg_posts(&app, "/api/v1/subscriptions"), 4);
+}
+
+#[tokio::test]
+async fn transient_stigg_errors_are_retried_within_one_request() {
+    let app = spawn_app().await;
+    app.seed_acme();
+    app.stigg
+        .emulator()
+        .push_fault(Fault::status(503).on_path("/api/v1/customers").times(2));
+    let (status, body) = app.provision(&acme_body(), "req-r").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(stigg_posts(&app, "/api/v1/customers"), 3);
+    assert_eq!(app.stigg.emulator().created_count(EntityKind::Customer), 1);
+}
+
+#[tokio::test]
+async fn a_rejected_stigg_key_is_500_and_the_key_is_never_shown() {
+    let app = spawn_app_with(Options {
+        service_stigg_key: "server-wrong-key-1234",
+        ..Options::default()
+    })
+    .await;
+    app.seed_acme();
+    let (status, body) = app.provision(&acme_body(), "req-k").await;
+    assert_eq!(status, 500);
+    assert_eq!(body["message"], "Stigg rejected the API key");
+    let everything = format!("{body}{:?}", app.debug_rows("req-k"));
+    assert!(!everything.contains("server-wrong-key-1234"));
+    assert!(!everything.contains(STIGG_KEY));
+}
+
+#[tokio::test]
+async fn concurrent_identical_requests_provision_exactly_once() {
+    let app = spawn_app().await;
+    app.seed_acme();
+    let requests = (0..20).map(|i| {
+        let request = app.provision_request(&acme_body(), &format!("req-{i}"));
+        async move { read(request.send().await.unwrap_or_else(|e| panic!("{e}"))).await }
+    });
+    let answers = futures::future::join_all(requests).await;
+    for (status, body) in &answers {
+        assert_eq!(*status, 200, "{body}");
+        assert_eq!(body["stiggSubscriptionId"], "sub_A1");
+    }
+    assert_eq!(stigg_posts(&app, "/api/v1/customers"), 1);
+    assert_eq!(stigg_posts(&app, "/api/v1/subscriptions"), 1);
+    assert_eq!(app.count("SELECT count(*) AS n FROM debug_logs"), 20);
+}
+
+#[tokio::test]
+async fn bearer_token_is_required_when_configured() {
+    let app = spawn_app_with(Options {
+        api_token: Some("t0ken-secret"),
+        ..Options::default()
+    })
+    .await;
+    app.seed_acme();
+    let (status, body) = app.provision(&acme_body(), "req-n").await;
+    assert_eq!(status, 401);
+    assert_eq!(body["code"], "UNAUTHORIZED");
+    assert_eq!(body["requestId"], "req-n");
+    let wrong = app
+        .provision_request(&acme_body(), "req-w")
+        .bearer_auth("t0ken-secreT")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(wrong.status(), 401);
+    let right = app
+        .provision_request(&acme_body(), "req-y")
+        .bearer_auth("t0ken-secret")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(right.status(), 200);
+    assert_eq!(
+        app.debug_rows("req-n")[0].error_code.as_deref(),
+        Some("UNAUTHORIZED")
+    );
+}
+
+#[tokio::test]
+async fn other_methods_and_paths_answer_json_errors() {
+    let app = spawn_app().await;
+    let response = app
+        .client
+        .get(format!("{}/api/stigg/provision", app.address))
+        .header("x-request-id", "req-g")
+        .header("x-correlation-id", "c")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(response.headers()["allow"], "POST");
+    let (status, body) = read(response).await;
+    assert_eq!(status, 405);
+    assert_eq!(body["requestId"], "req-g");
+    assert_eq!(app.debug_rows("req-g").len(), 1);
+
+    let response = app
+        .client
+        .get(format!("{}/nowhere", app.address))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (status, body) = read(response).await;
+    assert_eq!((status, body["code"].as_str()), (404, Some("NOT_FOUND")));
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let app = spawn_app().await;
+    for path in ["healthz", "readyz"] {
+        let response = app
+            .client
+            .get(format!("{}/{path}", app.address))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(response.status(), 200, "{path}");
+    }
+}
+
+/// The seeded request with one field changed.
+fn acme_with(field: &str, value: &str) -> Value {
+    let mut body = acme_body();
+    body[field] = Value::from(value);
+    body
+}
