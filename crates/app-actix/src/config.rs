@@ -161,6 +161,14 @@ impl Settings {
         }
     }
 
+    /// What serving HTTP needs beyond the shared settings.
+    pub fn check_server(&self) -> anyhow::Result<()> {
+        if self.app_env == AppEnv::Production && self.api_token.is_none() {
+            anyhow::bail!("API_TOKEN is required when APP_ENV=production");
+        }
+        Ok(())
+    }
+
     /// Loads the plan catalog. An explicitly configured file must exist; the default path
     /// falls back to the copy built into the binary.
     pub fn load_plan_catalog(&self) -> anyhow::Result<PlanCatalog> {
@@ -275,6 +283,88 @@ mod tests {
             error.contains("WEEKLY") || error.contains("variant"),
             "{error}"
         );
+    }
+
+    fn settings(args: &[&str]) -> Settings {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        let argv = std::iter::once("onboarding").chain(args.iter().copied());
+        Only::try_parse_from(argv)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .settings
+    }
+
+    fn refusal(settings: &Settings) -> String {
+        settings
+            .stigg_target()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn without_stigg_settings_development_uses_the_emulator_and_production_refuses() {
+        let dev = settings(&[]);
+        assert!(matches!(
+            dev.stigg_target(),
+            Ok(StiggTarget::BundledEmulator)
+        ));
+        let prod = settings(&["--app-env=production"]);
+        assert_eq!(
+            refusal(&prod),
+            "STIGG_API_KEY is required when APP_ENV=production"
+        );
+        let prod_url_only =
+            settings(&["--app-env=production", "--stigg-api-url=https://stigg.test"]);
+        assert_eq!(
+            refusal(&prod_url_only),
+            "STIGG_API_KEY is required when APP_ENV=production"
+        );
+    }
+
+    #[test]
+    fn a_key_alone_targets_stigg_itself() {
+        let with_key = settings(&["--stigg-api-key=server-k"]);
+        match with_key.stigg_target() {
+            Ok(StiggTarget::Remote { base_url, .. }) => {
+                assert_eq!(base_url, "https://api.stigg.io")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn production_serving_needs_an_api_token() {
+        let prod = settings(&["--app-env=production", "--stigg-api-key=k"]);
+        let error = prod
+            .check_server()
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert_eq!(error, "API_TOKEN is required when APP_ENV=production");
+        assert!(
+            settings(&["--app-env=production", "--api-token=t"])
+                .check_server()
+                .is_ok()
+        );
+        assert!(settings(&[]).check_server().is_ok());
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_output() {
+        let s = settings(&[
+            "--stigg-api-key=server-secret-1",
+            "--api-token=token-secret-2",
+            "--database-url=postgres://u:hunter2@db/x",
+        ]);
+        let shown = format!("{s:?}");
+        for secret in ["server-secret-1", "token-secret-2", "hunter2"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
     }
 
     #[test]

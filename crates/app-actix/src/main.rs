@@ -7,7 +7,18 @@ use onboarding_app::cli::{Cli, run};
 async fn main() -> ExitCode {
     // Real environment variables win over `.env`; a missing `.env` is fine.
     let dotenv = dotenvy::dotenv();
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) if error.use_stderr() => {
+            // clap's first line names the variable (`<BIND_ADDR>`) and the reason; the rest
+            // is a hint to run --help.
+            let rendered = error.render().to_string();
+            let line = rendered.lines().next().unwrap_or_default();
+            eprintln!("onboarding: {}", line.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+        Err(help_or_version) => help_or_version.exit(),
+    };
     onboarding_app::telemetry::init();
     if let Err(error) = dotenv
         && !error.not_found()

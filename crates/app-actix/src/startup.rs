@@ -85,14 +85,11 @@ pub async fn open_database(settings: &Settings, migrate: bool) -> anyhow::Result
     let db = onboarding_adapters_db::connect(&config)
         .await
         .context("DATABASE_URL: cannot open the database")?;
-    info!(backend = ?db.backend(), "database pool ready");
     if migrate {
-        let applied = onboarding_adapters_db::run_migrations(db.pool())
+        // The adapter logs what it applied.
+        onboarding_adapters_db::run_migrations(db.pool())
             .await
             .context("cannot apply the database migrations")?;
-        for name in &applied {
-            info!(migration = %name, "migration applied");
-        }
     }
     Ok(db)
 }
@@ -155,6 +152,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        settings.check_server()?;
         let services = Services::build(settings).await?;
         Self::serve(services, settings)
     }
