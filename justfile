@@ -1,0 +1,32 @@
+# Tasks for people who have `just`; each recipe is one plain cargo command you can also type.
+
+# Run the service on the embedded defaults (SQLite file, bundled Stigg emulator).
+run:
+    cargo run
+
+# Insert the demo organization and subscription used in the README's curl.
+seed-demo:
+    cargo run -- seed-demo
+
+# Every test: unit, SQLite, PostgreSQL (throwaway cluster), HTTP black-box.
+test:
+    cargo test --workspace
+
+fmt:
+    cargo fmt --all
+
+lint:
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+
+# What CI runs.
+ci:
+    bash .ci/run
+
+# Apply pending migrations to DATABASE_URL.
+migrate:
+    cargo run -- migrate
+
+# The bundled Stigg emulator on its own.
+emulator:
+    cargo run -p stigg-emulator -- --bind 127.0.0.1:8787
