@@ -15,7 +15,7 @@ mod postgres;
 
 use std::ops::Deref;
 
-use diesel_async::SimpleAsyncConnection;
+use diesel_async::{RunQueryDsl, SimpleAsyncConnection};
 use secrecy::SecretString;
 use tempfile::TempDir;
 
@@ -110,6 +110,22 @@ impl TestDatabase {
     /// suites use.
     pub async fn execute(&self, sql: &str) -> Result<(), DbError> {
         with_conn!(self.db.pool, |conn| conn.batch_execute(sql).await)
+    }
+
+    /// The single number a plain SQL query selects as `n`, e.g.
+    /// `SELECT count(*) AS n FROM debug_logs`.
+    pub async fn count(&self, sql: &str) -> Result<i64, DbError> {
+        #[derive(diesel::QueryableByName)]
+        struct Count {
+            #[diesel(sql_type = diesel::sql_types::BigInt)]
+            n: i64,
+        }
+        with_conn!(self.db.pool, |conn| {
+            diesel::sql_query(sql)
+                .get_result::<Count>(conn)
+                .await
+                .map(|c| c.n)
+        })
     }
 }
 

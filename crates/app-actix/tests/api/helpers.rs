@@ -1,53 +1,88 @@
-//! A real server on port 0, a fresh SQLite file, and the Stigg emulator, driven over HTTP.
-//! Tables are seeded with the contract's plain SQL, as outside tools do.
-
-use std::path::PathBuf;
+//! A real server on port 0, a fresh database (SQLite file or PostgreSQL database) and the
+//! Stigg emulator, driven over HTTP. Tables are seeded with the contract's plain SQL, as
+//! outside tools do.
 
 use clap::Parser;
-use diesel::connection::SimpleConnection;
-use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Nullable, Text};
+use onboarding_adapters_db::Backend;
+use onboarding_adapters_db::test_support::TestDatabase;
 use onboarding_app::cli::Cli;
 use onboarding_app::startup::Application;
+use onboarding_domain::ports::DebugLogEntry;
 use serde_json::{Value, json};
 use stigg_emulator::{Emulator, EmulatorConfig, RunningEmulator};
-use tempfile::TempDir;
+
+pub use crate::db_proxy::DbProxy;
 
 pub const STIGG_KEY: &str = "server-test-key-7f3a";
+
+/// Generates one `#[tokio::test]` per backend for each named `async fn(Backend)`, in modules
+/// `sqlite` and `postgres`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(onboarding_adapters_db::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(onboarding_adapters_db::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
+pub(crate) use on_both_backends;
 
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub stigg: RunningEmulator,
-    pub db_path: PathBuf,
-    _dir: TempDir,
+    pub db: TestDatabase,
+    /// The arguments the server was started with, to start peers on the same database.
+    args: Vec<String>,
+    /// In front of PostgreSQL, when the test asked for one.
+    pub db_proxy: Option<DbProxy>,
 }
 
 pub struct Options {
+    pub backend: Backend,
     pub api_token: Option<&'static str>,
     /// The key the service sends; the emulator always expects [`STIGG_KEY`].
     pub service_stigg_key: &'static str,
     pub extra_args: Vec<String>,
+    /// Put a proxy between the service and PostgreSQL, so the test can cut the database off.
+    pub db_proxy: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
         Self {
+            backend: Backend::Sqlite,
             api_token: None,
             service_stigg_key: STIGG_KEY,
             extra_args: Vec::new(),
+            db_proxy: false,
         }
     }
 }
 
-pub async fn spawn_app() -> TestApp {
-    spawn_app_with(Options::default()).await
+pub async fn spawn_app_on(backend: Backend) -> TestApp {
+    spawn_app_with(Options {
+        backend,
+        ..Options::default()
+    })
+    .await
 }
 
 pub async fn spawn_app_with(options: Options) -> TestApp {
     onboarding_app::telemetry::init();
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-    let db_path = dir.path().join("onboarding.db");
+    let db = TestDatabase::new(options.backend).await;
     let stigg = RunningEmulator::start(
         Emulator::new(EmulatorConfig {
             api_key: STIGG_KEY.into(),
@@ -57,10 +92,18 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     )
     .await
     .unwrap_or_else(|e| panic!("emulator: {e:#}"));
+    let db_proxy = if options.db_proxy {
+        Some(DbProxy::start(db.url()).await)
+    } else {
+        None
+    };
+    let database_url = db_proxy
+        .as_ref()
+        .map_or_else(|| db.url().to_owned(), DbProxy::url);
 
     let mut args = vec![
         "onboarding".to_owned(),
-        format!("--database-url=sqlite://{}", db_path.display()),
+        format!("--database-url={database_url}"),
         "--bind-addr=127.0.0.1:0".to_owned(),
         format!("--stigg-api-url={}", stigg.base_url()),
         format!("--stigg-api-key={}", options.service_stigg_key),
@@ -71,98 +114,75 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     if let Some(token) = options.api_token {
         args.push(format!("--api-token={token}"));
     }
+    // A test's own value for a flag replaces the default above.
+    let flag = |arg: &str| arg.split('=').next().unwrap_or_default().to_owned();
+    let overridden: Vec<_> = options.extra_args.iter().map(|a| flag(a)).collect();
+    args.retain(|arg| !overridden.contains(&flag(arg)));
     args.extend(options.extra_args);
+    let address = start_server(&args).await;
+    TestApp {
+        address,
+        client: reqwest::Client::new(),
+        stigg,
+        db,
+        args,
+        db_proxy,
+    }
+}
+
+/// Builds and starts the application; returns its base URL.
+async fn start_server(args: &[String]) -> String {
     let cli = Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{e}"));
     let app = Application::build(&cli.settings)
         .await
         .unwrap_or_else(|e| panic!("app: {e:#}"));
     let address = format!("http://{}", app.address());
     tokio::spawn(app.run_until_stopped());
-
-    TestApp {
-        address,
-        client: reqwest::Client::new(),
-        stigg,
-        db_path,
-        _dir: dir,
-    }
-}
-
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-#[derive(QueryableByName, Debug)]
-pub struct DebugRow {
-    #[diesel(sql_type = Nullable<Text>)]
-    pub request_id: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub correlation_id: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub tenant_id: Option<String>,
-    #[diesel(sql_type = Text)]
-    pub method: String,
-    #[diesel(sql_type = Text)]
-    pub path: String,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub request_body: Option<String>,
-    #[diesel(sql_type = diesel::sql_types::Integer)]
-    pub status: i32,
-    #[diesel(sql_type = Nullable<Text>)]
-    pub error_code: Option<String>,
+    address
 }
 
 impl TestApp {
-    fn sql(&self) -> SqliteConnection {
-        SqliteConnection::establish(&self.db_path.display().to_string())
-            .unwrap_or_else(|e| panic!("sqlite: {e}"))
+    /// Another instance of the service on the same database and Stigg: its base URL.
+    pub async fn start_peer(&self) -> String {
+        start_server(&self.args).await
     }
 
     /// Runs plain SQL against the service's database, as an outside tool would.
-    pub fn exec(&self, sql: &str) {
-        let mut conn = self.sql();
-        conn.batch_execute(&format!("PRAGMA busy_timeout = 5000; {sql}"))
+    pub async fn exec(&self, sql: &str) {
+        self.db
+            .execute(sql)
+            .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
-    pub fn count(&self, sql: &str) -> i64 {
-        let mut conn = self.sql();
-        conn.batch_execute("PRAGMA busy_timeout = 5000;")
-            .unwrap_or_else(|e| panic!("{e}"));
-        diesel::sql_query(sql)
-            .get_result::<Count>(&mut conn)
+    /// The number a query selects as `n`.
+    pub async fn count(&self, sql: &str) -> i64 {
+        self.db
+            .count(sql)
+            .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
-            .n
     }
 
-    pub fn debug_rows(&self, request_id: &str) -> Vec<DebugRow> {
-        let mut conn = self.sql();
-        diesel::sql_query(
-            "SELECT request_id, correlation_id, tenant_id, method, path, request_body, status, error_code \
-             FROM debug_logs WHERE request_id = ? ORDER BY id",
-        )
-        .bind::<Text, _>(request_id)
-        .load(&mut conn)
-        .unwrap_or_else(|e| panic!("debug_logs: {e}"))
+    pub async fn debug_rows(&self, request_id: &str) -> Vec<DebugLogEntry> {
+        self.db
+            .debug_logs_for_request(request_id)
+            .await
+            .unwrap_or_else(|e| panic!("debug_logs: {e}"))
     }
 
-    /// The contract's seed: organization `org_1` (`cus_A1`) with trialing `sub_A1`.
-    pub fn seed_acme(&self) {
+    /// The contract's seed: organization `org_1` (`cus_A1`, tenant `tenant-a`) with trialing
+    /// `sub_A1` on `plan_starter_m`.
+    pub async fn seed_acme(&self) {
         self.exec(
             "INSERT INTO organizations (id, name, tenant_id, stripe_customer_id) VALUES ('org_1', 'Acme', 'tenant-a', 'cus_A1');
              INSERT INTO subscriptions (id, organization_id, stripe_subscription_id, plan_code, status, trial_ends_at)
              VALUES ('s_1', 'org_1', 'sub_A1', 'plan_starter_m', 'trialing', '2030-01-15 00:00:00');",
-        );
+        )
+        .await;
     }
 
     pub fn provision_request(&self, body: &Value, request_id: &str) -> reqwest::RequestBuilder {
-        self.client
-            .post(format!("{}/api/stigg/provision", self.address))
-            .header("x-request-id", request_id)
-            .header("x-correlation-id", format!("corr-{request_id}"))
-            .json(body)
+        provision_request_to(&self.client, &self.address, body, request_id)
     }
 
     pub async fn provision(&self, body: &Value, request_id: &str) -> (u16, Value) {
@@ -173,6 +193,29 @@ impl TestApp {
             .unwrap_or_else(|e| panic!("request: {e}"));
         read(response).await
     }
+
+    /// How many POSTs the emulator received on `path`.
+    pub fn stigg_posts(&self, path: &str) -> usize {
+        self.stigg
+            .emulator()
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path == path)
+            .count()
+    }
+}
+
+pub fn provision_request_to(
+    client: &reqwest::Client,
+    address: &str,
+    body: &Value,
+    request_id: &str,
+) -> reqwest::RequestBuilder {
+    client
+        .post(format!("{address}/api/stigg/provision"))
+        .header("x-request-id", request_id)
+        .header("x-correlation-id", format!("corr-{request_id}"))
+        .json(body)
 }
 
 pub async fn read(response: reqwest::Response) -> (u16, Value) {
@@ -192,6 +235,13 @@ pub fn acme_body() -> Value {
         "stripeSubscriptionId": "sub_A1",
         "planCode": "plan_starter_m"
     })
+}
+
+/// The seeded request with one field changed.
+pub fn acme_with(field: &str, value: &str) -> Value {
+    let mut body = acme_body();
+    body[field] = Value::from(value);
+    body
 }
 
 /// The `field` names of an error body's details, in order.

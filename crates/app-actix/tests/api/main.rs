@@ -1,5 +1,7 @@
-//! Black-box tests of the service: the real server on port 0, a fresh SQLite file and the
-//! Stigg emulator, driven over HTTP.
+//! Black-box tests of the service: the real server on port 0, a fresh database (SQLite and
+//! PostgreSQL) and the Stigg emulator, driven over HTTP.
 
+mod concurrency;
+mod db_proxy;
 mod helpers;
 mod provision;

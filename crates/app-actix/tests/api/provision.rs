@@ -1,25 +1,39 @@
 //! `POST /api/stigg/provision` against the real server, SQLite and the Stigg emulator.
 
+use onboarding_adapters_db::Backend;
 use serde_json::{Value, json};
 use stigg_emulator::{EntityKind, Fault};
 
 use crate::helpers::{
-    Options, STIGG_KEY, TestApp, acme_body, detail_fields, read, spawn_app, spawn_app_with,
+    Options, STIGG_KEY, acme_body, acme_with, detail_fields, on_both_backends, read, spawn_app_on,
+    spawn_app_with,
 };
 
-fn stigg_posts(app: &TestApp, path: &str) -> usize {
-    app.stigg
-        .emulator()
-        .requests()
-        .iter()
-        .filter(|r| r.method == "POST" && r.path == path)
-        .count()
-}
+on_both_backends!(
+    happy_path_provisions_customer_and_subscription,
+    correlation_id_is_passed_on_to_stigg,
+    a_repeated_request_answers_from_the_record_without_calling_stigg,
+    missing_fields_are_all_named,
+    every_broken_rule_is_named_with_its_reason,
+    header_and_body_errors_are_reported_together,
+    a_body_that_is_not_a_json_object_is_refused,
+    a_body_over_16_kib_is_refused_with_413,
+    unknown_organization_is_404,
+    tenant_header_scopes_the_organization,
+    stripe_customer_of_another_organization_is_404,
+    subscription_that_is_unknown_or_of_another_organization_is_404,
+    plan_code_other_than_the_subscriptions_is_400,
+    stigg_failure_is_500_and_a_retry_resumes_with_the_subscription,
+    transient_stigg_errors_are_retried_within_one_request,
+    a_rejected_stigg_key_is_500_and_the_key_is_never_shown,
+    bearer_token_is_required_when_configured,
+    other_methods_and_paths_answer_json_errors,
+    health_and_readiness,
+);
 
-#[tokio::test]
-async fn happy_path_provisions_customer_and_subscription() {
-    let app = spawn_app().await;
-    app.seed_acme();
+async fn happy_path_provisions_customer_and_subscription(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    app.seed_acme().await;
 
     let response = app
         .provision_request(&acme_body(), "req-1")
@@ -59,7 +73,7 @@ async fn happy_path_provisions_customer_and_subscription() {
     assert_eq!(customer["billingId"], "cus_A1");
     assert_eq!(customer["name"], "Acme");
 
-    let rows = app.debug_rows("req-1");
+    let rows = app.debug_rows("req-1").await;
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0].status, 200);
     assert_eq!(rows[0].request_id.as_deref(), Some("req-1"));
@@ -75,10 +89,9 @@ async fn happy_path_provisions_customer_and_subscription() {
     assert_eq!(rows[0].error_code, None);
 }
 
-#[tokio::test]
-async fn correlation_id_is_passed_on_to_stigg() {
-    let app = spawn_app().await;
-    app.seed_acme();
+async fn correlation_id_is_passed_on_to_stigg(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    app.seed_acme().await;
     let (status, _) = app.provision(&acme_body(), "req-c").await;
     assert_eq!(status, 200);
     let requests = app.stigg.emulator().requests();
@@ -98,10 +111,9 @@ async fn correlation_id_is_passed_on_to_stigg() {
     assert_eq!(keys, ["customer:org_1", "subscription:sub_A1"]);
 }
 
-#[tokio::test]
-async fn a_repeated_request_answers_from_the_record_without_calling_stigg() {
-    let app = spawn_app().await;
-    app.seed_acme();
+async fn a_repeated_request_answers_from_the_record_without_calling_stigg(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    app.seed_acme().await;
     let (first, first_body) = app.provision(&acme_body(), "req-a").await;
     let calls = app.stigg.emulator().requests().len();
     let (second, second_body) = app.provision(&acme_body(), "req-b").await;
@@ -119,9 +131,8 @@ async fn a_repeated_request_answers_from_the_record_without_calling_stigg() {
     );
 }
 
-#[tokio::test]
-async fn missing_fields_are_all_named() {
-    let app = spawn_app().await;
+async fn missing_fields_are_all_named(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let (status, body) = app.provision(&json!({}), "req-m").await;
     assert_eq!(status, 400);
     assert_eq!(body["code"], "BAD_REQUEST");
@@ -138,7 +149,7 @@ async fn missing_fields_are_all_named() {
     assert_eq!(body["requestId"], "req-m");
     assert_eq!(body["correlationId"], "corr-req-m");
     assert!(app.stigg.emulator().requests().is_empty());
-    let rows = app.debug_rows("req-m");
+    let rows = app.debug_rows("req-m").await;
     assert_eq!(rows.len(), 1);
     assert_eq!(
         (rows[0].status, rows[0].error_code.as_deref()),
@@ -146,9 +157,8 @@ async fn missing_fields_are_all_named() {
     );
 }
 
-#[tokio::test]
-async fn every_broken_rule_is_named_with_its_reason() {
-    let app = spawn_app().await;
+async fn every_broken_rule_is_named_with_its_reason(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let body = json!({
         "orgId": "_bad",
         "stripeCustomerId": 42,
@@ -174,9 +184,8 @@ async fn every_broken_rule_is_named_with_its_reason() {
     assert_eq!(body["details"][3]["message"], "unknown plan code 'plan_x'");
 }
 
-#[tokio::test]
-async fn header_and_body_errors_are_reported_together() {
-    let app = spawn_app().await;
+async fn header_and_body_errors_are_reported_together(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let response = app
         .client
         .post(format!("{}/api/stigg/provision", app.address))
@@ -204,9 +213,8 @@ async fn header_and_body_errors_are_reported_together() {
     assert_eq!(body["requestId"], Value::Null);
 }
 
-#[tokio::test]
-async fn a_body_that_is_not_a_json_object_is_refused() {
-    let app = spawn_app().await;
+async fn a_body_that_is_not_a_json_object_is_refused(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     for (raw, expected) in [
         ("{not json", "is not valid JSON"),
         ("[1,2]", "must be a JSON object"),
@@ -230,24 +238,22 @@ async fn a_body_that_is_not_a_json_object_is_refused() {
     }
 }
 
-#[tokio::test]
-async fn a_body_over_16_kib_is_refused_with_413() {
-    let app = spawn_app().await;
+async fn a_body_over_16_kib_is_refused_with_413(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let padding = "x".repeat(17 * 1024);
     let body = json!({ "orgId": "org_1", "padding": padding });
     let (status, body) = app.provision(&body, "req-big").await;
     assert_eq!(status, 413);
     assert_eq!(body["code"], "PAYLOAD_TOO_LARGE");
     assert_eq!(body["requestId"], "req-big");
-    let rows = app.debug_rows("req-big");
+    let rows = app.debug_rows("req-big").await;
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].status, 413);
 }
 
-#[tokio::test]
-async fn unknown_organization_is_404() {
-    let app = spawn_app().await;
-    app.seed_acme();
+async fn unknown_organization_is_404(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    app.seed_acme().await;
     let body = acme_with("orgId", "org_2");
     let (status, body) = app.provision(&body, "req-o").await;
     assert_eq!(status, 404);
@@ -256,10 +262,9 @@ async fn unknown_organization_is_404() {
     assert!(app.stigg.emulator().requests().is_empty());
 }
 
-#[tokio::test]
-async fn tenant_header_scopes_the_organization() {
-    let app = spawn_app().await;
-    app.seed_acme();
+async fn tenant_header_scopes_the_organization(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    app.seed_acme().await;
     let send = |tenant: &'static str, id: &'static str| {
         app.provision_request(&acme_body(), id)
             .header("x-tenant-id", tenant)
@@ -280,16 +285,16 @@ async fn tenant_header_scopes_the_organization() {
     .await;
     assert_eq!(status, 200);
     assert_eq!(
-        app.debug_rows("req-t2")[0].tenant_id.as_deref(),
+        app.debug_rows("req-t2").await[0].tenant_id.as_deref(),
         Some("tenant-a")
     );
 }
 
-#[tokio::test]
-async fn stripe_customer_of_another_organization_is_404() {
-    let app = spawn_app().await;
-    app.seed_acme();
-    app.exec("INSERT INTO organizations (id, name, tenant_id, stripe_customer_id) VALUES ('org_2', 'Other', NULL, 'cus_B2');");
+async fn stripe_customer_of_another_organization_is_404(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    app.seed_acme().await;
+    app.exec("INSERT INTO organizations (id, name, tenant_id, stripe_customer_id) VALUES ('org_2', 'Other', NULL, 'cus_B2');")
+        .await;
     let body = acme_with("stripeCustomerId", "cus_B2");
     let (status, body) = app.provision(&body, "req-s").await;
     assert_eq!(status, 404);
@@ -299,15 +304,15 @@ async fn stripe_customer_of_another_organization_is_404() {
     );
 }
 
-#[tokio::test]
-async fn subscription_that_is_unknown_or_of_another_organization_is_404() {
-    let app = spawn_app().await;
-    app.seed_acme();
+async fn subscription_that_is_unknown_or_of_another_organization_is_404(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    app.seed_acme().await;
     app.exec(
         "INSERT INTO organizations (id, name, tenant_id, stripe_customer_id) VALUES ('org_2', 'Other', NULL, 'cus_B2');
          INSERT INTO subscriptions (id, organization_id, stripe_subscription_id, plan_code, status, trial_ends_at)
          VALUES ('s_2', 'org_2', 'sub_B2', 'plan_starter_m', 'trialing', NULL);",
-    );
+    )
+    .await;
     for sub in ["sub_Nope", "sub_B2"] {
         let body = acme_with("stripeSubscriptionId", sub);
         let (status, body) = app.provision(&body, "req-u").await;
@@ -320,20 +325,18 @@ async fn subscription_that_is_unknown_or_of_another_organization_is_404() {
     assert!(app.stigg.emulator().requests().is_empty());
 }
 
-#[tokio::test]
-async fn plan_code_other_than_the_subscriptions_is_400() {
-    let app = spawn_app().await;
-    app.seed_acme();
+async fn plan_code_other_than_the_subscriptions_is_400(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    app.seed_acme().await;
     let body = acme_with("planCode", "plan_pro_m");
     let (status, body) = app.provision(&body, "req-p").await;
     assert_eq!(status, 400);
     assert_eq!(detail_fields(&body), ["planCode"]);
 }
 
-#[tokio::test]
-async fn stigg_failure_is_500_and_a_retry_resumes_with_the_subscription() {
-    let app = spawn_app().await;
-    app.seed_acme();
+async fn stigg_failure_is_500_and_a_retry_resumes_with_the_subscription(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    app.seed_acme().await;
     app.stigg.emulator().push_fault(
         Fault::status(500)
             .on_method("POST")
@@ -350,79 +353,61 @@ async fn stigg_failure_is_500_and_a_retry_resumes_with_the_subscription() {
     );
     assert_eq!(body["correlationId"], "corr-req-f1");
     assert_eq!(
-        app.debug_rows("req-f1")[0].error_code.as_deref(),
+        app.debug_rows("req-f1").await[0].error_code.as_deref(),
         Some("INTERNAL")
     );
-    assert_eq!(stigg_posts(&app, "/api/v1/customers"), 1);
+    assert_eq!(app.stigg_posts("/api/v1/customers"), 1);
     assert_eq!(
         app.count(
             "SELECT count(*) AS n FROM stigg_customer_provisions WHERE organization_id = 'org_1'"
-        ),
+        )
+        .await,
         1
     );
 
     let (status, _) = app.provision(&acme_body(), "req-f2").await;
     assert_eq!(status, 200);
     // The customer step was recorded, so only the subscription was sent again.
-    assert_eq!(stigg_posts(&app, "/api/v1/customers"), 1);
-    assert_eq!(stigg_posts(&app, "/api/v1/subscriptions"), 4);
+    assert_eq!(app.stigg_posts("/api/v1/customers"), 1);
+    assert_eq!(app.stigg_posts("/api/v1/subscriptions"), 4);
 }
 
-#[tokio::test]
-async fn transient_stigg_errors_are_retried_within_one_request() {
-    let app = spawn_app().await;
-    app.seed_acme();
+async fn transient_stigg_errors_are_retried_within_one_request(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    app.seed_acme().await;
     app.stigg
         .emulator()
         .push_fault(Fault::status(503).on_path("/api/v1/customers").times(2));
     let (status, body) = app.provision(&acme_body(), "req-r").await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(stigg_posts(&app, "/api/v1/customers"), 3);
+    assert_eq!(app.stigg_posts("/api/v1/customers"), 3);
     assert_eq!(app.stigg.emulator().created_count(EntityKind::Customer), 1);
 }
 
-#[tokio::test]
-async fn a_rejected_stigg_key_is_500_and_the_key_is_never_shown() {
+async fn a_rejected_stigg_key_is_500_and_the_key_is_never_shown(backend: Backend) {
     let app = spawn_app_with(Options {
+        backend,
         service_stigg_key: "server-wrong-key-1234",
         ..Options::default()
     })
     .await;
-    app.seed_acme();
+    app.seed_acme().await;
     let (status, body) = app.provision(&acme_body(), "req-k").await;
     assert_eq!(status, 500);
     assert_eq!(body["message"], "Stigg rejected the API key");
-    let everything = format!("{body}{:?}", app.debug_rows("req-k"));
+    let everything = format!("{body}{:?}", app.debug_rows("req-k").await);
     assert!(!everything.contains("server-wrong-key-1234"));
     assert!(!everything.contains(STIGG_KEY));
 }
 
-#[tokio::test]
-async fn concurrent_identical_requests_provision_exactly_once() {
-    let app = spawn_app().await;
-    app.seed_acme();
-    let requests = (0..20).map(|i| {
-        let request = app.provision_request(&acme_body(), &format!("req-{i}"));
-        async move { read(request.send().await.unwrap_or_else(|e| panic!("{e}"))).await }
-    });
-    let answers = futures::future::join_all(requests).await;
-    for (status, body) in &answers {
-        assert_eq!(*status, 200, "{body}");
-        assert_eq!(body["stiggSubscriptionId"], "sub_A1");
-    }
-    assert_eq!(stigg_posts(&app, "/api/v1/customers"), 1);
-    assert_eq!(stigg_posts(&app, "/api/v1/subscriptions"), 1);
-    assert_eq!(app.count("SELECT count(*) AS n FROM debug_logs"), 20);
-}
-
-#[tokio::test]
-async fn bearer_token_is_required_when_configured() {
+async fn bearer_token_is_required_when_configured(backend: Backend) {
     let app = spawn_app_with(Options {
+        backend,
         api_token: Some("t0ken-secret"),
         ..Options::default()
     })
     .await;
-    app.seed_acme();
+    app.seed_acme().await;
     let (status, body) = app.provision(&acme_body(), "req-n").await;
     assert_eq!(status, 401);
     assert_eq!(body["code"], "UNAUTHORIZED");
@@ -442,14 +427,13 @@ async fn bearer_token_is_required_when_configured() {
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(right.status(), 200);
     assert_eq!(
-        app.debug_rows("req-n")[0].error_code.as_deref(),
+        app.debug_rows("req-n").await[0].error_code.as_deref(),
         Some("UNAUTHORIZED")
     );
 }
 
-#[tokio::test]
-async fn other_methods_and_paths_answer_json_errors() {
-    let app = spawn_app().await;
+async fn other_methods_and_paths_answer_json_errors(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     let response = app
         .client
         .get(format!("{}/api/stigg/provision", app.address))
@@ -462,7 +446,7 @@ async fn other_methods_and_paths_answer_json_errors() {
     let (status, body) = read(response).await;
     assert_eq!(status, 405);
     assert_eq!(body["requestId"], "req-g");
-    assert_eq!(app.debug_rows("req-g").len(), 1);
+    assert_eq!(app.debug_rows("req-g").await.len(), 1);
 
     let response = app
         .client
@@ -474,9 +458,8 @@ async fn other_methods_and_paths_answer_json_errors() {
     assert_eq!((status, body["code"].as_str()), (404, Some("NOT_FOUND")));
 }
 
-#[tokio::test]
-async fn health_and_readiness() {
-    let app = spawn_app().await;
+async fn health_and_readiness(backend: Backend) {
+    let app = spawn_app_on(backend).await;
     for path in ["healthz", "readyz"] {
         let response = app
             .client
@@ -486,11 +469,4 @@ async fn health_and_readiness() {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(response.status(), 200, "{path}");
     }
-}
-
-/// The seeded request with one field changed.
-fn acme_with(field: &str, value: &str) -> Value {
-    let mut body = acme_body();
-    body[field] = Value::from(value);
-    body
 }
