@@ -9,9 +9,10 @@ use onboarding_domain::model::{CorrelationId, RequestId};
 use onboarding_domain::ports::RepoError;
 use onboarding_domain::use_cases::provision_subscription::{FieldError, ProvisionError};
 use serde::Serialize;
+use utoipa::ToSchema;
 
 /// The contract's error codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     BadRequest,
@@ -62,15 +63,37 @@ pub struct ApiError {
     pub ids: TraceIds,
 }
 
-#[derive(Serialize)]
+/// The body of every error answer (`application/json`).
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct ErrorBody<'a> {
-    code: ErrorCode,
-    message: &'a str,
+#[schema(as = ErrorResponse)]
+pub struct ErrorBody<'a> {
+    pub code: ErrorCode,
+    /// What went wrong, for a person; 5xx messages name the failing part, never secrets or SQL.
+    #[schema(example = "request body is invalid")]
+    pub message: &'a str,
+    /// Every offending header or field (400 only; left out when empty).
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
-    details: &'a [FieldError],
-    request_id: Option<&'a str>,
-    correlation_id: Option<&'a str>,
+    #[schema(value_type = Vec<FieldErrorBody>)]
+    pub details: &'a [FieldError],
+    /// The `x-request-id` header, when it was valid.
+    #[schema(required = true, example = "req-1")]
+    pub request_id: Option<&'a str>,
+    /// The `x-correlation-id` header, when it was valid.
+    #[schema(required = true, example = "corr-1")]
+    pub correlation_id: Option<&'a str>,
+}
+
+// The schema of the domain's `FieldError`, which knows nothing of OpenAPI.
+/// One offending header or body field of a 400.
+#[derive(ToSchema)]
+#[schema(as = FieldError)]
+pub struct FieldErrorBody {
+    /// The JSON field (`planCode`), the header (`x-request-id`) or `body`.
+    #[schema(example = "planCode")]
+    pub field: String,
+    #[schema(example = "unknown plan code 'plan_x'")]
+    pub message: String,
 }
 
 impl ApiError {

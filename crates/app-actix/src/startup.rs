@@ -6,12 +6,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
+use actix_web::middleware::from_fn;
 use actix_web::web::Data;
 use actix_web::{App, HttpServer};
 use anyhow::Context;
 use async_trait::async_trait;
 use onboarding_adapters_db::{Database, DbConfig};
-use onboarding_adapters_stigg::{HttpStiggGateway, StiggConfig};
+use onboarding_adapters_stigg::{CallObserver, HttpStiggGateway, StiggConfig};
 use onboarding_domain::model::PlanCatalog;
 use onboarding_domain::ports::StiggGateway;
 use onboarding_domain::use_cases::provision_subscription::{
@@ -23,7 +24,10 @@ use tracing::{info, warn};
 
 use crate::clock::SystemClock;
 use crate::config::{Settings, StiggTarget};
+use crate::metrics::Metrics;
 use crate::middleware::api::ApiGuard;
+use crate::middleware::metrics::record_request_metrics;
+use crate::openapi::OpenApiJson;
 use crate::routes;
 use crate::state::{AppState, Readiness};
 
@@ -37,16 +41,20 @@ pub struct Services {
     pub provision: ProvisionSubscription,
     /// The bundled Stigg emulator, when it was started in-process.
     pub emulator: Option<RunningEmulator>,
+    /// This instance's metrics registry; the Stigg client reports its calls into it.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Services {
     /// Loads the catalog, opens the database and applies pending migrations, and connects to
     /// Stigg (or starts the bundled emulator outside production).
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        // One registry per instance, never the process-global one.
+        let metrics = Arc::new(Metrics::new().context("cannot register the metrics")?);
         let catalog = Arc::new(settings.load_plan_catalog()?);
         let target = settings.stigg_target()?;
         let db = open_database(settings, true).await?;
-        let (gateway, emulator) = connect_stigg(settings, target).await?;
+        let (gateway, emulator) = connect_stigg(settings, target, metrics.clone()).await?;
         let db_port = Arc::new(db.clone());
         let provision = ProvisionSubscription::new(
             db_port.clone(),
@@ -66,6 +74,7 @@ impl Services {
             catalog,
             provision,
             emulator,
+            metrics,
         })
     }
 
@@ -97,6 +106,7 @@ pub async fn open_database(settings: &Settings, migrate: bool) -> anyhow::Result
 async fn connect_stigg(
     settings: &Settings,
     target: StiggTarget,
+    observer: Arc<dyn CallObserver>,
 ) -> anyhow::Result<(Arc<dyn StiggGateway>, Option<RunningEmulator>)> {
     let (base_url, api_key, emulator) = match target {
         StiggTarget::Remote { base_url, api_key } => (base_url, api_key, None),
@@ -121,7 +131,10 @@ async fn connect_stigg(
     config.attempt_timeout = settings.stigg_attempt_timeout;
     config.max_attempts = settings.stigg_max_attempts;
     config.calls_per_minute = settings.stigg_calls_per_minute;
-    let gateway = HttpStiggGateway::new(config).context("cannot build the Stigg client")?;
+    let gateway = HttpStiggGateway::builder(config)
+        .observer(observer)
+        .build()
+        .context("cannot build the Stigg client")?;
     info!(%base_url, "Stigg client ready");
     Ok((Arc::new(gateway), emulator))
 }
@@ -157,8 +170,12 @@ impl Application {
         Self::serve(services, settings)
     }
 
-    /// Binds the listener and builds the server around already-built services.
+    /// Binds the listener and builds the server around already-built services. The OpenAPI
+    /// document is rendered here, once.
     pub fn serve(services: Services, settings: &Settings) -> anyhow::Result<Self> {
+        let openapi =
+            Data::new(OpenApiJson::render().context("cannot render the OpenAPI document")?);
+        let metrics = Data::from(services.metrics.clone());
         let listener = TcpListener::bind(settings.bind_addr)
             .with_context(|| format!("BIND_ADDR: cannot listen on {}", settings.bind_addr))?;
         let address = listener.local_addr()?;
@@ -175,7 +192,11 @@ impl Application {
             App::new()
                 .app_data(state.clone())
                 .app_data(guard.clone())
+                .app_data(metrics.clone())
+                .app_data(openapi.clone())
                 .configure(routes::configure)
+                // Outermost, so it sees every answer once, the API middleware's included.
+                .wrap(from_fn(record_request_metrics))
         })
         .listen(listener)?
         .shutdown_timeout(SHUTDOWN_GRACE.as_secs())

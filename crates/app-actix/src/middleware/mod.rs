@@ -1,3 +1,4 @@
 //! Request middleware.
 
 pub mod api;
+pub mod metrics;

@@ -1,6 +1,8 @@
 //! The HTTP routes and how they are mounted.
 
 pub mod health;
+pub mod metrics;
+pub mod openapi;
 pub mod provision;
 
 use actix_web::middleware::from_fn;
@@ -10,10 +12,13 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError};
 use crate::error::{ApiError, ErrorCode};
 use crate::middleware::api::{RequestHeaders, api_middleware};
 
-/// Mounts every route. API routes sit under `/api`, behind the API middleware.
+/// Mounts every route. API routes sit under `/api`, behind the API middleware; the others
+/// (health, metrics, this document) need no trace headers and write no debug-log row.
 pub fn configure(cfg: &mut ServiceConfig) {
     cfg.route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(metrics::metrics))
+        .route("/openapi.json", web::get().to(openapi::openapi_json))
         .service(
             web::scope("/api")
                 .wrap(from_fn(api_middleware))

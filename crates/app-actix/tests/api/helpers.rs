@@ -72,6 +72,10 @@ impl Default for Options {
     }
 }
 
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default()).await
+}
+
 pub async fn spawn_app_on(backend: Backend) -> TestApp {
     spawn_app_with(Options {
         backend,

@@ -4,4 +4,5 @@
 mod concurrency;
 mod db_proxy;
 mod helpers;
+mod observability;
 mod provision;

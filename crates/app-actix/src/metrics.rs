@@ -1,0 +1,297 @@
+//! Prometheus metrics: one [`Registry`] per application instance, the metric families of the
+//! service, and the Stigg adapter's [`CallObserver`] that feeds them.
+//!
+//! The registry is created with the services and handed down; nothing is registered in the
+//! process-global registry, so several instances (tests) can run in one process.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use actix_web::http::{Method, StatusCode};
+use onboarding_adapters_stigg::{CallEvent, CallObserver, CallOutcome, Operation};
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// The content type of [`Metrics::render`]'s output.
+pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
+
+/// The `route` label of a request that matched no route (404 of the default service).
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// Latency buckets, in seconds. They reach past the provisioning deadline (15 s by default),
+/// so a request that ran into it still lands in a finite bucket.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0,
+];
+
+/// Every outcome the adapter reports; used to create the Stigg series up front.
+const CALL_OUTCOMES: [CallOutcome; 4] = [
+    CallOutcome::Success,
+    CallOutcome::Retried,
+    CallOutcome::RateLimited,
+    CallOutcome::Failed,
+];
+
+/// How one `POST /api/stigg/provision` that reached the handler ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProvisioningOutcome {
+    /// Provisioned in Stigg by this request.
+    Provisioned,
+    /// Answered from the stored record; Stigg was not called.
+    AlreadyProvisioned,
+    /// 400: a header or body rule broken, or not the subscription's plan.
+    BadRequest,
+    /// 404: organization, Stripe customer or subscription not found.
+    NotFound,
+    /// 500: Stigg or the database failed.
+    Failed,
+}
+
+impl ProvisioningOutcome {
+    pub const ALL: [Self; 5] = [
+        Self::Provisioned,
+        Self::AlreadyProvisioned,
+        Self::BadRequest,
+        Self::NotFound,
+        Self::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Provisioned => "provisioned",
+            Self::AlreadyProvisioned => "already_provisioned",
+            Self::BadRequest => "bad_request",
+            Self::NotFound => "not_found",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// The series of one Stigg operation and outcome, resolved once at start-up.
+struct StiggSeries {
+    calls: IntCounter,
+    latency: Histogram,
+}
+
+/// The service's metrics and the registry they live in.
+pub struct Metrics {
+    registry: Registry,
+    http_requests: IntCounterVec,
+    http_latency: HistogramVec,
+    stigg_calls: IntCounterVec,
+    stigg_latency: HistogramVec,
+    stigg_series: HashMap<(Operation, CallOutcome), StiggSeries>,
+    provisionings: HashMap<ProvisioningOutcome, IntCounter>,
+}
+
+impl Metrics {
+    /// A fresh registry with every family registered. The Stigg and provisioning counters are
+    /// created at zero, so that `rate()` and alerts see them before the first event.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let http_requests = IntCounterVec::new(
+            Opts::new(
+                "onboarding_http_requests_total",
+                "HTTP requests answered, by method, matched route pattern and status.",
+            ),
+            &["method", "route", "status"],
+        )?;
+        let http_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "onboarding_http_request_duration_seconds",
+                "Time from receiving a request to its response, by method and route pattern.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["method", "route"],
+        )?;
+        let stigg_calls = IntCounterVec::new(
+            Opts::new(
+                "onboarding_stigg_calls_total",
+                "Stigg calls by operation and outcome. `retried` counts failed attempts that \
+                 were retried; the others count finished calls.",
+            ),
+            &["operation", "outcome"],
+        )?;
+        let stigg_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "onboarding_stigg_call_duration_seconds",
+                "Stigg call latency by operation and outcome: the whole call (retries, backoff \
+                 and rate-limit waits included), or the failed attempt for `retried`.",
+            )
+            .buckets(LATENCY_BUCKETS.to_vec()),
+            &["operation", "outcome"],
+        )?;
+        let provisioning_counter = IntCounterVec::new(
+            Opts::new(
+                "onboarding_provisionings_total",
+                "POST /api/stigg/provision requests that reached the handler, by outcome.",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(http_requests.clone()))?;
+        registry.register(Box::new(http_latency.clone()))?;
+        registry.register(Box::new(stigg_calls.clone()))?;
+        registry.register(Box::new(stigg_latency.clone()))?;
+        registry.register(Box::new(provisioning_counter.clone()))?;
+
+        let mut stigg_series = HashMap::new();
+        for operation in Operation::ALL {
+            for outcome in CALL_OUTCOMES {
+                let labels = [operation.as_str(), outcome.as_str()];
+                let series = StiggSeries {
+                    calls: stigg_calls.get_metric_with_label_values(&labels)?,
+                    latency: stigg_latency.get_metric_with_label_values(&labels)?,
+                };
+                stigg_series.insert((operation, outcome), series);
+            }
+        }
+        let mut provisionings = HashMap::new();
+        for outcome in ProvisioningOutcome::ALL {
+            let counter = provisioning_counter.get_metric_with_label_values(&[outcome.as_str()])?;
+            provisionings.insert(outcome, counter);
+        }
+
+        Ok(Self {
+            registry,
+            http_requests,
+            http_latency,
+            stigg_calls,
+            stigg_latency,
+            stigg_series,
+            provisionings,
+        })
+    }
+
+    /// Counts one answered HTTP request. `route` is the matched pattern, or
+    /// [`UNMATCHED_ROUTE`].
+    pub fn observe_request(
+        &self,
+        method: &Method,
+        route: &str,
+        status: StatusCode,
+        elapsed: Duration,
+    ) {
+        let method = method_label(method);
+        if let Ok(counter) =
+            self.http_requests
+                .get_metric_with_label_values(&[method, route, status.as_str()])
+        {
+            counter.inc();
+        }
+        if let Ok(histogram) = self
+            .http_latency
+            .get_metric_with_label_values(&[method, route])
+        {
+            histogram.observe(elapsed.as_secs_f64());
+        }
+    }
+
+    pub fn observe_provisioning(&self, outcome: ProvisioningOutcome) {
+        if let Some(counter) = self.provisionings.get(&outcome) {
+            counter.inc();
+        }
+    }
+
+    /// Every family in the Prometheus text format.
+    pub fn render(&self) -> Result<String, prometheus::Error> {
+        let mut buffer = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buffer)?;
+        String::from_utf8(buffer).map_err(|e| prometheus::Error::Msg(e.to_string()))
+    }
+}
+
+impl CallObserver for Metrics {
+    fn observe(&self, event: CallEvent) {
+        let seconds = event.latency.as_secs_f64();
+        if let Some(series) = self.stigg_series.get(&(event.operation, event.outcome)) {
+            series.calls.inc();
+            series.latency.observe(seconds);
+            return;
+        }
+        // An operation or outcome added to the adapter after this was written: still counted.
+        let labels = [event.operation.as_str(), event.outcome.as_str()];
+        if let Ok(counter) = self.stigg_calls.get_metric_with_label_values(&labels) {
+            counter.inc();
+        }
+        if let Ok(histogram) = self.stigg_latency.get_metric_with_label_values(&labels) {
+            histogram.observe(seconds);
+        }
+    }
+}
+
+/// The method as a label. Extension methods are folded into `other`, so that a client cannot
+/// create series at will.
+fn method_label(method: &Method) -> &'static str {
+    match method.as_str() {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
+        _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metrics() -> Metrics {
+        Metrics::new().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn render(metrics: &Metrics) -> String {
+        metrics.render().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn extension_methods_share_one_label() {
+        let metrics = metrics();
+        for method in ["PURGE", "BREW"] {
+            let method = Method::from_bytes(method.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+            metrics.observe_request(&method, "/x", StatusCode::OK, Duration::ZERO);
+        }
+        let text = render(&metrics);
+        assert!(
+            text.contains(
+                r#"onboarding_http_requests_total{method="other",route="/x",status="200"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(!text.contains("PURGE"), "{text}");
+    }
+
+    #[test]
+    fn every_stigg_series_exists_from_the_start() {
+        let text = render(&metrics());
+        for operation in Operation::ALL {
+            for outcome in CALL_OUTCOMES {
+                let series = format!(
+                    r#"onboarding_stigg_calls_total{{operation="{operation}",outcome="{}"}} 0"#,
+                    outcome.as_str()
+                );
+                assert!(text.contains(&series), "{series} missing from {text}");
+            }
+        }
+    }
+
+    #[test]
+    fn instances_do_not_share_counts() {
+        let (first, second) = (metrics(), metrics());
+        first.observe(CallEvent {
+            operation: Operation::ProvisionCustomer,
+            outcome: CallOutcome::Retried,
+            latency: Duration::from_millis(30),
+        });
+        let retried =
+            r#"onboarding_stigg_calls_total{operation="provision_customer",outcome="retried"}"#;
+        assert!(render(&first).contains(&format!("{retried} 1")));
+        assert!(render(&second).contains(&format!("{retried} 0")));
+    }
+}
