@@ -1,5 +1,5 @@
-//! The `onboarding` command line: `serve` (the default), `migrate`, `seed-demo` and
-//! `provision`.
+//! The `onboarding` command line: `serve` (the default), `migrate`, `seed-demo`, `provision`
+//! and `reconcile`.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -13,6 +13,7 @@ use serde_json::json;
 
 use crate::config::Settings;
 use crate::error::{ApiError, TraceIds};
+pub use crate::reconcile::ReconcileArgs;
 use crate::startup::{Application, Services, open_database};
 
 #[derive(Debug, Parser)]
@@ -38,6 +39,9 @@ pub enum Command {
     SeedDemo,
     /// Provision one subscription, as the API would, and print the JSON result.
     Provision(ProvisionArgs),
+    /// Provision every subscription not yet provisioned (never tried, or stopped halfway),
+    /// within the Stigg rate limit, and print a summary.
+    Reconcile(ReconcileArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -81,6 +85,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Provision(args) => provision_once(&settings, args).await,
+        Command::Reconcile(args) => crate::reconcile::run(&settings, args).await,
     }
 }
 

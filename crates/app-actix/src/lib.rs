@@ -11,6 +11,7 @@ pub mod error;
 pub mod metrics;
 pub mod middleware;
 pub mod openapi;
+pub mod reconcile;
 pub mod redact;
 pub mod routes;
 pub mod startup;

@@ -1,8 +1,13 @@
+//! `SubscriptionRepo`, and `ProvisioningBacklog` (the work list of `onboarding reconcile`),
+//! which reads the same table joined with the provisioning records.
+
 use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
 use onboarding_domain::model::{Organization, StripeSubscriptionId, Subscription};
-use onboarding_domain::ports::{RepoError, SubscriptionRepo};
+use onboarding_domain::ports::{
+    PendingProvisioning, ProvisioningBacklog, RepoError, SubscriptionRepo,
+};
 
 use crate::dispatch::with_conn;
 use crate::pool::Database;
@@ -27,15 +32,13 @@ impl SubscriptionRepo for Database {
     }
 }
 
-impl Database {
-    /// Subscriptions whose provisioning in Stigg has not finished (never attempted, or
-    /// attempted without success), with their organizations, in subscription id order:
-    /// the work list of `onboarding reconcile`.
-    pub async fn list_unprovisioned(
-        &self,
-        limit: i64,
-    ) -> Result<Vec<(Organization, Subscription)>, RepoError> {
-        let rows = with_conn!(self.pool, |conn| {
+/// The backlog: subscriptions without a finished `stigg_subscription_provisions` row (none
+/// at all, or one whose `provisioned_at` is not set: a lease, a failed attempt), joined with
+/// their organizations. Both queries are single statements on either backend.
+#[async_trait]
+impl ProvisioningBacklog for Database {
+    async fn count_pending(&self) -> Result<u64, RepoError> {
+        let count: i64 = with_conn!(self.pool, |conn| {
             subscriptions::table
                 .inner_join(organizations::table)
                 .left_join(
@@ -44,14 +47,62 @@ impl Database {
                             .eq(subscriptions::stripe_subscription_id)),
                 )
                 .filter(stigg_subscription_provisions::provisioned_at.is_null())
-                .order(subscriptions::id.asc())
-                .limit(limit.max(0))
-                .select((OrgRow::as_select(), SubscriptionRow::as_select()))
-                .load::<(OrgRow, SubscriptionRow)>(conn)
+                .count()
+                .get_result(conn)
                 .await
         })?;
-        rows.into_iter()
-            .map(|(org, sub)| Ok((Organization::try_from(org)?, Subscription::try_from(sub)?)))
-            .collect()
+        u64::try_from(count)
+            .map_err(|_| RepoError::Unexpected(format!("negative row count {count}")))
+    }
+
+    async fn pending_page(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<PendingProvisioning>, RepoError> {
+        // Keyset pagination on the unique `stripe_subscription_id`: each page starts after
+        // the last key seen, so rows finished meanwhile are neither skipped nor repeated.
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = with_conn!(self.pool, |conn| {
+            let mut query = subscriptions::table
+                .inner_join(organizations::table)
+                .left_join(
+                    stigg_subscription_provisions::table
+                        .on(stigg_subscription_provisions::stripe_subscription_id
+                            .eq(subscriptions::stripe_subscription_id)),
+                )
+                .filter(stigg_subscription_provisions::provisioned_at.is_null())
+                .order(subscriptions::stripe_subscription_id.asc())
+                .limit(limit)
+                .select((OrgRow::as_select(), SubscriptionRow::as_select()))
+                .into_boxed();
+            if let Some(after) = &after {
+                query = query.filter(subscriptions::stripe_subscription_id.gt(after));
+            }
+            query.load::<(OrgRow, SubscriptionRow)>(conn).await
+        })?;
+        Ok(rows.into_iter().map(pending).collect())
+    }
+}
+
+/// One backlog row; a row the domain refuses is listed with the reason, not dropped.
+fn pending((org, subscription): (OrgRow, SubscriptionRow)) -> PendingProvisioning {
+    let key = subscription.stripe_subscription_id.clone();
+    match (
+        Organization::try_from(org),
+        Subscription::try_from(subscription),
+    ) {
+        (Ok(organization), Ok(subscription)) => {
+            PendingProvisioning::readable(organization, subscription)
+        }
+        (Err(error), _) | (_, Err(error)) => {
+            PendingProvisioning::unreadable(key, unreadable_reason(error))
+        }
+    }
+}
+
+fn unreadable_reason(error: RepoError) -> String {
+    match error {
+        RepoError::Unexpected(reason) | RepoError::Unavailable(reason) => reason,
     }
 }

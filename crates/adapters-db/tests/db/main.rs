@@ -1,9 +1,10 @@
-//! Integration tests of the database adapter. Every test in `repos`, `provisioning`,
-//! `debug_log` and `migrations` runs twice, as `<module>::sqlite::<test>` and
+//! Integration tests of the database adapter. Every test in `repos`, `backlog`,
+//! `provisioning`, `debug_log` and `migrations` runs twice, as `<module>::sqlite::<test>` and
 //! `<module>::postgres::<test>`, each on a fresh database of its own (`TestDatabase`).
 
 mod support;
 
+mod backlog;
 mod connect;
 mod debug_log;
 mod migrations;

@@ -1,11 +1,11 @@
-//! OrgRepo, SubscriptionRepo, list_unprovisioned and seed_demo on rows seeded with plain SQL.
+//! OrgRepo, SubscriptionRepo and seed_demo on rows seeded with plain SQL.
 
 use anyhow::Context;
 use chrono::Utc;
 use onboarding_adapters_db::seed_demo;
 use onboarding_adapters_db::test_support::TestDatabase;
-use onboarding_domain::model::{Organization, ProvisionedSubscription, Subscription};
-use onboarding_domain::ports::{OrgRepo, ProvisioningStore, RepoError, SubscriptionRepo};
+use onboarding_domain::model::{Organization, Subscription};
+use onboarding_domain::ports::{OrgRepo, ProvisioningBacklog, SubscriptionRepo};
 
 use crate::support::{CONTRACT_SEED, TestResult, on_both_backends, org_id, sub_id, utc};
 
@@ -15,7 +15,6 @@ on_both_backends!(
     tenant_and_email_are_read,
     trial_end_in_iso_formats_reads_the_same,
     invalid_ids_in_the_database_are_unexpected,
-    list_unprovisioned_skips_provisioned,
     seed_demo_is_idempotent,
     subscriptions_need_their_organization,
 );
@@ -112,64 +111,21 @@ async fn invalid_ids_in_the_database_are_unexpected(db: TestDatabase) -> TestRes
     // Other systems write these tables; a value our rules refuse is a data error, not a
     // missing row.
     db.execute(
-        "INSERT INTO organizations (id, name, tenant_id, stripe_customer_id) VALUES ('bad id!', 'Bad', NULL, 'cus_X1');
+        "INSERT INTO organizations (id, name, tenant_id, stripe_customer_id) VALUES ('org_1', 'Acme', NULL, 'cus_A1');
          INSERT INTO subscriptions (id, organization_id, stripe_subscription_id, plan_code, status, trial_ends_at)
-         VALUES ('s_bad', 'bad id!', 'sub_X1', 'plan_starter_m', 'trialing', NULL);",
+         VALUES ('s_bad', 'org_1', 'sub_X-1', 'plan_starter_m', 'trialing', NULL);",
     )
     .await?;
-    match db.list_unprovisioned(10).await {
-        Err(RepoError::Unexpected(message)) => {
-            assert!(message.contains("organizations.id"), "{message}")
-        }
-        other => panic!("expected Unexpected, got {other:?}"),
+    // The row is found by another column, but its Stripe id breaks the rule.
+    let found = db.pending_page(None, 10).await?;
+    assert_eq!(found.len(), 1);
+    match &found[0].rows {
+        Err(message) => assert!(
+            message.contains("subscriptions.stripe_subscription_id"),
+            "{message}"
+        ),
+        other => panic!("expected an unreadable row, got {other:?}"),
     }
-    Ok(())
-}
-
-async fn list_unprovisioned_skips_provisioned(db: TestDatabase) -> TestResult {
-    db.execute(CONTRACT_SEED).await?;
-    db.execute(
-        "INSERT INTO organizations (id, name, tenant_id, stripe_customer_id) VALUES ('org_2', 'Beta', 't2', 'cus_B2');
-         INSERT INTO subscriptions (id, organization_id, stripe_subscription_id, plan_code, status, trial_ends_at)
-         VALUES ('s_2', 'org_2', 'sub_B2', 'plan_pro_m', 'trialing', NULL);
-         INSERT INTO subscriptions (id, organization_id, stripe_subscription_id, plan_code, status, trial_ends_at)
-         VALUES ('s_3', 'org_2', 'sub_B3', 'plan_pro_y', 'active', NULL);",
-    )
-    .await?;
-    let ids = |list: Vec<(Organization, Subscription)>| {
-        list.into_iter()
-            .map(|(org, sub)| format!("{}/{}", org.id, sub.id))
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(
-        ids(db.list_unprovisioned(10).await?),
-        ["org_1/s_1", "org_2/s_2", "org_2/s_3"]
-    );
-
-    // A lease attempt alone does not make it provisioned; a recorded result does.
-    let now = Utc::now();
-    db.try_acquire_lease(
-        &org_id("org_1"),
-        &sub_id("sub_A1"),
-        now,
-        std::time::Duration::from_secs(30),
-    )
-    .await?
-    .context("lease")?;
-    db.record_subscription(&ProvisionedSubscription {
-        org_id: org_id("org_2"),
-        stripe_subscription_id: sub_id("sub_B2"),
-        stigg_customer_id: "org_2".into(),
-        stigg_subscription_id: "sub_B2".into(),
-        provisioned_at: now,
-    })
-    .await?;
-    assert_eq!(
-        ids(db.list_unprovisioned(10).await?),
-        ["org_1/s_1", "org_2/s_3"]
-    );
-    assert_eq!(ids(db.list_unprovisioned(1).await?), ["org_1/s_1"]);
-    assert!(db.list_unprovisioned(0).await?.is_empty());
     Ok(())
 }
 
@@ -193,7 +149,7 @@ async fn seed_demo_is_idempotent(db: TestDatabase) -> TestResult {
         .map(|end| (end - Utc::now()).num_hours())
         .context("trial end")?;
     assert!((13 * 24..=14 * 24).contains(&days), "{days} hours");
-    assert_eq!(db.list_unprovisioned(10).await?.len(), 1);
+    assert_eq!(db.count_pending().await?, 1);
     Ok(())
 }
 

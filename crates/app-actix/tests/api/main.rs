@@ -6,3 +6,4 @@ mod db_proxy;
 mod helpers;
 mod observability;
 mod provision;
+mod reconcile;

@@ -7,6 +7,7 @@
 mod clock;
 mod debug_log;
 mod org_repo;
+mod provisioning_backlog;
 mod provisioning_store;
 mod stigg_gateway;
 mod subscription_repo;
@@ -14,6 +15,7 @@ mod subscription_repo;
 pub use clock::Clock;
 pub use debug_log::{DebugLog, DebugLogEntry};
 pub use org_repo::OrgRepo;
+pub use provisioning_backlog::{PendingProvisioning, ProvisioningBacklog};
 pub use provisioning_store::ProvisioningStore;
 pub use stigg_gateway::{
     CallContext, CustomerProvisioning, StiggCustomer, StiggError, StiggGateway, StiggSubscription,
@@ -27,6 +29,8 @@ pub use clock::MockClock;
 pub use debug_log::MockDebugLog;
 #[cfg(any(test, feature = "mocks"))]
 pub use org_repo::MockOrgRepo;
+#[cfg(any(test, feature = "mocks"))]
+pub use provisioning_backlog::MockProvisioningBacklog;
 #[cfg(any(test, feature = "mocks"))]
 pub use provisioning_store::MockProvisioningStore;
 #[cfg(any(test, feature = "mocks"))]
