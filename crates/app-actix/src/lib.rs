@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod debug_log;
 pub mod error;
 pub mod metrics;
 pub mod middleware;

@@ -20,10 +20,12 @@ use onboarding_domain::use_cases::provision_subscription::{
 };
 use secrecy::SecretString;
 use stigg_emulator::{Emulator, EmulatorConfig, RunningEmulator};
+use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::clock::SystemClock;
 use crate::config::{Settings, StiggTarget};
+use crate::debug_log::{DEFAULT_BACKLOG_CAPACITY, ResilientDebugLog};
 use crate::metrics::Metrics;
 use crate::middleware::api::ApiGuard;
 use crate::middleware::metrics::record_request_metrics;
@@ -161,6 +163,8 @@ pub struct Application {
     server: Server,
     address: SocketAddr,
     services: Services,
+    debug_log: Arc<ResilientDebugLog>,
+    debug_log_retry: JoinHandle<()>,
 }
 
 impl Application {
@@ -184,9 +188,14 @@ impl Application {
             catalog: services.catalog.clone(),
             readiness: Arc::new(DatabaseReadiness(services.db.clone())),
         });
+        let debug_log = Arc::new(ResilientDebugLog::new(
+            Arc::new(services.db.clone()),
+            DEFAULT_BACKLOG_CAPACITY,
+        ));
+        let debug_log_retry = tokio::spawn(debug_log.clone().retry_forever());
         let guard = Data::new(ApiGuard {
             api_token: settings.api_token.clone(),
-            debug_log: Arc::new(services.db.clone()),
+            debug_log: debug_log.clone(),
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -206,6 +215,8 @@ impl Application {
             server,
             address,
             services,
+            debug_log,
+            debug_log_retry,
         })
     }
 
@@ -222,11 +233,13 @@ impl Application {
     }
 
     /// Serves until SIGTERM/SIGINT (or a stop through the handle), letting in-flight requests
-    /// finish, then stops the bundled emulator.
+    /// finish, then writes the debug-log rows still waiting and stops the bundled emulator.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        self.server.await?;
+        let served = self.server.await;
         info!("server stopped");
+        self.debug_log_retry.abort();
+        self.debug_log.flush().await;
         self.services.shutdown().await;
-        Ok(())
+        Ok(served?)
     }
 }

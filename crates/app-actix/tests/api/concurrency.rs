@@ -190,8 +190,8 @@ async fn a_live_lease_of_another_holder_makes_the_request_wait_then_give_up(back
 }
 
 /// PostgreSQL goes away under a running server (every connection dropped, new ones refused)
-/// and comes back: requests fail with INTERNAL and /readyz says 503 meanwhile, and the
-/// service recovers by itself.
+/// and comes back: requests fail with INTERNAL and /readyz says 503 meanwhile, the service
+/// recovers by itself, and no debug-log row is lost.
 #[tokio::test]
 async fn a_database_outage_fails_requests_and_readiness_then_recovers() {
     let app = spawn_app_with(Options {
@@ -233,4 +233,22 @@ async fn a_database_outage_fails_requests_and_readiness_then_recovers() {
     }
     let (status, body) = app.provision(&acme_body(), "req-up").await;
     assert_eq!(status, 200, "{body}");
+
+    // The row of the request answered during the outage was kept and written afterwards.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let rows = app.debug_rows("req-down").await;
+        if let [row] = rows.as_slice() {
+            assert_eq!(
+                (row.status, row.error_code.as_deref()),
+                (500, Some("INTERNAL"))
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the outage's debug-log row was lost: {rows:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
