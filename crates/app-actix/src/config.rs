@@ -89,6 +89,14 @@ pub struct Settings {
     #[arg(long, env = "STIGG_MAX_ATTEMPTS", value_name = "STIGG_MAX_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=10), global = true)]
     pub stigg_max_attempts: u32,
 
+    /// First backoff ceiling between Stigg attempts, in milliseconds; it doubles per retry.
+    #[arg(long = "stigg-backoff-base-ms", env = "STIGG_BACKOFF_BASE_MS", value_name = "STIGG_BACKOFF_BASE_MS", default_value = "200", value_parser = millis, global = true)]
+    pub stigg_backoff_base: Duration,
+
+    /// Largest backoff between Stigg attempts, in milliseconds.
+    #[arg(long = "stigg-backoff-cap-ms", env = "STIGG_BACKOFF_CAP_MS", value_name = "STIGG_BACKOFF_CAP_MS", default_value = "5000", value_parser = millis, global = true)]
+    pub stigg_backoff_cap: Duration,
+
     /// Client-side budget of Stigg calls per minute, per operation.
     #[arg(long, env = "STIGG_CALLS_PER_MINUTE", value_name = "STIGG_CALLS_PER_MINUTE", default_value_t = 250, value_parser = clap::value_parser!(u32).range(1..), global = true)]
     pub stigg_calls_per_minute: u32,

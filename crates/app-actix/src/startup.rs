@@ -132,6 +132,8 @@ async fn connect_stigg(
     let mut config = StiggConfig::new(base_url.clone(), api_key);
     config.attempt_timeout = settings.stigg_attempt_timeout;
     config.max_attempts = settings.stigg_max_attempts;
+    config.backoff_base = settings.stigg_backoff_base;
+    config.backoff_cap = settings.stigg_backoff_cap;
     config.calls_per_minute = settings.stigg_calls_per_minute;
     let gateway = HttpStiggGateway::builder(config)
         .observer(observer)

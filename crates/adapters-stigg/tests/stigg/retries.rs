@@ -109,6 +109,44 @@ async fn persistent_500_gives_up_after_three_attempts() -> TestResult {
     Ok(())
 }
 
+/// Sustained 429s without a hint: three spaced attempts per call, then a clear failure, so a
+/// rate-limited Stigg never sees a storm from us.
+#[tokio::test]
+async fn sustained_429s_get_three_spaced_attempts_and_no_more() -> TestResult {
+    let server = MockServer::start().await;
+    Mock::given(method("POST"))
+        .and(path("/api/v1/customers"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .set_body_json(error_body("RateLimitExceeded", "Too many requests")),
+        )
+        .expect(3)
+        .mount(&server)
+        .await;
+    let sleeper = RecordingSleeper::instant();
+    let ceiling: Arc<dyn Jitter> = Arc::new(|ceiling: Duration| ceiling);
+    let gateway = HttpStiggGateway::builder(config_for(&server))
+        .sleeper(sleeper.clone())
+        .jitter(ceiling)
+        .build()?;
+
+    let result = gateway.provision_customer(&customer()?, &ctx15()?).await;
+
+    assert_eq!(
+        result,
+        Err(StiggError::Unavailable {
+            attempts: 3,
+            cause: "HTTP 429".into()
+        })
+    );
+    assert_eq!(received(&server).await.len(), 3);
+    assert_eq!(
+        sleeper.sleeps(),
+        [Duration::from_millis(200), Duration::from_millis(400)]
+    );
+    Ok(())
+}
+
 #[tokio::test]
 async fn request_timeout_408_is_retried() -> TestResult {
     let server = MockServer::start().await;
