@@ -16,6 +16,8 @@ pub fn init() {
     };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        // Colour codes only for a person at a terminal, never into files or collectors.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     // A second init (tests build several apps in one process) is harmless: keep the first.
     let _ = if json {

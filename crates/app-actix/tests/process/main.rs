@@ -1,0 +1,351 @@
+//! The `onboarding` binary as a process: signals, exit codes, what reaches standard output and
+//! error. Stigg is the emulator, started in this test process; the database a SQLite file.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use onboarding_adapters_db::{Database, DbConfig};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+use stigg_emulator::{Emulator, EmulatorConfig, Fault, FaultAction, RunningEmulator};
+use tempfile::TempDir;
+
+const BIN: &str = env!("CARGO_BIN_EXE_onboarding");
+const STIGG_KEY: &str = "server-emulator-key-91c2";
+
+struct Sandbox {
+    dir: TempDir,
+    stigg: RunningEmulator,
+    port: u16,
+}
+
+impl Sandbox {
+    async fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let stigg = RunningEmulator::start(
+            Emulator::new(EmulatorConfig {
+                api_key: STIGG_KEY.into(),
+                ..EmulatorConfig::default()
+            }),
+            "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .unwrap_or_else(|e| panic!("{e}"));
+        Self { dir, stigg, port }
+    }
+
+    fn db_path(&self) -> PathBuf {
+        self.dir.path().join("onboarding.db")
+    }
+
+    /// The binary with a clean environment (no developer `.env`, no inherited settings)
+    /// pointed at this sandbox.
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(BIN);
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env(
+                "DATABASE_URL",
+                format!("sqlite://{}", self.db_path().display()),
+            )
+            .env("BIND_ADDR", format!("127.0.0.1:{}", self.port))
+            .env("STIGG_API_URL", self.stigg.base_url())
+            .env("STIGG_API_KEY", STIGG_KEY)
+            .env("LOG_FORMAT", "json")
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args)
+            .output()
+            .unwrap_or_else(|e| panic!("{BIN}: {e}"))
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    async fn wait_ready(&self, server: &mut Child) {
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(response) = client.get(self.url("/readyz")).send().await
+                && response.status() == 200
+            {
+                return;
+            }
+            if let Ok(Some(status)) = server.try_wait() {
+                panic!("the server exited before it was ready: {status}");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server was not ready within 20 s"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn debug_bodies(&self) -> String {
+        let db = onboarding_adapters_db::connect(&DbConfig::new(SecretString::from(format!(
+            "sqlite://{}",
+            self.db_path().display()
+        ))))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        rows_text(&db).await
+    }
+}
+
+async fn rows_text(db: &Database) -> String {
+    format!(
+        "{:?}",
+        db.recent_debug_logs(1000)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    )
+}
+
+fn demo_body() -> Value {
+    json!({
+        "orgId": "org_demo",
+        "stripeCustomerId": "cus_Demo1",
+        "stripeSubscriptionId": "sub_Demo1",
+        "planCode": "plan_starter_m"
+    })
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([format!("-{name}"), child.id().to_string()])
+        .status()
+        .unwrap_or_else(|e| panic!("kill: {e}"));
+    assert!(status.success(), "kill -{name} failed");
+}
+
+fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the process did not exit within {within:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn seed(sandbox: &Sandbox) {
+    let output = sandbox.run(&["seed-demo"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+// Multi-threaded: blocking on a child process must not stall the emulator served here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_slow_stigg_call_lets_the_request_finish_and_exits_0() {
+    let sandbox = Sandbox::new().await;
+    seed(&sandbox);
+    sandbox
+        .stigg
+        .emulator()
+        .push_fault(Fault::new(FaultAction::Delay { ms: 1500 }).on_path("/api/v1/customers"));
+    let mut server = sandbox
+        .command(&["serve"])
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    sandbox.wait_ready(&mut server).await;
+
+    let client = reqwest::Client::new();
+    let in_flight = tokio::spawn(
+        client
+            .post(sandbox.url("/api/stigg/provision"))
+            .header("x-request-id", "req-slow")
+            .header("x-correlation-id", "corr-slow")
+            .json(&demo_body())
+            .send(),
+    );
+    // Let the request reach the slow Stigg call, then ask the server to stop.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    signal(&server, "TERM");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = reqwest::Client::new()
+        .get(sandbox.url("/healthz"))
+        .timeout(Duration::from_secs(2))
+        .send()
+        .await;
+    assert!(
+        refused.is_err(),
+        "a new connection was accepted after SIGTERM"
+    );
+
+    let response = in_flight
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("the in-flight request was cut: {e}"));
+    assert_eq!(response.status(), 200);
+    let status =
+        tokio::task::spawn_blocking(move || wait_exit(&mut server, Duration::from_secs(15)))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status.code(), Some(0));
+    // The answered request's debug-log row is there.
+    assert!(sandbox.debug_bodies().await.contains("req-slow"));
+}
+
+// Multi-threaded: blocking on a child process must not stall the emulator served here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_reach_logs_answers_or_debug_rows() {
+    const BAD_STIGG_KEY: &str = "server-SECRET-stigg-5e1f";
+    const TOKEN: &str = "tok-SECRET-api-77aa";
+    const BODY_SECRET: &str = "body-SECRET-pw-0b9d";
+    let sandbox = Sandbox::new().await;
+    seed(&sandbox);
+    let mut server = sandbox
+        .command(&["serve"])
+        // A key Stigg refuses, so the failure path runs too.
+        .env("STIGG_API_KEY", BAD_STIGG_KEY)
+        .env("API_TOKEN", TOKEN)
+        .env("RUST_LOG", "debug")
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    sandbox.wait_ready(&mut server).await;
+
+    let client = reqwest::Client::new();
+    let mut answers = String::new();
+    let mut body = demo_body();
+    body["password"] = Value::from(BODY_SECRET);
+    for token in [None, Some("wrong-token"), Some(TOKEN)] {
+        let mut request = client
+            .post(sandbox.url("/api/stigg/provision"))
+            .header("x-request-id", "req-secret")
+            .header("x-correlation-id", "corr-secret")
+            .json(&body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap_or_else(|e| panic!("{e}"));
+        answers.push_str(&format!("{:?}", response.headers()));
+        answers.push_str(&response.text().await.unwrap_or_default());
+    }
+    assert!(answers.contains("Stigg rejected the API key"), "{answers}");
+    signal(&server, "TERM");
+    let output = tokio::task::spawn_blocking(move || server.wait_with_output())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let help = sandbox.run(&["--help"]);
+
+    let everything = format!(
+        "{answers}\n{}\n{}\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&help.stdout),
+        sandbox.debug_bodies().await,
+    );
+    for secret in [BAD_STIGG_KEY, TOKEN, BODY_SECRET] {
+        assert!(!everything.contains(secret), "{secret} leaked");
+    }
+    // The logs did record the requests (the check above looked at real output).
+    assert!(String::from_utf8_lossy(&output.stderr).contains("corr-secret"));
+}
+
+// Multi-threaded: blocking on a child process must not stall the emulator served here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn production_refuses_to_start_without_a_stigg_key_or_an_api_token() {
+    let sandbox = Sandbox::new().await;
+    let no_key = sandbox
+        .command(&["serve"])
+        .env("APP_ENV", "production")
+        .env("API_TOKEN", "a-token")
+        .env_remove("STIGG_API_KEY")
+        .env_remove("STIGG_API_URL")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let no_token = sandbox
+        .command(&["serve"])
+        .env("APP_ENV", "production")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+
+    for (output, variable) in [(no_key, "STIGG_API_KEY"), (no_token, "API_TOKEN")] {
+        assert_eq!(output.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        let line = stderr
+            .lines()
+            .find(|l| l.starts_with("onboarding: "))
+            .unwrap_or_else(|| panic!("no error line in {stderr}"));
+        assert_eq!(
+            line,
+            format!("onboarding: {variable} is required when APP_ENV=production")
+        );
+    }
+}
+
+// Multi-threaded: blocking on a child process must not stall the emulator served here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_setting_stops_start_up_with_one_line_naming_it() {
+    let sandbox = Sandbox::new().await;
+    let output = sandbox
+        .command(&["serve"])
+        .env("BIND_ADDR", "not-an-address")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("BIND_ADDR"), "{stderr}");
+}
+
+// Multi-threaded: blocking on a child process must not stall the emulator served here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provision_command_prints_the_result_and_fails_with_the_error_code() {
+    let sandbox = Sandbox::new().await;
+    seed(&sandbox);
+    let args = |org: &'static str| {
+        [
+            "provision",
+            "--org-id",
+            org,
+            "--stripe-customer-id",
+            "cus_Demo1",
+            "--stripe-subscription-id",
+            "sub_Demo1",
+            "--plan-code",
+            "plan_starter_m",
+        ]
+    };
+
+    let ok = sandbox.run(&args("org_demo"));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let result: Value =
+        serde_json::from_slice(&ok.stdout).unwrap_or_else(|e| panic!("stdout is not JSON: {e}"));
+    assert_eq!(result["provisioned"], true);
+    assert_eq!(result["stiggSubscriptionId"], "sub_Demo1");
+
+    let missing = sandbox.run(&args("org_nobody"));
+    assert_eq!(missing.status.code(), Some(1));
+    let error: Value = serde_json::from_slice(&missing.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not JSON: {e}"));
+    assert_eq!(error["code"], "NOT_FOUND");
+}
