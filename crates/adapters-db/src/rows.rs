@@ -249,6 +249,9 @@ impl TryFrom<DebugLogRow> for DebugLogEntry {
 
 #[derive(Debug, Insertable)]
 #[diesel(table_name = debug_logs)]
+// `None` is NULL, not DEFAULT: SQLite takes no DEFAULT in a multi-row INSERT, and these
+// columns have no defaults worth keeping.
+#[diesel(treat_none_as_default_value = false)]
 pub(crate) struct NewDebugLogRow<'a> {
     pub request_id: Option<&'a str>,
     pub correlation_id: Option<&'a str>,

@@ -1,19 +1,31 @@
-//! Debug-log rows that survive a database outage.
+//! The debug-log writer: one row per API request, written by group commit, and never lost
+//! to a database outage.
 //!
-//! A row is written while the request is answered, so a caller can find it at once. When that
-//! write fails, the row waits in a bounded in-memory backlog; a background task writes it when
-//! the database answers again, and shutdown flushes what is left. A row that still cannot be
-//! written (backlog full, or the database still down at shutdown) goes to the log in full
-//! rather than vanishing.
+//! A request hands its row to one writer task and waits until the batch holding the row has
+//! been written, so the row exists when the answer leaves. Under load the writer takes every
+//! row that arrived while the previous batch was being written and writes them in one
+//! multi-row `INSERT`: many requests share one statement instead of queueing for a
+//! connection each.
+//!
+//! When a batch cannot be written, its rows wait in a bounded backlog. The writer retries it
+//! while the database is down, and shutdown flushes it. The requests are not held back by
+//! the outage. A row that still cannot be written (backlog full, or the database still down
+//! at shutdown) goes to the log in full rather than vanishing.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use onboarding_domain::ports::{DebugLog, DebugLogEntry, RepoError};
-use tokio::sync::Notify;
+use onboarding_domain::ports::{DebugLog, DebugLogEntry};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
+
+/// Most rows in one `INSERT` (well under both backends' bind-parameter limits).
+const MAX_BATCH: usize = 512;
+
+/// Rows that may wait for the writer before requests feel back-pressure.
+const QUEUE_CAPACITY: usize = 8192;
 
 /// Rows kept while the database is unreachable (a few MB at most).
 pub const DEFAULT_BACKLOG_CAPACITY: usize = 10_000;
@@ -21,102 +33,159 @@ pub const DEFAULT_BACKLOG_CAPACITY: usize = 10_000;
 /// Pause between attempts to write the backlog while the database stays down.
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
 
-pub struct ResilientDebugLog {
-    store: Arc<dyn DebugLog>,
-    backlog: Mutex<VecDeque<DebugLogEntry>>,
-    capacity: usize,
-    queued: Notify,
+struct Queued {
+    entry: DebugLogEntry,
+    written: oneshot::Sender<()>,
 }
 
-impl ResilientDebugLog {
-    pub fn new(store: Arc<dyn DebugLog>, capacity: usize) -> Self {
-        Self {
-            store,
-            backlog: Mutex::new(VecDeque::new()),
-            capacity: capacity.max(1),
-            queued: Notify::new(),
-        }
+/// The handle requests use; cheap to share.
+pub struct DebugLogWriter {
+    queue: mpsc::Sender<Queued>,
+}
+
+/// The writer task, to stop at shutdown.
+pub struct DebugLogTask {
+    handle: JoinHandle<()>,
+    stop: oneshot::Sender<()>,
+}
+
+impl DebugLogWriter {
+    /// Starts the writer task on the current runtime.
+    pub fn start(store: Arc<dyn DebugLog>, backlog_capacity: usize) -> (Arc<Self>, DebugLogTask) {
+        let (queue, incoming) = mpsc::channel(QUEUE_CAPACITY);
+        let (stop, stopped) = oneshot::channel();
+        let worker = Worker::new(store, incoming, backlog_capacity);
+        let handle = tokio::spawn(worker.run(stopped));
+        (Arc::new(Self { queue }), DebugLogTask { handle, stop })
     }
 
-    /// Rows waiting to be written.
-    pub fn backlog_len(&self) -> usize {
-        self.lock().len()
-    }
-
-    /// Writes the backlog whenever it has rows, pausing while the database stays down. Runs
-    /// until the task is aborted.
-    pub async fn retry_forever(self: Arc<Self>) {
-        loop {
-            if self.backlog_len() == 0 {
-                self.queued.notified().await;
-            }
-            if self.write_backlog().await > 0 {
-                tokio::time::sleep(RETRY_PAUSE).await;
-            }
-        }
-    }
-
-    /// Last chance at shutdown: writes what it can, logs the rest in full.
-    pub async fn flush(&self) {
-        let left = self.write_backlog().await;
-        if left == 0 {
+    /// Writes the row, waiting until it is written or kept in the backlog. The answer does not
+    /// depend on it, so this never fails.
+    pub async fn record(&self, entry: DebugLogEntry) {
+        let (written, done) = oneshot::channel();
+        if let Err(refused) = self.queue.send(Queued { entry, written }).await {
+            // Only once shutdown has closed the queue: keep the row in the log.
+            log_row(&refused.0.entry);
             return;
         }
-        let rows: Vec<_> = self.lock().drain(..).collect();
-        error!(
-            rows = rows.len(),
-            "debug-log rows could not be written before shutdown; logging them"
-        );
-        rows.iter().for_each(log_row);
-    }
-
-    /// Writes backlog rows oldest first until one fails; returns how many are left.
-    async fn write_backlog(&self) -> usize {
-        let mut written = 0_usize;
-        loop {
-            let Some(row) = self.lock().front().cloned() else {
-                break;
-            };
-            if self.store.record(row).await.is_err() {
-                break;
-            }
-            self.lock().pop_front();
-            written += 1;
-        }
-        let left = self.backlog_len();
-        if written > 0 {
-            info!(written, left, "debug-log backlog written");
-        }
-        left
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<DebugLogEntry>> {
-        self.backlog.lock().unwrap_or_else(PoisonError::into_inner)
+        // The writer always answers; if it went away, the row was logged.
+        let _ = done.await;
     }
 }
 
-#[async_trait]
-impl DebugLog for ResilientDebugLog {
-    /// Never fails: a row that cannot be written now is kept for later.
-    async fn record(&self, entry: DebugLogEntry) -> Result<(), RepoError> {
-        let Err(cause) = self.store.record(entry.clone()).await else {
-            return Ok(());
-        };
-        warn!(error = %cause, "debug-log row kept for a later write");
-        let dropped = {
-            let mut backlog = self.lock();
-            let dropped = (backlog.len() >= self.capacity)
-                .then(|| backlog.pop_front())
-                .flatten();
-            backlog.push_back(entry);
-            dropped
-        };
-        if let Some(row) = dropped {
-            error!("debug-log backlog full; logging its oldest row instead");
-            log_row(&row);
+impl DebugLogTask {
+    /// Closes the queue and waits until every row handed over is written (or logged). Call
+    /// once the server has stopped: a row handed over after this is logged instead.
+    pub async fn finish(self, within: Duration) {
+        let _ = self.stop.send(());
+        if tokio::time::timeout(within, self.handle).await.is_err() {
+            error!("the debug-log writer did not finish in time; unwritten rows may be lost");
         }
-        self.queued.notify_one();
-        Ok(())
+    }
+}
+
+struct Worker {
+    store: Arc<dyn DebugLog>,
+    incoming: mpsc::Receiver<Queued>,
+    backlog: VecDeque<DebugLogEntry>,
+    backlog_capacity: usize,
+}
+
+enum Event {
+    Rows(usize),
+    RetryBacklog,
+    Stop,
+}
+
+impl Worker {
+    fn new(
+        store: Arc<dyn DebugLog>,
+        incoming: mpsc::Receiver<Queued>,
+        backlog_capacity: usize,
+    ) -> Self {
+        Self {
+            store,
+            incoming,
+            backlog: VecDeque::new(),
+            backlog_capacity: backlog_capacity.max(1),
+        }
+    }
+
+    async fn run(mut self, mut stop: oneshot::Receiver<()>) {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        loop {
+            let retry = !self.backlog.is_empty();
+            let event = tokio::select! {
+                biased;
+                _ = &mut stop => Event::Stop,
+                n = self.incoming.recv_many(&mut batch, MAX_BATCH) => Event::Rows(n),
+                // While rows wait in the backlog, wake up now and then to retry it.
+                () = tokio::time::sleep(RETRY_PAUSE), if retry => Event::RetryBacklog,
+            };
+            match event {
+                Event::Rows(0) | Event::Stop => break,
+                Event::Rows(_) => self.write(std::mem::take(&mut batch)).await,
+                Event::RetryBacklog => self.write_backlog().await,
+            }
+        }
+        // New rows are refused from now on; the ones already queued are written.
+        self.incoming.close();
+        while self.incoming.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            self.write(std::mem::take(&mut batch)).await;
+        }
+        self.write_backlog().await;
+        if !self.backlog.is_empty() {
+            error!(
+                rows = self.backlog.len(),
+                "debug-log rows could not be written before shutdown; logging them"
+            );
+            self.backlog.iter().for_each(log_row);
+        }
+    }
+
+    async fn write(&mut self, batch: Vec<Queued>) {
+        let (entries, waiting): (Vec<_>, Vec<_>) =
+            batch.into_iter().map(|q| (q.entry, q.written)).unzip();
+        if let Err(cause) = self.store.record(&entries).await {
+            warn!(error = %cause, rows = entries.len(), "debug-log rows kept for a later write");
+            self.keep(entries);
+        }
+        for request in waiting {
+            let _ = request.send(());
+        }
+    }
+
+    /// Writes the backlog, oldest first, in batches, until one fails.
+    async fn write_backlog(&mut self) {
+        let mut written = 0_usize;
+        while !self.backlog.is_empty() {
+            let n = self.backlog.len().min(MAX_BATCH);
+            let chunk: Vec<_> = self.backlog.range(..n).cloned().collect();
+            if self.store.record(&chunk).await.is_err() {
+                break;
+            }
+            self.backlog.drain(..n);
+            written += n;
+        }
+        if written > 0 {
+            info!(
+                written,
+                left = self.backlog.len(),
+                "debug-log backlog written"
+            );
+        }
+    }
+
+    fn keep(&mut self, entries: Vec<DebugLogEntry>) {
+        for entry in entries {
+            if self.backlog.len() >= self.backlog_capacity
+                && let Some(oldest) = self.backlog.pop_front()
+            {
+                error!("debug-log backlog full; logging its oldest row instead");
+                log_row(&oldest);
+            }
+            self.backlog.push_back(entry);
+        }
     }
 }
 
@@ -139,9 +208,12 @@ fn log_row(row: &DebugLogEntry) {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+    use std::sync::PoisonError;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use onboarding_domain::ports::MockDebugLog;
+    use async_trait::async_trait;
+    use onboarding_domain::ports::RepoError;
 
     use super::*;
 
@@ -160,51 +232,119 @@ mod tests {
         }
     }
 
-    /// A store that is down for its first `down_for` writes, recording what it wrote.
-    fn flaky_store(down_for: usize, written: Arc<Mutex<Vec<String>>>) -> MockDebugLog {
-        let calls = AtomicUsize::new(0);
-        let mut store = MockDebugLog::new();
-        store.expect_record().returning(move |entry| {
-            if calls.fetch_add(1, Ordering::SeqCst) < down_for {
-                return Err(RepoError::Unavailable("connection refused".into()));
-            }
-            written
+    /// A store that is down for its first `down_for` calls, takes `latency` per call, and
+    /// records the batches it wrote.
+    struct FakeStore {
+        down_for: usize,
+        latency: Duration,
+        calls: AtomicUsize,
+        batches: Mutex<Vec<Vec<String>>>,
+    }
+
+    impl FakeStore {
+        fn new(down_for: usize, latency: Duration) -> Arc<Self> {
+            Arc::new(Self {
+                down_for,
+                latency,
+                calls: AtomicUsize::new(0),
+                batches: Mutex::new(Vec::new()),
+            })
+        }
+
+        fn batches(&self) -> Vec<Vec<String>> {
+            self.batches
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .push(entry.request_id.unwrap_or_default());
-            Ok(())
-        });
-        store
-    }
-
-    #[tokio::test]
-    async fn rows_that_fail_are_written_later_in_order() {
-        let written = Arc::new(Mutex::new(Vec::new()));
-        let log = ResilientDebugLog::new(Arc::new(flaky_store(3, written.clone())), 10);
-
-        assert!(log.record(row("a")).await.is_ok());
-        assert!(log.record(row("b")).await.is_ok());
-        assert_eq!(log.backlog_len(), 2);
-        // The third attempt fails too (still down), then the store is back.
-        assert_eq!(log.write_backlog().await, 2);
-        assert_eq!(log.write_backlog().await, 0);
-
-        let written = written
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        assert_eq!(written, ["a", "b"]);
-    }
-
-    #[tokio::test]
-    async fn a_full_backlog_gives_up_its_oldest_row() {
-        let written = Arc::new(Mutex::new(Vec::new()));
-        let log = ResilientDebugLog::new(Arc::new(flaky_store(usize::MAX, written)), 2);
-        for id in ["a", "b", "c"] {
-            assert!(log.record(row(id)).await.is_ok());
+                .clone()
         }
-        let kept: Vec<_> = log
-            .lock()
+
+        fn rows(&self) -> Vec<String> {
+            self.batches().concat()
+        }
+    }
+
+    #[async_trait]
+    impl DebugLog for FakeStore {
+        async fn record(&self, entries: &[DebugLogEntry]) -> Result<(), RepoError> {
+            tokio::time::sleep(self.latency).await;
+            if self.calls.fetch_add(1, Ordering::SeqCst) < self.down_for {
+                return Err(RepoError::Unavailable("connection refused".into()));
+            }
+            let ids = entries
+                .iter()
+                .map(|e| e.request_id.clone().unwrap_or_default())
+                .collect();
+            self.batches
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(ids);
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_row_is_written_before_record_returns() {
+        let store = FakeStore::new(0, Duration::ZERO);
+        let (writer, task) = DebugLogWriter::start(store.clone(), 10);
+        writer.record(row("a")).await;
+        assert_eq!(store.rows(), ["a"]);
+        drop(writer);
+        task.finish(Duration::from_secs(5)).await;
+    }
+
+    #[tokio::test]
+    async fn concurrent_rows_share_batches() {
+        let store = FakeStore::new(0, Duration::from_millis(20));
+        let (writer, task) = DebugLogWriter::start(store.clone(), 10);
+        let ids: Vec<String> = (0..100).map(|i| format!("r{i}")).collect();
+        futures::future::join_all(ids.iter().map(|id| writer.record(row(id)))).await;
+
+        let mut written = store.rows();
+        written.sort();
+        let mut expected = ids.clone();
+        expected.sort();
+        assert_eq!(written, expected);
+        // While one batch is written, the others gather: far fewer statements than rows.
+        assert!(
+            store.batches().len() <= 5,
+            "{} batches",
+            store.batches().len()
+        );
+        drop(writer);
+        task.finish(Duration::from_secs(5)).await;
+    }
+
+    #[tokio::test]
+    async fn rows_that_fail_are_written_when_the_store_returns() {
+        let store = FakeStore::new(2, Duration::ZERO);
+        let (writer, task) = DebugLogWriter::start(store.clone(), 10);
+        writer.record(row("a")).await;
+        writer.record(row("b")).await;
+        // Both answered although the store was down; the backlog holds them.
+        assert!(store.rows().is_empty());
+        tokio::time::sleep(RETRY_PAUSE + Duration::from_millis(300)).await;
+        assert_eq!(store.rows(), ["a", "b"]);
+        drop(writer);
+        task.finish(Duration::from_secs(5)).await;
+    }
+
+    #[tokio::test]
+    async fn shutdown_writes_the_backlog() {
+        let store = FakeStore::new(1, Duration::ZERO);
+        let (writer, task) = DebugLogWriter::start(store.clone(), 10);
+        writer.record(row("a")).await;
+        drop(writer);
+        task.finish(Duration::from_secs(5)).await;
+        assert_eq!(store.rows(), ["a"]);
+    }
+
+    #[tokio::test]
+    async fn a_full_backlog_gives_up_its_oldest_rows() {
+        let (_queue, incoming) = mpsc::channel(1);
+        let mut worker = Worker::new(FakeStore::new(0, Duration::ZERO), incoming, 2);
+        worker.keep(vec![row("a"), row("b"), row("c")]);
+        let kept: Vec<_> = worker
+            .backlog
             .iter()
             .filter_map(|r| r.request_id.clone())
             .collect();
@@ -212,34 +352,15 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn flush_empties_the_backlog_even_when_the_store_stays_down() {
-        let written = Arc::new(Mutex::new(Vec::new()));
-        let log = ResilientDebugLog::new(Arc::new(flaky_store(usize::MAX, written)), 10);
-        assert!(log.record(row("a")).await.is_ok());
-        log.flush().await;
-        assert_eq!(log.backlog_len(), 0);
-    }
-
-    #[tokio::test]
-    async fn the_background_task_writes_the_backlog_when_the_store_returns() {
-        let written = Arc::new(Mutex::new(Vec::new()));
-        let log = Arc::new(ResilientDebugLog::new(
-            Arc::new(flaky_store(1, written.clone())),
-            10,
-        ));
-        let task = tokio::spawn(log.clone().retry_forever());
-        assert!(log.record(row("a")).await.is_ok());
-        for _ in 0..100 {
-            if log.backlog_len() == 0 {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        task.abort();
-        assert_eq!(log.backlog_len(), 0);
-        assert_eq!(
-            *written.lock().unwrap_or_else(PoisonError::into_inner),
-            ["a"]
-        );
+    async fn shutdown_ends_even_when_the_store_never_returns() {
+        let store = FakeStore::new(usize::MAX, Duration::ZERO);
+        let (writer, task) = DebugLogWriter::start(store.clone(), 10);
+        writer.record(row("a")).await;
+        let started = std::time::Instant::now();
+        task.finish(Duration::from_secs(5)).await;
+        assert!(started.elapsed() < Duration::from_secs(2));
+        // After shutdown a row is refused (and logged) without waiting.
+        writer.record(row("late")).await;
+        assert!(store.rows().is_empty());
     }
 }

@@ -20,12 +20,11 @@ use onboarding_domain::use_cases::provision_subscription::{
 };
 use secrecy::SecretString;
 use stigg_emulator::{Emulator, EmulatorConfig, RunningEmulator};
-use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::clock::SystemClock;
 use crate::config::{Settings, StiggTarget};
-use crate::debug_log::{DEFAULT_BACKLOG_CAPACITY, ResilientDebugLog};
+use crate::debug_log::{DEFAULT_BACKLOG_CAPACITY, DebugLogTask, DebugLogWriter};
 use crate::metrics::Metrics;
 use crate::middleware::api::ApiGuard;
 use crate::middleware::metrics::record_request_metrics;
@@ -165,8 +164,7 @@ pub struct Application {
     server: Server,
     address: SocketAddr,
     services: Services,
-    debug_log: Arc<ResilientDebugLog>,
-    debug_log_retry: JoinHandle<()>,
+    debug_log_task: DebugLogTask,
 }
 
 impl Application {
@@ -190,14 +188,11 @@ impl Application {
             catalog: services.catalog.clone(),
             readiness: Arc::new(DatabaseReadiness(services.db.clone())),
         });
-        let debug_log = Arc::new(ResilientDebugLog::new(
-            Arc::new(services.db.clone()),
-            DEFAULT_BACKLOG_CAPACITY,
-        ));
-        let debug_log_retry = tokio::spawn(debug_log.clone().retry_forever());
+        let (debug_log, debug_log_task) =
+            DebugLogWriter::start(Arc::new(services.db.clone()), DEFAULT_BACKLOG_CAPACITY);
         let guard = Data::new(ApiGuard {
             api_token: settings.api_token.clone(),
-            debug_log: debug_log.clone(),
+            debug_log,
         });
         let server = HttpServer::new(move || {
             App::new()
@@ -217,8 +212,7 @@ impl Application {
             server,
             address,
             services,
-            debug_log,
-            debug_log_retry,
+            debug_log_task,
         })
     }
 
@@ -239,8 +233,7 @@ impl Application {
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         let served = self.server.await;
         info!("server stopped");
-        self.debug_log_retry.abort();
-        self.debug_log.flush().await;
+        self.debug_log_task.finish(SHUTDOWN_GRACE).await;
         self.services.shutdown().await;
         Ok(served?)
     }

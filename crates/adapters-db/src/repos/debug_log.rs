@@ -4,20 +4,46 @@ use diesel_async::RunQueryDsl;
 use onboarding_domain::ports::{DebugLog, DebugLogEntry, RepoError};
 
 use crate::dispatch::with_conn;
-use crate::pool::Database;
+use crate::error::DbError;
+use crate::pool::{Database, DbPool};
 use crate::rows::{DebugLogRow, NewDebugLogRow};
 use crate::schema::debug_logs;
 
 #[async_trait]
 impl DebugLog for Database {
-    async fn record(&self, entry: DebugLogEntry) -> Result<(), RepoError> {
-        let row = NewDebugLogRow::from_domain(&entry);
-        with_conn!(self.pool, |conn| {
-            diesel::insert_into(debug_logs::table)
-                .values(&row)
-                .execute(conn)
+    /// One multi-row `INSERT`, so a batch is one round trip and atomic.
+    ///
+    /// The one statement written per backend: diesel builds SQLite's multi-row `INSERT` only
+    /// for its synchronous connection, so on SQLite the same query-builder code runs on the
+    /// wrapper's blocking thread.
+    async fn record(&self, entries: &[DebugLogEntry]) -> Result<(), RepoError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        match &self.pool {
+            DbPool::Postgres(pool) => {
+                let mut conn = pool.get().await.map_err(DbError::from)?;
+                let rows: Vec<_> = entries.iter().map(NewDebugLogRow::from_domain).collect();
+                diesel::insert_into(debug_logs::table)
+                    .values(&rows)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(DbError::from)?;
+            }
+            DbPool::Sqlite(pool) => {
+                let mut conn = pool.get().await.map_err(DbError::from)?;
+                let entries = entries.to_vec();
+                conn.spawn_blocking(move |conn| {
+                    let rows: Vec<_> = entries.iter().map(NewDebugLogRow::from_domain).collect();
+                    diesel::RunQueryDsl::execute(
+                        diesel::insert_into(debug_logs::table).values(&rows),
+                        conn,
+                    )
+                })
                 .await
-        })?;
+                .map_err(DbError::from)?;
+            }
+        }
         Ok(())
     }
 }

@@ -6,7 +6,7 @@ use onboarding_domain::ports::{DebugLog, DebugLogEntry};
 
 use crate::support::{TestResult, on_both_backends, utc};
 
-on_both_backends!(records_and_reads_back);
+on_both_backends!(records_and_reads_back, a_batch_of_many_rows_is_one_insert);
 
 async fn records_and_reads_back(db: TestDatabase) -> TestResult {
     let ok = DebugLogEntry {
@@ -37,13 +37,44 @@ async fn records_and_reads_back(db: TestDatabase) -> TestResult {
         error_code: Some("BAD_REQUEST".into()),
         ..ok.clone()
     };
-    db.record(ok.clone()).await?;
-    db.record(failed.clone()).await?;
-    db.record(anonymous.clone()).await?;
+    db.record(std::slice::from_ref(&ok)).await?;
+    db.record(&[failed.clone(), anonymous.clone()]).await?;
+    db.record(&[]).await?;
 
     assert_eq!(db.debug_logs_for_request("req-1").await?, [ok, failed]);
     assert!(db.debug_logs_for_request("req-2").await?.is_empty());
     let recent = db.recent_debug_logs(1).await?;
     assert_eq!(recent.first().context("newest row")?, &anonymous);
+    Ok(())
+}
+
+/// A batch as large as the group-commit writer sends: one statement, every row kept in order.
+async fn a_batch_of_many_rows_is_one_insert(db: TestDatabase) -> TestResult {
+    let base = DebugLogEntry {
+        request_id: None,
+        correlation_id: Some("corr-batch".into()),
+        tenant_id: None,
+        method: "POST".into(),
+        path: "/api/stigg/provision".into(),
+        request_body: Some("{}".into()),
+        status: 400,
+        error_code: Some("BAD_REQUEST".into()),
+        duration_ms: 1,
+        created_at: utc(2026, 11, 24, 10, 0, 0)?,
+    };
+    let batch: Vec<_> = (0..500)
+        .map(|i| DebugLogEntry {
+            request_id: Some(format!("req-{i}")),
+            ..base.clone()
+        })
+        .collect();
+    db.record(&batch).await?;
+
+    let recent = db.recent_debug_logs(1000).await?;
+    assert_eq!(recent.len(), 500);
+    assert_eq!(
+        recent.first().and_then(|r| r.request_id.as_deref()),
+        Some("req-499")
+    );
     Ok(())
 }

@@ -13,12 +13,13 @@ use actix_web::web::{Bytes, BytesMut};
 use actix_web::{Error, HttpMessage, ResponseError};
 use futures::StreamExt;
 use onboarding_domain::model::{CorrelationId, RequestId, TenantId};
-use onboarding_domain::ports::{DebugLog, DebugLogEntry};
+use onboarding_domain::ports::DebugLogEntry;
 use onboarding_domain::use_cases::provision_subscription::FieldError;
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
-use tracing::{Instrument, info, info_span, warn};
+use tracing::{Instrument, info, info_span};
 
+use crate::debug_log::DebugLogWriter;
 use crate::error::{ApiError, ErrorCode, TraceIds};
 use crate::redact::body_for_debug_log;
 
@@ -32,7 +33,7 @@ pub const TENANT_ID: &str = "x-tenant-id";
 /// What the API middleware needs, shared by all workers.
 pub struct ApiGuard {
     pub api_token: Option<SecretString>,
-    pub debug_log: Arc<dyn DebugLog>,
+    pub debug_log: Arc<DebugLogWriter>,
 }
 
 /// The trace headers as received: parsed when valid, with what is wrong otherwise.
@@ -159,11 +160,9 @@ pub async fn api_middleware(
             duration_ms,
             created_at: chrono::Utc::now(),
         };
-        // The row is written before the answer leaves, so a caller can find it at once. A
-        // failure to write it never changes the answer.
-        if let Err(error) = guard.debug_log.record(entry).await {
-            warn!(%error, "could not write the debug-log row");
-        }
+        // The row is written (group commit) before the answer leaves, so a caller can find it
+        // at once. A failure to write it never changes the answer: the writer keeps it.
+        guard.debug_log.record(entry).await;
         Ok(response)
     }
     .instrument(span)

@@ -23,5 +23,7 @@ pub struct DebugLogEntry {
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait DebugLog: Send + Sync {
-    async fn record(&self, entry: DebugLogEntry) -> Result<(), RepoError>;
+    /// Writes the rows in one go, all of them or none. Taking a batch lets a writer put the
+    /// rows of many concurrent requests into one statement (group commit).
+    async fn record(&self, entries: &[DebugLogEntry]) -> Result<(), RepoError>;
 }
