@@ -23,9 +23,8 @@ impl DebugLog for Database {
         match &self.pool {
             DbPool::Postgres(pool) => {
                 let mut conn = pool.get().await.map_err(DbError::from)?;
-                let rows: Vec<_> = entries.iter().map(NewDebugLogRow::from_domain).collect();
-                diesel::insert_into(debug_logs::table)
-                    .values(&rows)
+                let rows = new_rows(entries);
+                insert(&rows)
                     .execute(&mut *conn)
                     .await
                     .map_err(DbError::from)?;
@@ -34,11 +33,7 @@ impl DebugLog for Database {
                 let mut conn = pool.get().await.map_err(DbError::from)?;
                 let entries = entries.to_vec();
                 conn.spawn_blocking(move |conn| {
-                    let rows: Vec<_> = entries.iter().map(NewDebugLogRow::from_domain).collect();
-                    diesel::RunQueryDsl::execute(
-                        diesel::insert_into(debug_logs::table).values(&rows),
-                        conn,
-                    )
+                    diesel::RunQueryDsl::execute(insert(&new_rows(&entries)), conn)
                 })
                 .await
                 .map_err(DbError::from)?;
@@ -46,6 +41,17 @@ impl DebugLog for Database {
         }
         Ok(())
     }
+}
+
+fn new_rows(entries: &[DebugLogEntry]) -> Vec<NewDebugLogRow<'_>> {
+    entries.iter().map(NewDebugLogRow::from_domain).collect()
+}
+
+/// The batch `INSERT`, defined once for both backends.
+fn insert<'a>(
+    rows: &'a Vec<NewDebugLogRow<'a>>,
+) -> diesel::dsl::Values<diesel::dsl::insert_into<debug_logs::table>, &'a Vec<NewDebugLogRow<'a>>> {
+    diesel::insert_into(debug_logs::table).values(rows)
 }
 
 impl Database {
