@@ -39,17 +39,7 @@ impl SubscriptionRepo for Database {
 impl ProvisioningBacklog for Database {
     async fn count_pending(&self) -> Result<u64, RepoError> {
         let count: i64 = with_conn!(self.pool, |conn| {
-            subscriptions::table
-                .inner_join(organizations::table)
-                .left_join(
-                    stigg_subscription_provisions::table
-                        .on(stigg_subscription_provisions::stripe_subscription_id
-                            .eq(subscriptions::stripe_subscription_id)),
-                )
-                .filter(stigg_subscription_provisions::provisioned_at.is_null())
-                .count()
-                .get_result(conn)
-                .await
+            pending_subscriptions().count().get_result(conn).await
         })?;
         u64::try_from(count)
             .map_err(|_| RepoError::Unexpected(format!("negative row count {count}")))
@@ -64,14 +54,7 @@ impl ProvisioningBacklog for Database {
         // the last key seen, so rows finished meanwhile are neither skipped nor repeated.
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = with_conn!(self.pool, |conn| {
-            let mut query = subscriptions::table
-                .inner_join(organizations::table)
-                .left_join(
-                    stigg_subscription_provisions::table
-                        .on(stigg_subscription_provisions::stripe_subscription_id
-                            .eq(subscriptions::stripe_subscription_id)),
-                )
-                .filter(stigg_subscription_provisions::provisioned_at.is_null())
+            let mut query = pending_subscriptions()
                 .order(subscriptions::stripe_subscription_id.asc())
                 .limit(limit)
                 .select((OrgRow::as_select(), SubscriptionRow::as_select()))
@@ -83,6 +66,19 @@ impl ProvisioningBacklog for Database {
         })?;
         Ok(rows.into_iter().map(pending).collect())
     }
+}
+
+/// Subscriptions with their organizations and no finished provisioning row.
+#[diesel::dsl::auto_type]
+fn pending_subscriptions() -> _ {
+    subscriptions::table
+        .inner_join(organizations::table)
+        .left_join(
+            stigg_subscription_provisions::table
+                .on(stigg_subscription_provisions::stripe_subscription_id
+                    .eq(subscriptions::stripe_subscription_id)),
+        )
+        .filter(stigg_subscription_provisions::provisioned_at.is_null())
 }
 
 /// One backlog row; a row the domain refuses is listed with the reason, not dropped.
