@@ -34,3 +34,17 @@ migrate:
 # The bundled Stigg emulator on its own.
 emulator:
     cargo run -p stigg-emulator -- --bind 127.0.0.1:8787
+
+# The property tests alone; PROPTEST_CASES=5000 for a longer run.
+properties:
+    cargo test -p onboarding-domain --test properties
+    cargo test -p onboarding-app --test api properties
+
+# Schemathesis against the running service (temporary SQLite, bundled Stigg emulator).
+schemathesis:
+    bash scripts/schemathesis.sh
+
+# Fuzz request parsing (nightly toolchain and `cargo install cargo-fuzz`; not in CI).
+fuzz seconds="60":
+    mkdir -p fuzz/corpus/parse_request
+    cargo +nightly fuzz run parse_request fuzz/corpus/parse_request fuzz/seeds/parse_request -- -dict=fuzz/parse_request.dict -max_len=20000 -max_total_time={{seconds}}

@@ -3,12 +3,15 @@
 //! at `GET /openapi.json`; `docs/openapi.json` is a committed copy, checked by a test.
 
 use actix_web::web::Bytes;
+use onboarding_domain::model::PlanCatalog;
+use serde_json::Value;
 use utoipa::openapi::header::HeaderBuilder;
-use utoipa::openapi::schema::{ObjectBuilder, Type};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi as OpenApiDocument, RefOr};
 use utoipa::{Modify, OpenApi};
 
+use crate::config::parse_plan_catalog;
 use crate::error::{ErrorCode, FieldErrorBody};
 use crate::middleware::api::{CORRELATION_ID, REQUEST_ID};
 use crate::routes;
@@ -103,9 +106,45 @@ impl Modify for EchoedTraceHeaders {
     }
 }
 
-/// The document as pretty JSON with a trailing newline, exactly as in `docs/openapi.json`.
-pub fn render() -> Result<String, serde_json::Error> {
-    let mut json = ApiDoc::openapi().to_pretty_json()?;
+/// Lists the catalog's plan codes as the `planCode` enum. The contract accepts a plan code only
+/// when it is in the catalog the service runs with; a pattern alone would call every
+/// well-formed code valid, and callers (and Schemathesis' `positive_data_acceptance` check)
+/// would then expect `plan_x` to be accepted. The catalog is configuration (`PLAN_CATALOG`),
+/// so the served document lists the codes loaded at start-up.
+struct CatalogPlanCodes(Vec<String>);
+
+impl Modify for CatalogPlanCodes {
+    fn modify(&self, openapi: &mut OpenApiDocument) {
+        let request = openapi
+            .components
+            .as_mut()
+            .and_then(|c| c.schemas.get_mut("ProvisionRequest"));
+        let Some(RefOr::T(Schema::Object(request))) = request else {
+            return;
+        };
+        if let Some(RefOr::T(Schema::Object(plan_code))) = request.properties.get_mut("planCode") {
+            plan_code.enum_values = Some(self.0.iter().cloned().map(Value::from).collect());
+        }
+    }
+}
+
+/// The shipped catalog (`config/plans.toml`), which `docs/openapi.json` is rendered with.
+const SHIPPED_PLAN_CATALOG: &str = include_str!("../../../config/plans.toml");
+
+/// The document for the shipped plan catalog as pretty JSON with a trailing newline, exactly as
+/// in `docs/openapi.json`.
+pub fn render() -> anyhow::Result<String> {
+    render_for(&parse_plan_catalog(SHIPPED_PLAN_CATALOG)?)
+}
+
+/// The document for a plan catalog as pretty JSON with a trailing newline.
+pub fn render_for(catalog: &PlanCatalog) -> anyhow::Result<String> {
+    let mut codes: Vec<String> = catalog.plans().map(|p| p.code.to_string()).collect();
+    // The catalog is a hash map; sorted, the document is the same from run to run.
+    codes.sort();
+    let mut document = ApiDoc::openapi();
+    CatalogPlanCodes(codes).modify(&mut document);
+    let mut json = document.to_pretty_json()?;
     json.push('\n');
     Ok(json)
 }
@@ -115,8 +154,9 @@ pub fn render() -> Result<String, serde_json::Error> {
 pub struct OpenApiJson(Bytes);
 
 impl OpenApiJson {
-    pub fn render() -> Result<Self, serde_json::Error> {
-        render().map(|json| Self(Bytes::from(json)))
+    /// The document for the catalog the service runs with.
+    pub fn render(catalog: &PlanCatalog) -> anyhow::Result<Self> {
+        render_for(catalog).map(|json| Self(Bytes::from(json)))
     }
 
     pub fn bytes(&self) -> Bytes {

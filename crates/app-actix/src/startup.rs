@@ -177,8 +177,9 @@ impl Application {
     /// Binds the listener and builds the server around already-built services. The OpenAPI
     /// document is rendered here, once.
     pub fn serve(services: Services, settings: &Settings) -> anyhow::Result<Self> {
-        let openapi =
-            Data::new(OpenApiJson::render().context("cannot render the OpenAPI document")?);
+        let openapi = Data::new(
+            OpenApiJson::render(&services.catalog).context("cannot render the OpenAPI document")?,
+        );
         let metrics = Data::from(services.metrics.clone());
         let listener = TcpListener::bind(settings.bind_addr)
             .with_context(|| format!("BIND_ADDR: cannot listen on {}", settings.bind_addr))?;

@@ -14,22 +14,30 @@ use crate::middleware::api::{RequestHeaders, api_middleware};
 
 /// Mounts every route. API routes sit under `/api`, behind the API middleware; the others
 /// (health, metrics, this document) need no trace headers and write no debug-log row.
+///
+/// Another method on an existing route is 405 with `Allow`, not 404: the resource exists
+/// (RFC 9110, section 15.5.6; Schemathesis' `unsupported_method` check holds us to it).
 pub fn configure(cfg: &mut ServiceConfig) {
-    cfg.route("/healthz", web::get().to(health::healthz))
-        .route("/readyz", web::get().to(health::readyz))
-        .route("/metrics", web::get().to(metrics::metrics))
-        .route("/openapi.json", web::get().to(openapi::openapi_json))
+    cfg.service(get_only("/healthz").route(web::get().to(health::healthz)))
+        .service(get_only("/readyz").route(web::get().to(health::readyz)))
+        .service(get_only("/metrics").route(web::get().to(metrics::metrics)))
+        .service(get_only("/openapi.json").route(web::get().to(openapi::openapi_json)))
         .service(
             web::scope("/api")
                 .wrap(from_fn(api_middleware))
                 .service(
                     web::resource("/stigg/provision")
                         .route(web::post().to(provision::provision))
-                        .default_service(web::to(method_not_allowed)),
+                        .default_service(web::to(|req| method_not_allowed(req, "POST"))),
                 )
                 .default_service(web::to(not_found)),
         )
         .default_service(web::to(not_found));
+}
+
+/// An operations route: GET only, 405 for anything else.
+fn get_only(path: &str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(|req| method_not_allowed(req, "GET")))
 }
 
 fn ids(req: &HttpRequest) -> crate::error::TraceIds {
@@ -45,11 +53,11 @@ async fn not_found(req: HttpRequest) -> HttpResponse {
     .error_response()
 }
 
-async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
+async fn method_not_allowed(req: HttpRequest, allowed: &'static str) -> HttpResponse {
     let mut response = ApiError::new(
         ErrorCode::MethodNotAllowed,
         format!(
-            "{} is not allowed on {}; use POST",
+            "{} is not allowed on {}; use {allowed}",
             req.method(),
             req.path()
         ),
@@ -58,7 +66,46 @@ async fn method_not_allowed(req: HttpRequest) -> HttpResponse {
     .error_response();
     response.headers_mut().insert(
         actix_web::http::header::ALLOW,
-        actix_web::http::header::HeaderValue::from_static("POST"),
+        actix_web::http::header::HeaderValue::from_static(allowed),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::{Method, header};
+    use actix_web::{App, test};
+
+    use super::*;
+
+    #[actix_web::test]
+    async fn other_methods_on_the_operations_routes_are_405_with_allow_get() {
+        let app = test::init_service(App::new().configure(configure)).await;
+        for (method, path) in [
+            (Method::TRACE, "/healthz"),
+            (Method::POST, "/readyz"),
+            (Method::DELETE, "/metrics"),
+            (Method::PUT, "/openapi.json"),
+        ] {
+            let request = test::TestRequest::default()
+                .method(method.clone())
+                .uri(path)
+                .to_request();
+            let response = test::call_service(&app, request).await;
+            assert_eq!(response.status(), 405, "{method} {path}");
+            assert_eq!(
+                response.headers().get(header::ALLOW).map(|v| v.as_bytes()),
+                Some(&b"GET"[..]),
+                "{method} {path}"
+            );
+            let body: serde_json::Value = test::read_body_json(response).await;
+            assert_eq!(body["code"], "METHOD_NOT_ALLOWED");
+            assert_eq!(
+                body["message"],
+                format!("{method} is not allowed on {path}; use GET")
+            );
+        }
+        let request = test::TestRequest::get().uri("/nowhere").to_request();
+        assert_eq!(test::call_service(&app, request).await.status(), 404);
+    }
 }

@@ -3,25 +3,27 @@
 
 use std::collections::BTreeMap;
 
-use actix_web::http::header;
+use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::{Bytes, Data};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
+use onboarding_domain::model::PlanCatalog;
 use onboarding_domain::use_cases::provision_subscription::{
     Field, FieldError, OperationContext, ProvisionRequest, RawProvisionRequest,
 };
-use serde::Serialize;
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use tracing::{error, info};
 use utoipa::ToSchema;
 
-use crate::error::{ApiError, ErrorBody, ErrorCode, TraceIds};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::metrics::{Metrics, ProvisioningOutcome};
 use crate::middleware::api::RequestHeaders;
 use crate::state::AppState;
 
 // For the OpenAPI document only: the handler reads the raw JSON so that it can name every
 // offending field, and the domain parses the values.
-/// The request body. Every field is required; unknown fields are ignored.
+/// The request body. Every field is required, and given once; unknown fields are ignored.
 #[derive(ToSchema)]
 #[serde(rename_all = "camelCase")]
 #[schema(as = ProvisionRequest)]
@@ -135,8 +137,15 @@ pub async fn provision(
         .cloned()
         .unwrap_or_else(|| RequestHeaders::read(req.headers()));
     let ids = headers.ids();
-    let (request, ctx) = parse(&req, &body, &headers, &state, &ids).inspect_err(|_| {
+    let (request, ctx) = parse_request(
+        &headers,
+        req.headers().get(header::CONTENT_TYPE),
+        &body,
+        &state.catalog,
+    )
+    .map_err(|invalid| {
         metrics.observe_provisioning(ProvisioningOutcome::BadRequest);
+        ApiError::invalid(invalid.message, invalid.details, &ids)
     })?;
 
     match state.provision.execute(&request, &ctx).await {
@@ -178,16 +187,27 @@ pub async fn provision(
     }
 }
 
-/// Headers and body to the domain's request, or a 400 naming every offending field.
-fn parse(
-    req: &HttpRequest,
-    body: &[u8],
+/// Why a request was refused before anything was looked up: the 400's message and every
+/// offending header and body field, in the order the answer lists them (headers first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidRequest {
+    pub message: &'static str,
+    pub details: Vec<FieldError>,
+}
+
+/// Headers and body to the domain's request, or every offending header and field.
+///
+/// Pure (no I/O, no actix request): the handler calls it with the headers the API middleware
+/// read, and the fuzz target (`fuzz/`) and the property tests call it directly, so what they
+/// exercise is exactly what the route runs. `content_type` is the raw `Content-Type` header.
+pub fn parse_request(
     headers: &RequestHeaders,
-    state: &AppState,
-    ids: &TraceIds,
-) -> Result<(ProvisionRequest, OperationContext), ApiError> {
+    content_type: Option<&HeaderValue>,
+    body: &[u8],
+    catalog: &PlanCatalog,
+) -> Result<(ProvisionRequest, OperationContext), InvalidRequest> {
     let header_errors = headers.errors();
-    let body_result = parse_body(req, body, state);
+    let body_result = parse_body(content_type, body, catalog);
     let body_errors = body_result.as_ref().err().cloned().unwrap_or_default();
     let message = match (header_errors.is_empty(), body_errors.is_empty()) {
         (false, false) => "request headers and body are invalid",
@@ -202,23 +222,19 @@ fn parse(
                 tenant_id: tenant_id.clone(),
             },
         )),
-        _ => Err(ApiError::invalid(
+        _ => Err(InvalidRequest {
             message,
-            header_errors.into_iter().chain(body_errors).collect(),
-            ids,
-        )),
+            details: header_errors.into_iter().chain(body_errors).collect(),
+        }),
     }
 }
 
 fn parse_body(
-    req: &HttpRequest,
+    content_type: Option<&HeaderValue>,
     body: &[u8],
-    state: &AppState,
+    catalog: &PlanCatalog,
 ) -> Result<ProvisionRequest, Vec<FieldError>> {
-    let declared_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .map(|v| v.to_str().unwrap_or_default());
+    let declared_type = content_type.map(|v| v.to_str().unwrap_or_default());
     if let Some(content_type) = declared_type
         && !is_json(content_type)
     {
@@ -240,13 +256,66 @@ fn parse_body(
             )]);
         }
     };
+    // serde_json keeps the last of repeated names, silently. For the contract's fields that
+    // would let a body say two things at once (`"orgId":"a", ..., "orgId":"b"`) and provision
+    // whichever came last, while a proxy or log reader may believe the first: such a field is
+    // refused, like a repeated header. Repeated unknown fields are ignored, as unknown fields are.
+    let repeated = serde_json::from_slice::<RepeatedFields>(body)
+        .map(|r| r.0)
+        .unwrap_or_default();
+    let field = |name| field(&object, name, repeated.contains(&name));
     let raw = RawProvisionRequest {
-        org_id: field(&object, "orgId"),
-        stripe_customer_id: field(&object, "stripeCustomerId"),
-        stripe_subscription_id: field(&object, "stripeSubscriptionId"),
-        plan_code: field(&object, "planCode"),
+        org_id: field("orgId"),
+        stripe_customer_id: field("stripeCustomerId"),
+        stripe_subscription_id: field("stripeSubscriptionId"),
+        plan_code: field("planCode"),
     };
-    ProvisionRequest::parse(&raw, &state.catalog)
+    ProvisionRequest::parse(&raw, catalog)
+}
+
+/// The body's fields, as the contract names them.
+const FIELDS: [&str; 4] = [
+    "orgId",
+    "stripeCustomerId",
+    "stripeSubscriptionId",
+    "planCode",
+];
+
+/// Which of [`FIELDS`] the top-level JSON object names more than once (read in a second pass
+/// over the body, after it parsed as an object: at most 16 KiB, values skipped unparsed).
+struct RepeatedFields(Vec<&'static str>);
+
+impl<'de> Deserialize<'de> for RepeatedFields {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Names;
+        impl<'de> Visitor<'de> for Names {
+            type Value = RepeatedFields;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut seen = [false; FIELDS.len()];
+                let mut repeated = Vec::new();
+                while let Some(name) = map.next_key::<String>()? {
+                    map.next_value::<IgnoredAny>()?;
+                    let known = FIELDS
+                        .iter()
+                        .zip(seen.iter_mut())
+                        .find(|(f, _)| **f == name);
+                    if let Some((field, seen)) = known {
+                        if *seen && !repeated.contains(field) {
+                            repeated.push(*field);
+                        }
+                        *seen = true;
+                    }
+                }
+                Ok(RepeatedFields(repeated))
+            }
+        }
+        deserializer.deserialize_map(Names)
+    }
 }
 
 fn is_json(content_type: &str) -> bool {
@@ -255,7 +324,10 @@ fn is_json(content_type: &str) -> bool {
         || essence.to_ascii_lowercase().ends_with("+json")
 }
 
-fn field<'a>(object: &'a Map<String, Value>, name: &str) -> Field<'a> {
+fn field<'a>(object: &'a Map<String, Value>, name: &str, repeated: bool) -> Field<'a> {
+    if repeated {
+        return Field::Invalid("must be given once".to_owned());
+    }
     match object.get(name) {
         None | Some(Value::Null) => Field::Missing,
         Some(Value::String(text)) => Field::Value(text),
