@@ -48,3 +48,8 @@ schemathesis:
 fuzz seconds="60":
     mkdir -p fuzz/corpus/parse_request
     cargo +nightly fuzz run parse_request fuzz/corpus/parse_request fuzz/seeds/parse_request -- -dict=fuzz/parse_request.dict -max_len=20000 -max_total_time={{seconds}}
+
+# The benchmark (~10 minutes; installs wrk and PostgreSQL if missing, builds release):
+# writes bench/out/<time>.{json,md} and the latest figures into docs/benchmarks.md.
+bench:
+    bash bench/run.sh
