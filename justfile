@@ -49,7 +49,7 @@ fuzz seconds="60":
     mkdir -p fuzz/corpus/parse_request
     cargo +nightly fuzz run parse_request fuzz/corpus/parse_request fuzz/seeds/parse_request -- -dict=fuzz/parse_request.dict -max_len=20000 -max_total_time={{seconds}}
 
-# The benchmark (~10 minutes; installs wrk and PostgreSQL if missing, builds release):
+# The benchmark (~5 minutes plus the release build; installs wrk and PostgreSQL if missing):
 # writes bench/out/<time>.{json,md} and the latest figures into docs/benchmarks.md.
 bench:
     bash bench/run.sh

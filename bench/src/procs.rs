@@ -318,3 +318,35 @@ impl MachineCpu {
         self.busy.saturating_sub(earlier.busy) as f64 * 100.0 / total as f64
     }
 }
+
+/// Programs that, running next to the benchmark, would skew it (builds, mostly).
+const DISTURBERS: &[&str] = &[
+    "cargo",
+    "rustc",
+    "cc1",
+    "cc1plus",
+    "ld",
+    "ld.lld",
+    "clang",
+    "rust-analyzer",
+];
+
+/// Names of disturbing programs running now (not started by the benchmark).
+pub fn disturbers() -> Vec<String> {
+    let mut found: Vec<String> = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_str()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .filter_map(|e| std::fs::read_to_string(e.path().join("comm")).ok())
+        .map(|comm| comm.trim().to_owned())
+        .filter(|comm| DISTURBERS.contains(&comm.as_str()))
+        .collect();
+    found.sort();
+    found.dedup();
+    found
+}

@@ -108,6 +108,8 @@ struct Bench {
     report: Report,
     /// The service's 400 answer to the (a) request, for the bare handler.
     bad_request_answer: Option<String>,
+    /// Scenario → builds and the like seen running during its measured runs.
+    disturbed: Vec<(String, Vec<String>)>,
 }
 
 pub fn run() -> anyhow::Result<String> {
@@ -147,6 +149,7 @@ pub fn run() -> anyhow::Result<String> {
             ..Report::default()
         },
         bad_request_answer: None,
+        disturbed: Vec::new(),
         work,
         config,
     };
@@ -427,6 +430,7 @@ impl Bench {
         }
         let before = service.statuses()?;
         let s0 = service.stats()?;
+        self.watch(tag);
         let m0 = procs::MachineCpu::now();
         let profiler = self.start_profile(service.daemon.pid, load.duration_s, tag);
         let figures = wrk::run(
@@ -435,6 +439,7 @@ impl Bench {
             &self.work.join(format!("wrk-{tag}.txt")),
         )?;
         let s1 = service.stats()?;
+        self.watch(tag);
         if let Some(profiler) = profiler {
             self.finish_profile(profiler, tag);
         }
@@ -463,6 +468,22 @@ impl Bench {
             statuses,
             statements,
         })
+    }
+
+    /// Notes which disturbing programs (builds) run now, against the scenario.
+    fn watch(&mut self, scenario: &str) {
+        let found = procs::disturbers();
+        if found.is_empty() {
+            return;
+        }
+        match self.disturbed.iter_mut().find(|(s, _)| s == scenario) {
+            Some((_, names)) => {
+                names.extend(found);
+                names.sort();
+                names.dedup();
+            }
+            None => self.disturbed.push((scenario.to_owned(), found)),
+        }
     }
 
     /// With BENCH_PROFILE=1: `perf record` (software clock, flat) on the service during the
@@ -836,6 +857,7 @@ impl Bench {
             )?;
         }
         let s0 = bare.stats()?;
+        self.watch("a");
         let m0 = procs::MachineCpu::now();
         let limit = wrk::run(
             &self.config.root,
@@ -844,6 +866,7 @@ impl Bench {
         )?;
         let s1 = bare.stats()?;
         let bare_busy = procs::MachineCpu::now().busy_percent_since(&m0);
+        self.watch("a");
         bare.stop(Duration::from_secs(10));
         let bare_2xx = limit.requests.saturating_sub(limit.non_2xx);
 
@@ -880,7 +903,7 @@ impl Bench {
                 limit.socket_errors + bare_2xx
             ),
             target: format!("≥ {TARGET_BARE:.2} × limit"),
-            ratio: format!("{ratio:.2}"),
+            ratio: format!("{ratio:.3}"),
             pass: Some(ratio >= TARGET_BARE),
         });
         if let Some(table) = self.statement_table("a", &m, None, 0.0) {
@@ -966,6 +989,7 @@ impl Bench {
             )?;
             let busy = procs::MachineCpu::now().busy_percent_since(&m0);
             let statements = pg.statements()?;
+            self.watch(&which.to_string());
             let lookups = figures.script(script).map_or(0, |s| s.transactions);
             if pgbench_statements.is_empty() {
                 pgbench_statements = statements;
@@ -1027,7 +1051,7 @@ impl Bench {
                 }
             ),
             target: format!("≥ {TARGET_PGBENCH:.2} × limit"),
-            ratio: format!("{ratio:.2}"),
+            ratio: format!("{ratio:.3}"),
             pass: Some(ratio >= TARGET_PGBENCH),
         });
         let pgbench_table =
@@ -1236,6 +1260,7 @@ impl Bench {
             1,
             probe_s,
         );
+        self.watch("d");
         let svc1 = wrk::run(&self.config.root, &probe, &self.work.join("wrk-d-c1.txt"))?;
         service.daemon.stop(Duration::from_secs(15));
 
@@ -1302,6 +1327,7 @@ impl Bench {
             },
             &self.work.join("pgbench-d-c1.txt"),
         )?;
+        self.watch("d");
         let sql: Vec<f64> = db
             .scripts
             .first()
@@ -1434,7 +1460,12 @@ impl Bench {
         let limit = Duration::from_secs_f64(e as f64 / (f64::from(q) / 60.0) * 3.0 + 120.0);
         let mut peak_kib = 0;
         let mut cpu_ticks = 0;
+        let mut polls: u64 = 0;
         let status = loop {
+            polls += 1;
+            if polls % 50 == 1 {
+                self.watch("e");
+            }
             if let Ok(stats) = ProcStats::read(child.id())
                 && stats.state != 'Z'
             {
@@ -1616,6 +1647,33 @@ impl Bench {
             self.report
                 .notes
                 .insert(0, format!("Missed: {}.", misses.join("; ")));
+        }
+        if !self.disturbed.is_empty() {
+            let list: Vec<String> = self
+                .disturbed
+                .iter()
+                .map(|(scenario, names)| format!("{scenario} ({})", names.join(", ")))
+                .collect();
+            say(&format!(
+                "warning: other programs ran during the measured runs of {}",
+                list.join("; ")
+            ));
+            self.report.notes.insert(
+                0,
+                format!(
+                    "**Disturbed run**: other programs ran on the machine during the measured runs of {}; those figures are not comparable. Run again on a quiet machine.",
+                    list.join("; ")
+                ),
+            );
+            self.report.details.insert(
+                "disturbedBy".into(),
+                Value::Object(
+                    self.disturbed
+                        .iter()
+                        .map(|(s, n)| (s.clone(), json!(n)))
+                        .collect(),
+                ),
+            );
         }
         let markdown = self.report.markdown();
         let json = serde_json::to_string_pretty(&self.report.to_json())?;
