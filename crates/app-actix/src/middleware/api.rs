@@ -160,8 +160,8 @@ pub async fn api_middleware(
             duration_ms,
             created_at: chrono::Utc::now(),
         };
-        // The row is written (group commit) before the answer leaves, so a caller can find it
-        // at once. A failure to write it never changes the answer: the writer keeps it.
+        // Written off the request path by group commit (ADR 0005). A failure to write it never
+        // changes the answer: the writer keeps it.
         guard.debug_log.record(entry).await;
         Ok(response)
     }

@@ -15,6 +15,13 @@ pub use crate::db_proxy::DbProxy;
 
 pub const STIGG_KEY: &str = "server-test-key-7f3a";
 
+/// Request ids of the requests [`TestApp::settle_debug_log`] sends.
+const SETTLE_PREFIX: &str = "settle-";
+static SETTLES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// SQL condition: a `debug_logs` row that is not a settling request's.
+pub const NOT_SETTLING: &str = "(request_id IS NULL OR request_id NOT LIKE 'settle-%')";
+
 /// Generates one `#[tokio::test]` per backend for each named `async fn(Backend)`, in modules
 /// `sqlite` and `postgres`.
 macro_rules! on_both_backends {
@@ -167,11 +174,63 @@ impl TestApp {
             .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
+    /// The debug-log rows of `request_id`, once written: the service writes them just after
+    /// answering, off the request path (ADR 0005).
     pub async fn debug_rows(&self, request_id: &str) -> Vec<DebugLogEntry> {
-        self.db
-            .debug_logs_for_request(request_id)
+        let read = || async {
+            self.db
+                .debug_logs_for_request(request_id)
+                .await
+                .unwrap_or_else(|e| panic!("debug_logs: {e}"))
+        };
+        self.settle_debug_log().await;
+        read().await
+    }
+
+    /// Rows of `debug_logs` matching `condition`, once every request answered so far has its
+    /// row written; the settling requests' own rows are left out.
+    pub async fn debug_log_count_where(&self, condition: &str) -> i64 {
+        self.settle_debug_log().await;
+        self.count(&format!(
+            "SELECT count(*) AS n FROM debug_logs WHERE ({condition}) AND {NOT_SETTLING}"
+        ))
+        .await
+    }
+
+    /// Waits until the debug-log rows of every request answered so far are written. The writer
+    /// keeps arrival order, so it sends one more API request and waits (up to 10 s) for that
+    /// request's row. Rows held back by a database outage come later: poll for those.
+    pub async fn settle_debug_log(&self) {
+        let marker = format!(
+            "{SETTLE_PREFIX}{}",
+            SETTLES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        // Any answer will do (400 here, or 401 when a token is required): every API answer
+        // writes a row.
+        self.client
+            .post(format!("{}/api/stigg/provision", self.address))
+            .header("x-request-id", &marker)
+            .header("x-correlation-id", "settle")
+            .json(&json!({}))
+            .send()
             .await
-            .unwrap_or_else(|e| panic!("debug_logs: {e}"))
+            .unwrap_or_else(|e| panic!("settling request: {e}"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let written = self
+                .db
+                .debug_logs_for_request(&marker)
+                .await
+                .unwrap_or_else(|e| panic!("debug_logs: {e}"));
+            if !written.is_empty() {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the debug-log row of {marker} was not written within 10 s"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
     }
 
     /// The contract's seed: organization `org_1` (`cus_A1`, tenant `tenant-a`) with trialing

@@ -25,7 +25,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use regex::Regex;
 use serde_json::Value;
 
-use crate::helpers::{TestApp, read, spawn_app_on};
+use crate::helpers::{NOT_SETTLING, TestApp, read, spawn_app_on};
 
 // The contract's rules, word for word (shared/spec/provision-api.md).
 const ORG_ID: &str = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$";
@@ -753,15 +753,18 @@ async fn send(app: &TestApp, case: &RequestCase) -> (u16, Option<String>, Value)
 
 /// The debug-log rows so far, and the status and code of the last one.
 async fn last_debug_row(app: &TestApp) -> (i64, i64, i64) {
-    let rows = app.count("SELECT count(*) AS n FROM debug_logs").await;
+    let rows = app.debug_log_count_where("TRUE").await;
     let status = app
-        .count("SELECT status AS n FROM debug_logs ORDER BY id DESC LIMIT 1")
+        .count(&format!(
+            "SELECT status AS n FROM debug_logs WHERE {NOT_SETTLING} ORDER BY id DESC LIMIT 1"
+        ))
         .await;
     let bad_request = app
-        .count(
+        .count(&format!(
             "SELECT count(*) AS n FROM debug_logs
-             WHERE id = (SELECT max(id) FROM debug_logs) AND error_code = 'BAD_REQUEST'",
-        )
+             WHERE id = (SELECT max(id) FROM debug_logs WHERE {NOT_SETTLING})
+               AND error_code = 'BAD_REQUEST'"
+        ))
         .await;
     (rows, status, bad_request)
 }
@@ -769,7 +772,7 @@ async fn last_debug_row(app: &TestApp) -> (i64, i64, i64) {
 #[test]
 fn http_refusals_are_400_naming_exactly_the_offending_fields() {
     with_server(192, request_case(), async |app, case| {
-        let rows_before = app.count("SELECT count(*) AS n FROM debug_logs").await;
+        let rows_before = app.debug_log_count_where("TRUE").await;
         let (status, echoed, body) = send(app, &case).await;
         let expected = case.expected(true);
         let request_id = case.valid_header(0, true);
@@ -820,7 +823,7 @@ fn http_any_body_bytes_get_a_json_error_and_one_debug_row() {
     ];
     let strategy = (bodies, 0..CONTENT_TYPES.len());
     with_server(96, strategy, async |app, (bytes, content_type)| {
-        let rows_before = app.count("SELECT count(*) AS n FROM debug_logs").await;
+        let rows_before = app.debug_log_count_where("TRUE").await;
         let mut request = app
             .client
             .post(format!("{}/api/stigg/provision", app.address))
