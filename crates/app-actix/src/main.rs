@@ -1,7 +1,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use onboarding_app::cli::{Cli, run};
+use onboarding_app::cli::{Cli, Command, run};
+use onboarding_app::telemetry;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -19,13 +20,24 @@ async fn main() -> ExitCode {
         }
         Err(help_or_version) => help_or_version.exit(),
     };
-    onboarding_app::telemetry::init();
+    // The server logs a line per request, so its lines are written in bursts; one-shot
+    // commands write each line at once.
+    let logs = match cli.command {
+        None | Some(Command::Serve) => Some(telemetry::init_buffered()),
+        Some(_) => {
+            telemetry::init();
+            None
+        }
+    };
     if let Err(error) = dotenv
         && !error.not_found()
     {
         tracing::warn!(%error, "could not read .env");
     }
-    match run(cli).await {
+    let outcome = run(cli).await;
+    // Every log line is out before the last word below.
+    drop(logs);
+    match outcome {
         Ok(code) => code,
         Err(error) => {
             // One line that names what is wrong (the variable, for configuration).
