@@ -424,7 +424,8 @@ pub fn statements_between(log: &str, start: &str, end: &str) -> Vec<String> {
     out
 }
 
-/// A statement's shape: parameters (`$1`, `:name`), literals and NULLs become `?`, and a
+/// A statement's shape: parameters (`$1`, `:name`), literals, NULLs and the scripts' key
+/// expressions become `?`, and a
 /// multi-row VALUES list keeps its first row, so that the service's and pgbench's versions
 /// of the same statement compare equal.
 pub fn shape(sql: &str) -> String {
@@ -462,7 +463,11 @@ pub fn shape(sql: &str) -> String {
         out.push(c);
         i += 1;
     }
-    let out = out.replace("NULL", "?");
+    // The pgbench scripts build text keys inside the statement (pgbench variables are
+    // numbers only): `'org_b' || lpad(:n::text, :width, '0')` stands for one bound parameter.
+    let out = out
+        .replace("NULL", "?")
+        .replace("? || lpad(?::text, ?, ?)", "?");
     // Keep the first VALUES row only.
     match out.find("VALUES (") {
         Some(at) => {
@@ -514,6 +519,12 @@ mod tests {
             shape("INSERT INTO \"d\" (a, b) VALUES (:x, NULL)")
         );
         assert_eq!(shape("SELECT :n::text"), "SELECT ?::text");
+        assert_eq!(
+            shape("SELECT a FROM t WHERE (t.id = $1) LIMIT $2"),
+            shape(
+                "SELECT a FROM t WHERE (t.id = 'org_b' || lpad(:n::text, :width, '0')) LIMIT :one"
+            )
+        );
     }
 
     #[test]

@@ -3,12 +3,15 @@
 
 use std::fmt;
 use std::path::Path;
+use std::time::Duration;
 
 use deadpool::Runtime;
+use deadpool::managed::{Metrics, QueueMode};
 use diesel::connection::SimpleConnection;
 use diesel::{Connection, ConnectionError, ConnectionResult, SqliteConnection};
 use diesel_async::AsyncPgConnection;
-use diesel_async::pooled_connection::deadpool::Pool;
+use diesel_async::SimpleAsyncConnection;
+use diesel_async::pooled_connection::deadpool::{Hook, HookError, Pool, PoolBuilder};
 use diesel_async::pooled_connection::{
     AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
 };
@@ -192,7 +195,7 @@ fn sqlite_pool(path: &Path, config: &DbConfig) -> Result<Pool<SqliteConn>, DbErr
     // A file does not go away between checkouts: skip the test query on every checkout.
     manager_config.recycling_method = RecyclingMethod::Fast;
     let manager = AsyncDieselConnectionManager::new_with_config(path, manager_config);
-    build_pool(manager, config, "SQLite")
+    build_pool(Pool::builder(manager), config, "SQLite")
 }
 
 fn open_sqlite(path: &str) -> ConnectionResult<SqliteConnection> {
@@ -202,30 +205,55 @@ fn open_sqlite(path: &str) -> ConnectionResult<SqliteConnection> {
     Ok(conn)
 }
 
+/// A PostgreSQL connection not checked out for this long is tested with `SELECT 1` before it
+/// is handed out again.
+pub const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
+
 fn postgres_pool(url: &str, config: &DbConfig) -> Result<Pool<PgConn>, DbError> {
-    // Verified recycling (the default): a `SELECT 1` on checkout catches connections the
-    // server dropped (restart, failover) before a query fails on them.
     let mut manager_config = ManagerConfig::<PgConn>::default();
     manager_config.custom_setup = Box::new(|url| {
         let url = url.to_owned();
         Box::pin(async move { open_postgres(&url).await })
     });
+    // Every checkout drops a connection whose socket the server closed (restart, failover):
+    // the manager checks that for free. A connection idle for a while is also tested with a
+    // round trip, since a silent network may have lost it; a busy one is not, so requests
+    // under load pay no extra round trip per checkout.
+    manager_config.recycling_method = RecyclingMethod::Fast;
     let manager = AsyncDieselConnectionManager::new_with_config(url, manager_config);
-    build_pool(manager, config, "PostgreSQL")
+    let ping_when_idle = Hook::async_fn(|conn: &mut PgConn, metrics: &Metrics| {
+        let idle = metrics.last_used() >= PING_IDLE_AFTER;
+        Box::pin(async move {
+            if idle {
+                conn.batch_execute("SELECT 1")
+                    .await
+                    .map_err(|e| HookError::message(format!("idle connection lost: {e}")))?;
+            }
+            Ok(())
+        })
+    });
+    build_pool(
+        Pool::builder(manager).pre_recycle(ping_when_idle),
+        config,
+        "PostgreSQL",
+    )
 }
 
 /// Both backends' pools share their sizing and timeouts. The runtime is required: deadpool
 /// refuses timeouts without one.
 fn build_pool<C>(
-    manager: AsyncDieselConnectionManager<C>,
+    builder: PoolBuilder<C>,
     config: &DbConfig,
     backend: &str,
 ) -> Result<Pool<C>, DbError>
 where
     AsyncDieselConnectionManager<C>: deadpool::managed::Manager,
 {
-    Pool::builder(manager)
+    builder
         .max_size(config.max_connections)
+        // The most recently returned connection goes out first: under light load the same
+        // few stay warm (and skip the idle check) while the rest sit unused.
+        .queue_mode(QueueMode::Lifo)
         .runtime(Runtime::Tokio1)
         .wait_timeout(Some(config.acquire_timeout))
         .create_timeout(Some(config.acquire_timeout))

@@ -119,3 +119,43 @@ async fn sqlite_connections_are_set_up_for_concurrency() -> TestResult {
     }
     Ok(())
 }
+
+#[derive(diesel::QueryableByName)]
+struct Terminated {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Connections the server closed (a restart, an administrator) are dropped at checkout and
+/// replaced: the next queries succeed without one failing first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_connections_the_server_closed_are_replaced() -> TestResult {
+    let db = TestDatabase::postgres().await;
+    // Open several pooled connections by holding them at once.
+    let held = futures::future::try_join_all((0..4).map(|_| async {
+        match db.pool() {
+            onboarding_adapters_db::DbPool::Postgres(pool) => pool.get().await,
+            onboarding_adapters_db::DbPool::Sqlite(_) => unreachable!("a PostgreSQL database"),
+        }
+    }))
+    .await?;
+    drop(held);
+
+    // One of them closes all the others from the server side.
+    let closed = query::<Terminated>(
+        &db,
+        "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
+         WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .await?;
+    assert!(
+        closed.first().is_some_and(|t| t.n >= 3),
+        "terminated too few"
+    );
+    // The connections' tasks see the closed sockets.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+
+    let answers = futures::future::join_all((0..8).map(|_| db.ping())).await;
+    assert!(answers.iter().all(Result::is_ok), "{answers:?}");
+    Ok(())
+}
