@@ -63,6 +63,11 @@ pub struct Settings {
     )]
     pub bind_addr: SocketAddr,
 
+    /// HTTP worker threads [default: one per CPU the process may use]. Set it where the CPUs
+    /// seen are not the CPUs granted (a container's CPU quota).
+    #[arg(long, env = "HTTP_WORKERS", value_name = "HTTP_WORKERS", global = true)]
+    pub http_workers: Option<std::num::NonZeroUsize>,
+
     /// Stigg server key, sent as X-API-KEY (secret).
     #[arg(long, env = "STIGG_API_KEY", value_name = "STIGG_API_KEY", value_parser = secret, hide_env_values = true, global = true)]
     pub stigg_api_key: Option<SecretString>,
@@ -331,6 +336,28 @@ mod tests {
         assert_eq!(
             refusal(&prod_url_only),
             "STIGG_API_KEY is required when APP_ENV=production"
+        );
+    }
+
+    #[test]
+    fn http_workers_default_to_actix_and_zero_is_refused() {
+        assert_eq!(settings(&[]).http_workers, None);
+        assert_eq!(
+            settings(&["--http-workers=3"])
+                .http_workers
+                .map(|n| n.get()),
+            Some(3)
+        );
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Only {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        let refused = Only::try_parse_from(["onboarding", "--http-workers=0"]).err();
+        assert!(
+            refused.is_some_and(|e| e.to_string().contains("HTTP_WORKERS")),
+            "0 workers accepted"
         );
     }
 

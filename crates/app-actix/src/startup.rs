@@ -159,6 +159,21 @@ impl Readiness for DatabaseReadiness {
     }
 }
 
+/// Connections the kernel queues before they are accepted: actix-web's own default, which
+/// `HttpServer::listen` cannot apply to a listener bound here. `TcpListener::bind` would queue
+/// only 128, and a burst beyond that waits a second or more for SYN retransmits.
+const LISTEN_BACKLOG: i32 = 1024;
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // As `TcpListener::bind` does: a restart need not wait for old connections' TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
+}
+
 /// The running HTTP service.
 pub struct Application {
     server: Server,
@@ -181,7 +196,7 @@ impl Application {
             OpenApiJson::render(&services.catalog).context("cannot render the OpenAPI document")?,
         );
         let metrics = Data::from(services.metrics.clone());
-        let listener = TcpListener::bind(settings.bind_addr)
+        let listener = listen(settings.bind_addr)
             .with_context(|| format!("BIND_ADDR: cannot listen on {}", settings.bind_addr))?;
         let address = listener.local_addr()?;
         let state = Data::new(AppState {
@@ -195,7 +210,7 @@ impl Application {
             api_token: settings.api_token.clone(),
             debug_log,
         });
-        let server = HttpServer::new(move || {
+        let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(state.clone())
                 .app_data(guard.clone())
@@ -205,9 +220,11 @@ impl Application {
                 // Outermost, so it sees every answer once, the API middleware's included.
                 .wrap(from_fn(record_request_metrics))
         })
-        .listen(listener)?
-        .shutdown_timeout(SHUTDOWN_GRACE.as_secs())
-        .run();
+        .shutdown_timeout(SHUTDOWN_GRACE.as_secs());
+        if let Some(workers) = settings.http_workers {
+            server = server.workers(workers.get());
+        }
+        let server = server.listen(listener)?.run();
         info!(%address, "listening on http://{address}");
         Ok(Self {
             server,

@@ -644,8 +644,10 @@ async fn a_thousand_idle_connections_do_not_block_requests() {
             .unwrap_or_else(|e| panic!("connect after {} connections: {e}", idle.len()));
         idle.push(stream);
     }
+    // A listen backlog shorter than the burst drops SYNs, and each dropped one is retried
+    // only after a second.
     assert!(
-        opening.elapsed() < Duration::from_secs(4),
+        opening.elapsed() < Duration::from_secs(1),
         "{:?}",
         opening.elapsed()
     );
