@@ -7,7 +7,7 @@
 #
 # Environment: SCHEMATHESIS_EXAMPLES (per operation, default 300), SCHEMATHESIS_SEED (default
 # fixed, so CI is reproducible; set another to explore), SCHEMATHESIS_VENV (default
-# target/schemathesis/venv).
+# <cargo target directory>/schemathesis/venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -16,8 +16,11 @@ root=$(pwd)
 version=4.32.5
 examples=${SCHEMATHESIS_EXAMPLES:-300}
 seed=${SCHEMATHESIS_SEED:-20261124}
-venv=${SCHEMATHESIS_VENV:-$root/target/schemathesis/venv}
-reports=$root/target/schemathesis/reports
+# Cargo's target directory, wherever CARGO_TARGET_DIR or a config file puts it.
+target=$(cargo metadata --format-version 1 --no-deps |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+venv=${SCHEMATHESIS_VENV:-$target/schemathesis/venv}
+reports=$target/schemathesis/reports
 
 if [[ "$("$venv/bin/schemathesis" --version 2>/dev/null)" != "schemathesis, version $version" ]]; then
     if ! python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
@@ -32,7 +35,7 @@ fi
 
 echo "-- building the service"
 cargo build --quiet --bin onboarding
-bin=$root/target/debug/onboarding
+bin=$target/debug/onboarding
 
 work=$(mktemp -d)
 server=
