@@ -65,18 +65,14 @@ impl ReconcileArgs {
     }
 }
 
-/// The settings a reconcile builds its services with. The provisioning deadline grows by
-/// the longest turn the batch itself can cause in the Stigg client's rate-limit queue: each
-/// of an item's two calls may wait behind every other item in flight. Without it, at a low
+/// The provisioning deadline of a reconcile: the configured one, plus the longest turn the
+/// batch itself can cause in the Stigg client's rate-limit queue (each of an item's two calls
+/// may wait behind every other item in flight). Without it, at a low
 /// `STIGG_CALLS_PER_MINUTE` or a high concurrency, the wait for a token would eat the time
 /// meant for Stigg, and a call would start with too little of it left.
-pub fn batch_settings(settings: &Settings, concurrency: u16) -> Settings {
+pub fn batch_deadline(settings: &Settings, concurrency: u16) -> Duration {
     let per_token = Duration::from_secs(60) / settings.stigg_calls_per_minute.max(1);
-    let queue = per_token * 2 * u32::from(concurrency);
-    Settings {
-        provisioning_deadline: settings.provisioning_deadline + queue,
-        ..settings.clone()
-    }
+    settings.provisioning_deadline + per_token * 2 * u32::from(concurrency)
 }
 
 /// The use case on the services' database, catalog and provisioning (hence their Stigg
@@ -105,7 +101,8 @@ pub async fn reconcile(
 /// summary. Exits 0 when everything taken was provisioned (or planned), 1 when an item failed
 /// or the backlog could not be read, 130 when stopped by Ctrl-C.
 pub async fn run(settings: &Settings, args: ReconcileArgs) -> anyhow::Result<ExitCode> {
-    let services = Services::build(&batch_settings(settings, args.concurrency)).await?;
+    let services =
+        Services::build_with_deadline(settings, batch_deadline(settings, args.concurrency)).await?;
     let run_id = uuid::Uuid::now_v7().simple().to_string();
     let options = args.options(&run_id);
     let stop = StopFlag::default();
@@ -637,20 +634,15 @@ mod tests {
         ])
         .unwrap_or_else(|e| panic!("{e}"));
         // 4 items, 2 calls each, one token every 240 ms.
-        let batch = batch_settings(&cli.settings, 4);
         assert_eq!(
-            batch.provisioning_deadline,
+            batch_deadline(&cli.settings, 4),
             Duration::from_millis(15_000 + 1_920)
         );
-        assert_eq!(batch.stigg_calls_per_minute, 250);
         let slow = Settings {
             stigg_calls_per_minute: 60,
             ..cli.settings
         };
-        assert_eq!(
-            batch_settings(&slow, 32).provisioning_deadline,
-            Duration::from_secs(15 + 64)
-        );
+        assert_eq!(batch_deadline(&slow, 32), Duration::from_secs(15 + 64));
     }
 
     #[test]

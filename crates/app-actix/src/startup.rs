@@ -50,6 +50,15 @@ impl Services {
     /// Loads the catalog, opens the database and applies pending migrations, and connects to
     /// Stigg (or starts the bundled emulator outside production).
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
+        Self::build_with_deadline(settings, settings.provisioning_deadline).await
+    }
+
+    /// As [`Services::build`], with a provisioning deadline other than the configured one
+    /// (a batch allows for its own turns in the rate-limit queue).
+    pub async fn build_with_deadline(
+        settings: &Settings,
+        deadline: Duration,
+    ) -> anyhow::Result<Self> {
         // One registry per instance, never the process-global one.
         let metrics = Arc::new(Metrics::new().context("cannot register the metrics")?);
         let catalog = Arc::new(settings.load_plan_catalog()?);
@@ -64,9 +73,9 @@ impl Services {
             gateway,
             Arc::new(SystemClock),
             ProvisioningPolicy {
-                deadline: settings.provisioning_deadline,
+                deadline,
                 // A live holder must never lose its lease: keep it past the whole deadline.
-                lease_ttl: settings.provisioning_deadline + Duration::from_secs(5),
+                lease_ttl: deadline + Duration::from_secs(5),
                 ..ProvisioningPolicy::default()
             },
         );

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use onboarding_adapters_db::test_support::TestDatabase;
 use onboarding_app::cli::Cli;
-use onboarding_app::reconcile::{ReconcileArgs, StopFlag, batch_settings, reconcile};
+use onboarding_app::reconcile::{ReconcileArgs, StopFlag, batch_deadline, reconcile};
 use onboarding_app::startup::Services;
 use onboarding_domain::use_cases::provision_subscription::{OperationContext, ProvisionRequest};
 use onboarding_domain::use_cases::reconcile_provisioning::{
@@ -50,7 +50,8 @@ impl Setup {
         args.extend(extra_args.iter().map(|a| (*a).to_owned()));
         args.push("reconcile".to_owned());
         let cli = Cli::try_parse_from(&args).unwrap_or_else(|e| panic!("{e}"));
-        let services = Services::build(&batch_settings(&cli.settings, concurrency))
+        let deadline = batch_deadline(&cli.settings, concurrency);
+        let services = Services::build_with_deadline(&cli.settings, deadline)
             .await
             .unwrap_or_else(|e| panic!("services: {e:#}"));
         Self {
