@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::http::header::{CONTENT_TYPE, HeaderMap, USER_AGENT};
 use actix_web::web::{self, Bytes};
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::{Handler, HttpRequest, HttpResponse};
 use chrono::Utc;
 use serde_json::{Map, Value};
 
@@ -18,74 +18,41 @@ use crate::reply::Reply;
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1")
-            .route("/customers", web::post().to(create_customer))
-            .route("/customers/{id}", web::get().to(get_customer))
-            .route("/subscriptions", web::post().to(create_subscription))
-            .route("/subscriptions/{id}", web::get().to(get_subscription))
+            .route(
+                "/customers",
+                web::post().to(handler(Operation::Create(Mutation::Customer))),
+            )
+            .route(
+                "/customers/{id}",
+                web::get().to(handler(Operation::GetCustomer)),
+            )
+            .route(
+                "/subscriptions",
+                web::post().to(handler(Operation::Create(Mutation::Subscription))),
+            )
+            .route(
+                "/subscriptions/{id}",
+                web::get().to(handler(Operation::GetSubscription)),
+            )
             // Unknown routes are still logged, faulted and authenticated like real ones.
-            .default_service(web::to(unknown_route)),
+            .default_service(web::to(handler(Operation::Unknown))),
     );
 }
 
-async fn create_customer(
-    emulator: web::Data<Emulator>,
-    request: HttpRequest,
-    body: Bytes,
-) -> HttpResponse {
-    serve(
-        &emulator,
-        &request,
-        &body,
-        Operation::Create(Mutation::Customer),
-    )
-    .await
-}
-
-async fn get_customer(
-    emulator: web::Data<Emulator>,
-    request: HttpRequest,
-    body: Bytes,
-) -> HttpResponse {
-    let id = request.match_info().get("id").unwrap_or_default();
-    serve(&emulator, &request, &body, Operation::GetCustomer(id)).await
-}
-
-async fn create_subscription(
-    emulator: web::Data<Emulator>,
-    request: HttpRequest,
-    body: Bytes,
-) -> HttpResponse {
-    serve(
-        &emulator,
-        &request,
-        &body,
-        Operation::Create(Mutation::Subscription),
-    )
-    .await
-}
-
-async fn get_subscription(
-    emulator: web::Data<Emulator>,
-    request: HttpRequest,
-    body: Bytes,
-) -> HttpResponse {
-    let id = request.match_info().get("id").unwrap_or_default();
-    serve(&emulator, &request, &body, Operation::GetSubscription(id)).await
-}
-
-async fn unknown_route(
-    emulator: web::Data<Emulator>,
-    request: HttpRequest,
-    body: Bytes,
-) -> HttpResponse {
-    serve(&emulator, &request, &body, Operation::Unknown).await
+/// Every route takes the same path through [`serve`]; only the operation differs.
+fn handler(
+    operation: Operation,
+) -> impl Handler<(web::Data<Emulator>, HttpRequest, Bytes), Output = HttpResponse> {
+    move |emulator: web::Data<Emulator>, request: HttpRequest, body: Bytes| async move {
+        serve(&emulator, &request, &body, operation).await
+    }
 }
 
 #[derive(Clone, Copy)]
-enum Operation<'a> {
+enum Operation {
     Create(Mutation),
-    GetCustomer(&'a str),
-    GetSubscription(&'a str),
+    GetCustomer,
+    GetSubscription,
     Unknown,
 }
 
@@ -117,6 +84,8 @@ impl Mutation {
 struct Head {
     method: String,
     path: String,
+    /// The route's `{id}`; empty on routes without one.
+    id: String,
     idempotency_key: Option<String>,
     api_key_valid: bool,
     is_json: bool,
@@ -126,12 +95,17 @@ async fn serve(
     emulator: &Emulator,
     request: &HttpRequest,
     body: &Bytes,
-    operation: Operation<'_>,
+    operation: Operation,
 ) -> HttpResponse {
     let headers = request.headers();
     let head = Head {
         method: request.method().as_str().to_owned(),
         path: request.path().to_owned(),
+        id: request
+            .match_info()
+            .get("id")
+            .unwrap_or_default()
+            .to_owned(),
         idempotency_key: header(headers, "idempotency-key").filter(|key| !key.is_empty()),
         api_key_valid: header(headers, "x-api-key").is_some_and(|key| key == emulator.api_key()),
         is_json: header(headers, CONTENT_TYPE.as_str()).is_some_and(|value| {
@@ -204,17 +178,17 @@ async fn serve(
 }
 
 /// The emulator's real answer, once faults are out of the way.
-fn answer(emulator: &Emulator, head: &Head, body: &[u8], operation: Operation<'_>) -> Reply {
+fn answer(emulator: &Emulator, head: &Head, body: &[u8], operation: Operation) -> Reply {
     if !head.api_key_valid {
         return Reply::unauthenticated();
     }
     let mutation = match operation {
         Operation::Create(mutation) => mutation,
-        Operation::GetCustomer(id) => {
-            return provisioning::get_customer(&emulator.lock().store, id);
+        Operation::GetCustomer => {
+            return provisioning::get_customer(&emulator.lock().store, &head.id);
         }
-        Operation::GetSubscription(id) => {
-            return provisioning::get_subscription(&emulator.lock().store, id);
+        Operation::GetSubscription => {
+            return provisioning::get_subscription(&emulator.lock().store, &head.id);
         }
         Operation::Unknown => {
             return Reply::error(
