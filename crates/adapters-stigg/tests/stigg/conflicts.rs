@@ -3,53 +3,27 @@
 use onboarding_adapters_stigg::HttpStiggGateway;
 use onboarding_domain::ports::{StiggCustomer, StiggError, StiggGateway, StiggSubscription};
 use serde_json::json;
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{MockServer, ResponseTemplate};
 
 use crate::support::*;
 
-fn duplicate() -> ResponseTemplate {
-    ResponseTemplate::new(409).set_body_json(error_body(
-        "DuplicatedEntityNotAllowed",
-        "Duplicated entity not allowed",
-    ))
-}
-
+/// 409 is never retried: exactly one create.
 async fn mount_create_conflict(server: &MockServer, route: &str) {
-    Mock::given(method("POST"))
-        .and(path(route))
-        .respond_with(duplicate())
-        .expect(1) // 409 is never retried
-        .mount(server)
-        .await;
-}
-
-async fn mount_read(server: &MockServer, route: &str, answer: ResponseTemplate) {
-    Mock::given(method("GET"))
-        .and(path(route))
-        .respond_with(answer)
-        .expect(1)
-        .mount(server)
-        .await;
+    mount_post(server, route, duplicate(), 1).await;
 }
 
 fn stored_customer(billing_id: &str) -> ResponseTemplate {
-    ResponseTemplate::new(200).set_body_json(json!({ "data": {
+    found(json!({
         "id": ORG_ID, "name": "Acme Inc", "billingId": billing_id,
         "metadata": {}, "createdAt": "2026-08-20T10:00:00.000Z"
-    }}))
+    }))
 }
 
 #[tokio::test]
 async fn existing_identical_customer_counts_as_created() -> TestResult {
     let server = MockServer::start().await;
-    mount_create_conflict(&server, "/api/v1/customers").await;
-    mount_read(
-        &server,
-        "/api/v1/customers/org_8Yp2",
-        stored_customer(STRIPE_CUSTOMER),
-    )
-    .await;
+    mount_create_conflict(&server, CREATE_CUSTOMER).await;
+    mount_get_once(&server, READ_CUSTOMER, stored_customer(STRIPE_CUSTOMER)).await;
     let gateway = HttpStiggGateway::new(config_for(&server))?;
 
     let result = gateway.provision_customer(&customer()?, &ctx15()?).await?;
@@ -68,13 +42,8 @@ async fn existing_identical_customer_counts_as_created() -> TestResult {
 #[tokio::test]
 async fn existing_customer_with_another_billing_id_is_a_conflict() -> TestResult {
     let server = MockServer::start().await;
-    mount_create_conflict(&server, "/api/v1/customers").await;
-    mount_read(
-        &server,
-        "/api/v1/customers/org_8Yp2",
-        stored_customer("cus_Other1"),
-    )
-    .await;
+    mount_create_conflict(&server, CREATE_CUSTOMER).await;
+    mount_get_once(&server, READ_CUSTOMER, stored_customer("cus_Other1")).await;
     let gateway = HttpStiggGateway::new(config_for(&server))?;
 
     let result = gateway.provision_customer(&customer()?, &ctx15()?).await;
@@ -95,12 +64,11 @@ async fn existing_customer_with_another_billing_id_is_a_conflict() -> TestResult
 #[tokio::test]
 async fn existing_identical_subscription_counts_as_created() -> TestResult {
     let server = MockServer::start().await;
-    mount_create_conflict(&server, "/api/v1/subscriptions").await;
-    mount_read(
+    mount_create_conflict(&server, CREATE_SUBSCRIPTION).await;
+    mount_get_once(
         &server,
-        "/api/v1/subscriptions/sub_9Zx8Y7",
-        ResponseTemplate::new(200)
-            .set_body_json(json!({ "data": subscription_record("plan-starter", "MONTHLY") })),
+        READ_SUBSCRIPTION,
+        found(subscription_record("plan-starter", "MONTHLY")),
     )
     .await;
     let gateway = HttpStiggGateway::new(config_for(&server))?;
@@ -121,12 +89,11 @@ async fn existing_identical_subscription_counts_as_created() -> TestResult {
 #[tokio::test]
 async fn existing_subscription_on_another_plan_is_a_conflict() -> TestResult {
     let server = MockServer::start().await;
-    mount_create_conflict(&server, "/api/v1/subscriptions").await;
-    mount_read(
+    mount_create_conflict(&server, CREATE_SUBSCRIPTION).await;
+    mount_get_once(
         &server,
-        "/api/v1/subscriptions/sub_9Zx8Y7",
-        ResponseTemplate::new(200)
-            .set_body_json(json!({ "data": subscription_record("plan-pro", "ANNUALLY") })),
+        READ_SUBSCRIPTION,
+        found(subscription_record("plan-pro", "ANNUALLY")),
     )
     .await;
     let gateway = HttpStiggGateway::new(config_for(&server))?;
@@ -151,18 +118,13 @@ async fn existing_subscription_on_another_plan_is_a_conflict() -> TestResult {
 #[tokio::test]
 async fn existing_subscription_of_another_customer_is_a_conflict() -> TestResult {
     let server = MockServer::start().await;
-    mount_create_conflict(&server, "/api/v1/subscriptions").await;
+    mount_create_conflict(&server, CREATE_SUBSCRIPTION).await;
     let mut record = subscription_record("plan-starter", "MONTHLY");
     record["customerId"] = json!("org_other");
     if let Some(fields) = record.as_object_mut() {
         fields.remove("billingPeriod"); // absent: not compared
     }
-    mount_read(
-        &server,
-        "/api/v1/subscriptions/sub_9Zx8Y7",
-        ResponseTemplate::new(200).set_body_json(json!({ "data": record })),
-    )
-    .await;
+    mount_get_once(&server, READ_SUBSCRIPTION, found(record)).await;
     let gateway = HttpStiggGateway::new(config_for(&server))?;
 
     let result = gateway
@@ -183,20 +145,13 @@ async fn existing_subscription_of_another_customer_is_a_conflict() -> TestResult
 #[tokio::test]
 async fn read_back_is_retried_on_transient_failures() -> TestResult {
     let server = MockServer::start().await;
-    mount_create_conflict(&server, "/api/v1/customers").await;
-    Mock::given(method("GET"))
-        .and(path("/api/v1/customers/org_8Yp2"))
-        .respond_with(ResponseTemplate::new(503))
+    mount_create_conflict(&server, CREATE_CUSTOMER).await;
+    stigg_route("GET", READ_CUSTOMER, ResponseTemplate::new(503))
         .up_to_n_times(1)
         .expect(1)
         .mount(&server)
         .await;
-    mount_read(
-        &server,
-        "/api/v1/customers/org_8Yp2",
-        stored_customer(STRIPE_CUSTOMER),
-    )
-    .await;
+    mount_get_once(&server, READ_CUSTOMER, stored_customer(STRIPE_CUSTOMER)).await;
     let sleeper = RecordingSleeper::instant();
     let gateway = gateway_with(config_for(&server), sleeper.clone())?;
 
@@ -210,12 +165,11 @@ async fn read_back_is_retried_on_transient_failures() -> TestResult {
 #[tokio::test]
 async fn read_back_not_found_is_rejected_with_stiggs_code() -> TestResult {
     let server = MockServer::start().await;
-    mount_create_conflict(&server, "/api/v1/customers").await;
-    mount_read(
+    mount_create_conflict(&server, CREATE_CUSTOMER).await;
+    mount_get_once(
         &server,
-        "/api/v1/customers/org_8Yp2",
-        ResponseTemplate::new(404)
-            .set_body_json(error_body("CustomerNotFound", "Customer not found")),
+        READ_CUSTOMER,
+        stigg_error(404, "CustomerNotFound", "Customer not found"),
     )
     .await;
     let gateway = HttpStiggGateway::new(config_for(&server))?;

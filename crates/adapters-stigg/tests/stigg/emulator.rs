@@ -1,6 +1,5 @@
 //! Against the bundled Stigg emulator: the adapter and the emulator agree on the contract.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -266,13 +265,7 @@ async fn persistent_truncation_is_reported_as_such() -> TestResult {
 
     let result = gateway.provision_customer(&customer()?, &ctx15()?).await;
 
-    assert_eq!(
-        result,
-        Err(StiggError::Unavailable {
-            attempts: 3,
-            cause: "truncated response body".into()
-        })
-    );
+    assert_eq!(result, Err(unavailable(3, "truncated response body")));
     running.stop().await;
     Ok(())
 }
@@ -298,13 +291,7 @@ async fn stiggs_429_with_a_hint_past_the_deadline_stops_at_once() -> TestResult 
     // The emulator's window is a minute: the hint is past a 15 s deadline, so we stop at once.
     let result = gateway.provision_customer(&other, &ctx15()?).await;
 
-    assert_eq!(
-        result,
-        Err(StiggError::Unavailable {
-            attempts: 1,
-            cause: "HTTP 429".into()
-        })
-    );
+    assert_eq!(result, Err(unavailable(1, "HTTP 429")));
     assert!(sleeper.sleeps().is_empty(), "{:?}", sleeper.sleeps());
     running.stop().await;
     Ok(())
@@ -341,13 +328,7 @@ async fn persistent_resets_are_reported_as_connection_failures() -> TestResult {
 
     let result = gateway.provision_customer(&customer()?, &ctx15()?).await;
 
-    assert_eq!(
-        result,
-        Err(StiggError::Unavailable {
-            attempts: 3,
-            cause: "connection error".into()
-        })
-    );
+    assert_eq!(result, Err(unavailable(3, "connection error")));
     running.stop().await;
     Ok(())
 }
@@ -374,7 +355,7 @@ async fn a_wrong_api_key_is_unauthorized() -> TestResult {
 #[tokio::test]
 async fn an_unknown_plan_is_rejected_with_plan_not_found() -> TestResult {
     let running = start().await?;
-    let observer = Arc::new(RecordingObserver::default());
+    let observer = RecordingObserver::new();
     let gateway = HttpStiggGateway::builder(config(&running.base_url()))
         .observer(observer.clone())
         .build()?;

@@ -4,18 +4,13 @@
 use onboarding_adapters_stigg::{GatewayBuildError, HttpStiggGateway, StiggConfig};
 use onboarding_domain::ports::{StiggError, StiggGateway};
 use serde_json::json;
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{MockServer, ResponseTemplate};
 
 use crate::support::*;
 
+/// Final errors are not retried: exactly one call.
 async fn answer_once(server: &MockServer, route: &str, answer: ResponseTemplate) {
-    Mock::given(method("POST"))
-        .and(path(route))
-        .respond_with(answer)
-        .expect(1) // not retried
-        .mount(server)
-        .await;
+    mount_post(server, route, answer, 1).await;
 }
 
 #[tokio::test]
@@ -23,9 +18,8 @@ async fn bad_input_is_rejected_with_stiggs_code_and_not_retried() -> TestResult 
     let server = MockServer::start().await;
     answer_once(
         &server,
-        "/api/v1/customers",
-        ResponseTemplate::new(400)
-            .set_body_json(error_body("BadUserInput", "email must be an email")),
+        CREATE_CUSTOMER,
+        stigg_error(400, "BadUserInput", "email must be an email"),
     )
     .await;
     let gateway = gateway_with(config_for(&server), RecordingSleeper::instant())?;
@@ -51,7 +45,7 @@ async fn unknown_plan_is_rejected_with_the_nested_error_code() -> TestResult {
     let server = MockServer::start().await;
     answer_once(
         &server,
-        "/api/v1/subscriptions",
+        CREATE_SUBSCRIPTION,
         ResponseTemplate::new(404).set_body_json(json!({
             "error": { "code": "PlanNotFound", "message": "Plan not found: plan-starter" }
         })),
@@ -81,7 +75,7 @@ async fn error_string_shape_and_long_messages_are_handled() -> TestResult {
     let long = "x".repeat(500);
     answer_once(
         &server,
-        "/api/v1/customers",
+        CREATE_CUSTOMER,
         ResponseTemplate::new(422)
             .set_body_json(json!({ "error": "unprocessable", "message": long })),
     )
@@ -112,7 +106,7 @@ async fn unauthorized_never_shows_the_key() -> TestResult {
     // Even a body that echoes the key must not leak it.
     answer_once(
         &server,
-        "/api/v1/customers",
+        CREATE_CUSTOMER,
         ResponseTemplate::new(401).set_body_json(json!({
             "error": { "code": "UNAUTHENTICATED", "message": format!("Invalid API key {API_KEY}") }
         })),
@@ -141,8 +135,8 @@ async fn forbidden_is_unauthorized_too() -> TestResult {
     let server = MockServer::start().await;
     answer_once(
         &server,
-        "/api/v1/subscriptions",
-        ResponseTemplate::new(403).set_body_json(error_body("IdentityForbidden", "scope missing")),
+        CREATE_SUBSCRIPTION,
+        stigg_error(403, "IdentityForbidden", "scope missing"),
     )
     .await;
     let gateway = gateway_with(config_for(&server), RecordingSleeper::instant())?;
@@ -160,7 +154,7 @@ async fn a_redirect_is_not_followed() -> TestResult {
     let server = MockServer::start().await;
     answer_once(
         &server,
-        "/api/v1/customers",
+        CREATE_CUSTOMER,
         ResponseTemplate::new(307).insert_header("location", "http://elsewhere.test/steal"),
     )
     .await;

@@ -5,8 +5,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use onboarding_domain::ports::{StiggError, StiggGateway};
 use tracing_subscriber::fmt::MakeWriter;
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{MockServer, ResponseTemplate};
 
 use crate::support::*;
 
@@ -51,20 +50,14 @@ async fn every_attempt_is_logged_with_its_fields_and_without_the_key() -> TestRe
     // The test runtime is single-threaded, so a thread-local default sees every event.
     let _guard = tracing::subscriber::set_default(subscriber);
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/api/v1/customers"))
-        .respond_with(ResponseTemplate::new(503))
+    stigg_route("POST", CREATE_CUSTOMER, ResponseTemplate::new(503))
         .up_to_n_times(1)
         .mount(&server)
         .await;
-    Mock::given(method("POST"))
-        .and(path("/api/v1/customers"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(customer_created_body()))
+    stigg_route("POST", CREATE_CUSTOMER, customer_created())
         .mount(&server)
         .await;
-    Mock::given(method("POST"))
-        .and(path("/api/v1/subscriptions"))
-        .respond_with(ResponseTemplate::new(401))
+    stigg_route("POST", CREATE_SUBSCRIPTION, ResponseTemplate::new(401))
         .mount(&server)
         .await;
     let gateway = gateway_with(config_for(&server), RecordingSleeper::instant())?;

@@ -1,39 +1,23 @@
 //! The client-side rate limit: shared by every clone of a gateway, one bucket per operation,
 //! fail fast when the next token would come after the deadline.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use onboarding_adapters_stigg::HttpStiggGateway;
 use onboarding_domain::ports::{StiggError, StiggGateway};
 use serde_json::json;
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{MockServer, ResponseTemplate};
 
 use crate::support::*;
-
-async fn customer_route(server: &MockServer, answer: ResponseTemplate, times: u64) {
-    Mock::given(method("POST"))
-        .and(path("/api/v1/customers"))
-        .respond_with(answer)
-        .expect(times)
-        .mount(server)
-        .await;
-}
 
 #[tokio::test]
 async fn refuses_without_calling_when_the_next_token_is_past_the_deadline() -> TestResult {
     let server = MockServer::start().await;
-    customer_route(
-        &server,
-        ResponseTemplate::new(201).set_body_json(customer_created_body()),
-        1,
-    )
-    .await;
+    mount_post(&server, CREATE_CUSTOMER, customer_created(), 1).await;
     let mut config = config_for(&server);
     config.calls_per_minute = 1;
     let sleeper = RecordingSleeper::instant();
-    let observer = Arc::new(RecordingObserver::default());
+    let observer = RecordingObserver::new();
     let gateway = HttpStiggGateway::builder(config)
         .sleeper(sleeper.clone())
         .observer(observer.clone())
@@ -78,12 +62,7 @@ async fn refuses_without_calling_when_the_next_token_is_past_the_deadline() -> T
 #[tokio::test]
 async fn waits_for_a_token_that_comes_before_the_deadline() -> TestResult {
     let server = MockServer::start().await;
-    customer_route(
-        &server,
-        ResponseTemplate::new(201).set_body_json(customer_created_body()),
-        4,
-    )
-    .await;
+    mount_post(&server, CREATE_CUSTOMER, customer_created(), 4).await;
     let mut config = config_for(&server);
     config.calls_per_minute = 123; // three banked, then one every 500 ms
     let sleeper = RecordingSleeper::real();
@@ -104,31 +83,20 @@ async fn waits_for_a_token_that_comes_before_the_deadline() -> TestResult {
 #[tokio::test]
 async fn operations_and_read_backs_have_their_own_buckets() -> TestResult {
     let server = MockServer::start().await;
-    customer_route(
+    mount_post(&server, CREATE_CUSTOMER, duplicate(), 1).await;
+    mount_get_once(
         &server,
-        ResponseTemplate::new(409).set_body_json(error_body(
-            "DuplicatedEntityNotAllowed",
-            "Duplicated entity not allowed",
-        )),
+        READ_CUSTOMER,
+        found(json!({ "id": ORG_ID, "billingId": STRIPE_CUSTOMER })),
+    )
+    .await;
+    mount_post(
+        &server,
+        CREATE_SUBSCRIPTION,
+        subscription_provisioned("SUCCESS"),
         1,
     )
     .await;
-    Mock::given(method("GET"))
-        .and(path("/api/v1/customers/org_8Yp2"))
-        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
-            "data": { "id": ORG_ID, "billingId": STRIPE_CUSTOMER }
-        })))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/api/v1/subscriptions"))
-        .respond_with(
-            ResponseTemplate::new(201).set_body_json(subscription_provisioned_body("SUCCESS")),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
     let mut config = config_for(&server);
     config.calls_per_minute = 1;
     let gateway = HttpStiggGateway::new(config)?;
@@ -143,19 +111,13 @@ async fn operations_and_read_backs_have_their_own_buckets() -> TestResult {
 #[tokio::test]
 async fn a_retry_that_would_wait_past_the_deadline_reports_the_failure() -> TestResult {
     let server = MockServer::start().await;
-    customer_route(&server, ResponseTemplate::new(503), 1).await;
+    mount_post(&server, CREATE_CUSTOMER, ResponseTemplate::new(503), 1).await;
     let mut config = config_for(&server);
     config.calls_per_minute = 1;
     let gateway = gateway_with(config, RecordingSleeper::instant())?;
 
     let result = gateway.provision_customer(&customer()?, &ctx15()?).await;
 
-    assert_eq!(
-        result,
-        Err(StiggError::Unavailable {
-            attempts: 1,
-            cause: "HTTP 503".into()
-        })
-    );
+    assert_eq!(result, Err(unavailable(1, "HTTP 503")));
     Ok(())
 }

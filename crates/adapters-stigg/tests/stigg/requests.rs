@@ -9,35 +9,14 @@ use onboarding_domain::ports::{
     StiggCustomer, StiggError, StiggGateway, StiggSubscription, TrialConfiguration,
 };
 use serde_json::{Value, json};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{MockServer, ResponseTemplate};
 
 use crate::support::*;
-
-async fn mount_customer_created(server: &MockServer) {
-    Mock::given(method("POST"))
-        .and(path("/api/v1/customers"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(customer_created_body()))
-        .expect(1)
-        .mount(server)
-        .await;
-}
-
-async fn mount_subscription_created(server: &MockServer) {
-    Mock::given(method("POST"))
-        .and(path("/api/v1/subscriptions"))
-        .respond_with(
-            ResponseTemplate::new(201).set_body_json(subscription_provisioned_body("SUCCESS")),
-        )
-        .expect(1)
-        .mount(server)
-        .await;
-}
 
 #[tokio::test]
 async fn customer_create_sends_the_contract_headers_and_body() -> TestResult {
     let server = MockServer::start().await;
-    mount_customer_created(&server).await;
+    mount_post(&server, CREATE_CUSTOMER, customer_created(), 1).await;
     // Used the way the service holds it: behind the port.
     let gateway: Arc<dyn StiggGateway> = Arc::new(HttpStiggGateway::new(config_for(&server))?);
 
@@ -72,7 +51,7 @@ async fn customer_create_sends_the_contract_headers_and_body() -> TestResult {
 #[tokio::test]
 async fn customer_without_email_or_tenant_leaves_them_out() -> TestResult {
     let server = MockServer::start().await;
-    mount_customer_created(&server).await;
+    mount_post(&server, CREATE_CUSTOMER, customer_created(), 1).await;
     let gateway = HttpStiggGateway::new(config_for(&server))?;
     let mut bare = customer()?;
     bare.email = None;
@@ -96,7 +75,13 @@ async fn customer_without_email_or_tenant_leaves_them_out() -> TestResult {
 #[tokio::test]
 async fn trialing_subscription_create_sends_the_trial_override() -> TestResult {
     let server = MockServer::start().await;
-    mount_subscription_created(&server).await;
+    mount_post(
+        &server,
+        CREATE_SUBSCRIPTION,
+        subscription_provisioned("SUCCESS"),
+        1,
+    )
+    .await;
     let gateway = HttpStiggGateway::new(config_for(&server))?;
 
     let created = gateway
@@ -142,7 +127,13 @@ async fn trialing_subscription_create_sends_the_trial_override() -> TestResult {
 #[tokio::test]
 async fn subscription_without_trial_has_no_trial_override() -> TestResult {
     let server = MockServer::start().await;
-    mount_subscription_created(&server).await;
+    mount_post(
+        &server,
+        CREATE_SUBSCRIPTION,
+        subscription_provisioned("SUCCESS"),
+        1,
+    )
+    .await;
     let gateway = HttpStiggGateway::new(config_for(&server))?;
     let mut annual = subscription(None)?;
     annual.billing_period = BillingPeriod::Annually;
@@ -168,7 +159,13 @@ async fn subscription_without_trial_has_no_trial_override() -> TestResult {
 #[tokio::test]
 async fn trial_without_end_date_sends_no_end_date() -> TestResult {
     let server = MockServer::start().await;
-    mount_subscription_created(&server).await;
+    mount_post(
+        &server,
+        CREATE_SUBSCRIPTION,
+        subscription_provisioned("SUCCESS"),
+        1,
+    )
+    .await;
     let gateway = HttpStiggGateway::new(config_for(&server))?;
     let open_trial = subscription(Some(TrialConfiguration { ends_at: None }))?;
 
@@ -187,12 +184,7 @@ async fn trial_without_end_date_sends_no_end_date() -> TestResult {
 #[tokio::test]
 async fn base_url_path_prefix_and_trailing_slash_are_kept() -> TestResult {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/stigg/api/v1/customers"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(customer_created_body()))
-        .expect(1)
-        .mount(&server)
-        .await;
+    mount_post(&server, "/stigg/api/v1/customers", customer_created(), 1).await;
     let gateway = HttpStiggGateway::new(config(&format!("{}/stigg/", server.uri())))?;
 
     gateway.provision_customer(&customer()?, &ctx15()?).await?;
@@ -202,12 +194,7 @@ async fn base_url_path_prefix_and_trailing_slash_are_kept() -> TestResult {
 #[tokio::test]
 async fn any_2xx_creates_the_customer_even_without_a_body() -> TestResult {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/api/v1/customers"))
-        .respond_with(ResponseTemplate::new(204))
-        .expect(1)
-        .mount(&server)
-        .await;
+    mount_post(&server, CREATE_CUSTOMER, ResponseTemplate::new(204), 1).await;
     let gateway = HttpStiggGateway::new(config_for(&server))?;
     let mut other = customer()?;
     other.customer_id = OrgId::parse("org.other-1")?;
@@ -221,18 +208,20 @@ async fn any_2xx_creates_the_customer_even_without_a_body() -> TestResult {
 #[tokio::test]
 async fn unreadable_success_answers_are_invalid_responses() -> TestResult {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/api/v1/subscriptions"))
-        .respond_with(ResponseTemplate::new(201).set_body_string("<html>ok</html>"))
-        .expect(1)
-        .mount(&server)
-        .await;
-    Mock::given(method("POST"))
-        .and(path("/api/v1/customers"))
-        .respond_with(ResponseTemplate::new(200).set_body_string("not json"))
-        .expect(1)
-        .mount(&server)
-        .await;
+    mount_post(
+        &server,
+        CREATE_SUBSCRIPTION,
+        ResponseTemplate::new(201).set_body_string("<html>ok</html>"),
+        1,
+    )
+    .await;
+    mount_post(
+        &server,
+        CREATE_CUSTOMER,
+        ResponseTemplate::new(200).set_body_string("not json"),
+        1,
+    )
+    .await;
     let gateway = HttpStiggGateway::new(config_for(&server))?;
 
     let subscription = gateway
@@ -266,14 +255,13 @@ async fn unreadable_success_answers_are_invalid_responses() -> TestResult {
 #[tokio::test]
 async fn unknown_subscription_status_is_an_invalid_response() -> TestResult {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/api/v1/subscriptions"))
-        .respond_with(
-            ResponseTemplate::new(201).set_body_json(subscription_provisioned_body("PENDING")),
-        )
-        .expect(1)
-        .mount(&server)
-        .await;
+    mount_post(
+        &server,
+        CREATE_SUBSCRIPTION,
+        subscription_provisioned("PENDING"),
+        1,
+    )
+    .await;
     let gateway = HttpStiggGateway::new(config_for(&server))?;
 
     let result = gateway
@@ -293,15 +281,11 @@ async fn unknown_subscription_status_is_an_invalid_response() -> TestResult {
 #[tokio::test]
 async fn payment_required_is_a_failure() -> TestResult {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/api/v1/subscriptions"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(json!({ "data": {
-            "id": STRIPE_SUBSCRIPTION, "status": "PAYMENT_REQUIRED", "subscription": null,
-            "checkoutUrl": "https://checkout.stigg.test/abc", "checkoutBillingId": "cs_1"
-        }})))
-        .expect(1)
-        .mount(&server)
-        .await;
+    let payment_required = ResponseTemplate::new(201).set_body_json(json!({ "data": {
+        "id": STRIPE_SUBSCRIPTION, "status": "PAYMENT_REQUIRED", "subscription": null,
+        "checkoutUrl": "https://checkout.stigg.test/abc", "checkoutBillingId": "cs_1"
+    }}));
+    mount_post(&server, CREATE_SUBSCRIPTION, payment_required, 1).await;
     let gateway = HttpStiggGateway::new(config_for(&server))?;
 
     let result = gateway

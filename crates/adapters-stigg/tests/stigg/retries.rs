@@ -1,46 +1,22 @@
 //! Transient failures: retried with the same idempotency key, full-jitter backoff or
 //! Stigg's Retry-After, per-attempt timeouts, and never past the deadline.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use onboarding_adapters_stigg::{HttpStiggGateway, Jitter};
+use onboarding_adapters_stigg::HttpStiggGateway;
 use onboarding_domain::ports::{StiggError, StiggGateway};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use wiremock::{MockServer, ResponseTemplate};
 
 use crate::support::*;
-
-async fn fail_n_times(server: &MockServer, route: &str, answer: ResponseTemplate, n: u64) {
-    Mock::given(method("POST"))
-        .and(path(route))
-        .respond_with(answer)
-        .up_to_n_times(n)
-        .expect(n)
-        .mount(server)
-        .await;
-}
-
-async fn then_customer_created(server: &MockServer) {
-    Mock::given(method("POST"))
-        .and(path("/api/v1/customers"))
-        .respond_with(ResponseTemplate::new(201).set_body_json(customer_created_body()))
-        .expect(1)
-        .mount(server)
-        .await;
-}
 
 #[tokio::test]
 async fn two_503s_then_created_succeeds_with_one_idempotency_key() -> TestResult {
     let server = MockServer::start().await;
-    fail_n_times(&server, "/api/v1/customers", ResponseTemplate::new(503), 2).await;
-    then_customer_created(&server).await;
+    mount_post_first(&server, CREATE_CUSTOMER, ResponseTemplate::new(503), 2).await;
+    mount_post(&server, CREATE_CUSTOMER, customer_created(), 1).await;
     let sleeper = RecordingSleeper::instant();
-    let observer = Arc::new(RecordingObserver::default());
-    let ceiling: Arc<dyn Jitter> = Arc::new(|ceiling: Duration| ceiling);
-    let gateway = HttpStiggGateway::builder(config_for(&server))
-        .sleeper(sleeper.clone())
-        .jitter(ceiling)
+    let observer = RecordingObserver::new();
+    let gateway = builder_with(config_for(&server), sleeper.clone())
         .observer(observer.clone())
         .build()?;
 
@@ -76,14 +52,8 @@ async fn two_503s_then_created_succeeds_with_one_idempotency_key() -> TestResult
 #[tokio::test]
 async fn persistent_500_gives_up_after_three_attempts() -> TestResult {
     let server = MockServer::start().await;
-    fail_n_times(
-        &server,
-        "/api/v1/subscriptions",
-        ResponseTemplate::new(500),
-        3,
-    )
-    .await;
-    let observer = Arc::new(RecordingObserver::default());
+    mount_post_first(&server, CREATE_SUBSCRIPTION, ResponseTemplate::new(500), 3).await;
+    let observer = RecordingObserver::new();
     let gateway = HttpStiggGateway::builder(config_for(&server))
         .sleeper(RecordingSleeper::instant())
         .observer(observer.clone())
@@ -93,10 +63,7 @@ async fn persistent_500_gives_up_after_three_attempts() -> TestResult {
         .provision_subscription(&trialing_subscription()?, &ctx15()?)
         .await;
 
-    let expected = StiggError::Unavailable {
-        attempts: 3,
-        cause: "HTTP 500".into(),
-    };
+    let expected = unavailable(3, "HTTP 500");
     assert_eq!(result, Err(expected.clone()));
     assert_eq!(
         expected.to_string(),
@@ -114,31 +81,13 @@ async fn persistent_500_gives_up_after_three_attempts() -> TestResult {
 #[tokio::test]
 async fn sustained_429s_get_three_spaced_attempts_and_no_more() -> TestResult {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/api/v1/customers"))
-        .respond_with(
-            ResponseTemplate::new(429)
-                .set_body_json(error_body("RateLimitExceeded", "Too many requests")),
-        )
-        .expect(3)
-        .mount(&server)
-        .await;
+    mount_post(&server, CREATE_CUSTOMER, too_many_requests(), 3).await;
     let sleeper = RecordingSleeper::instant();
-    let ceiling: Arc<dyn Jitter> = Arc::new(|ceiling: Duration| ceiling);
-    let gateway = HttpStiggGateway::builder(config_for(&server))
-        .sleeper(sleeper.clone())
-        .jitter(ceiling)
-        .build()?;
+    let gateway = gateway_with(config_for(&server), sleeper.clone())?;
 
     let result = gateway.provision_customer(&customer()?, &ctx15()?).await;
 
-    assert_eq!(
-        result,
-        Err(StiggError::Unavailable {
-            attempts: 3,
-            cause: "HTTP 429".into()
-        })
-    );
+    assert_eq!(result, Err(unavailable(3, "HTTP 429")));
     assert_eq!(received(&server).await.len(), 3);
     assert_eq!(
         sleeper.sleeps(),
@@ -150,8 +99,8 @@ async fn sustained_429s_get_three_spaced_attempts_and_no_more() -> TestResult {
 #[tokio::test]
 async fn request_timeout_408_is_retried() -> TestResult {
     let server = MockServer::start().await;
-    fail_n_times(&server, "/api/v1/customers", ResponseTemplate::new(408), 1).await;
-    then_customer_created(&server).await;
+    mount_post_first(&server, CREATE_CUSTOMER, ResponseTemplate::new(408), 1).await;
+    mount_post(&server, CREATE_CUSTOMER, customer_created(), 1).await;
     let gateway = gateway_with(config_for(&server), RecordingSleeper::instant())?;
 
     gateway.provision_customer(&customer()?, &ctx15()?).await?;
@@ -161,16 +110,14 @@ async fn request_timeout_408_is_retried() -> TestResult {
 #[tokio::test]
 async fn retry_after_seconds_is_honoured() -> TestResult {
     let server = MockServer::start().await;
-    fail_n_times(
+    mount_post_first(
         &server,
-        "/api/v1/customers",
-        ResponseTemplate::new(429)
-            .insert_header("retry-after", "1")
-            .set_body_json(error_body("RateLimitExceeded", "Too many requests")),
+        CREATE_CUSTOMER,
+        too_many_requests().insert_header("retry-after", "1"),
         1,
     )
     .await;
-    then_customer_created(&server).await;
+    mount_post(&server, CREATE_CUSTOMER, customer_created(), 1).await;
     let sleeper = RecordingSleeper::instant();
     let gateway = gateway_with(config_for(&server), sleeper.clone())?;
 
@@ -183,16 +130,16 @@ async fn retry_after_seconds_is_honoured() -> TestResult {
 #[tokio::test]
 async fn retry_after_ms_is_honoured() -> TestResult {
     let server = MockServer::start().await;
-    fail_n_times(
+    mount_post_first(
         &server,
-        "/api/v1/customers",
+        CREATE_CUSTOMER,
         ResponseTemplate::new(503)
             .insert_header("retry-after-ms", "1500")
             .insert_header("retry-after", "9"),
         1,
     )
     .await;
-    then_customer_created(&server).await;
+    mount_post(&server, CREATE_CUSTOMER, customer_created(), 1).await;
     let sleeper = RecordingSleeper::instant();
     let gateway = gateway_with(config_for(&server), sleeper.clone())?;
 
@@ -205,9 +152,9 @@ async fn retry_after_ms_is_honoured() -> TestResult {
 #[tokio::test]
 async fn retry_after_past_the_deadline_stops_at_once() -> TestResult {
     let server = MockServer::start().await;
-    fail_n_times(
+    mount_post_first(
         &server,
-        "/api/v1/customers",
+        CREATE_CUSTOMER,
         ResponseTemplate::new(429).insert_header("retry-after", "30"),
         1,
     )
@@ -219,13 +166,7 @@ async fn retry_after_past_the_deadline_stops_at_once() -> TestResult {
         .provision_customer(&customer()?, &ctx(Duration::from_secs(5))?)
         .await;
 
-    assert_eq!(
-        result,
-        Err(StiggError::Unavailable {
-            attempts: 1,
-            cause: "HTTP 429".into()
-        })
-    );
+    assert_eq!(result, Err(unavailable(1, "HTTP 429")));
     assert!(sleeper.sleeps().is_empty(), "{:?}", sleeper.sleeps());
     Ok(())
 }
@@ -233,12 +174,10 @@ async fn retry_after_past_the_deadline_stops_at_once() -> TestResult {
 #[tokio::test]
 async fn slow_answers_time_out_and_are_retried() -> TestResult {
     let server = MockServer::start().await;
-    fail_n_times(
+    mount_post_first(
         &server,
-        "/api/v1/customers",
-        ResponseTemplate::new(201)
-            .set_body_json(customer_created_body())
-            .set_delay(Duration::from_secs(2)),
+        CREATE_CUSTOMER,
+        customer_created().set_delay(Duration::from_secs(2)),
         3,
     )
     .await;
@@ -251,13 +190,7 @@ async fn slow_answers_time_out_and_are_retried() -> TestResult {
         .provision_customer(&customer()?, &ctx(Duration::from_secs(5))?)
         .await;
 
-    assert_eq!(
-        result,
-        Err(StiggError::Unavailable {
-            attempts: 3,
-            cause: "timeout after 200ms".into()
-        })
-    );
+    assert_eq!(result, Err(unavailable(3, "timeout after 200ms")));
     let elapsed = started.elapsed();
     assert!(elapsed >= Duration::from_millis(600), "{elapsed:?}");
     assert!(elapsed < Duration::from_millis(1500), "{elapsed:?}");
@@ -267,11 +200,13 @@ async fn slow_answers_time_out_and_are_retried() -> TestResult {
 #[tokio::test]
 async fn the_deadline_bounds_the_whole_call() -> TestResult {
     let server = MockServer::start().await;
-    Mock::given(method("POST"))
-        .and(path("/api/v1/customers"))
-        .respond_with(ResponseTemplate::new(201).set_delay(Duration::from_secs(5)))
-        .mount(&server)
-        .await;
+    stigg_route(
+        "POST",
+        CREATE_CUSTOMER,
+        ResponseTemplate::new(201).set_delay(Duration::from_secs(5)),
+    )
+    .mount(&server)
+    .await;
     let mut config = config_for(&server);
     config.attempt_timeout = Duration::from_millis(300);
     config.max_attempts = 10;
@@ -303,7 +238,7 @@ async fn the_deadline_bounds_the_whole_call() -> TestResult {
 #[tokio::test]
 async fn backoff_uses_full_jitter_under_a_doubling_capped_ceiling() -> TestResult {
     let server = MockServer::start().await;
-    fail_n_times(&server, "/api/v1/customers", ResponseTemplate::new(502), 5).await;
+    mount_post_first(&server, CREATE_CUSTOMER, ResponseTemplate::new(502), 5).await;
     let mut config = config_for(&server);
     config.max_attempts = 5;
     config.backoff_base = Duration::from_millis(100);
@@ -318,13 +253,7 @@ async fn backoff_uses_full_jitter_under_a_doubling_capped_ceiling() -> TestResul
 
     let result = gateway.provision_customer(&customer()?, &ctx15()?).await;
 
-    assert_eq!(
-        result,
-        Err(StiggError::Unavailable {
-            attempts: 5,
-            cause: "HTTP 502".into()
-        })
-    );
+    assert_eq!(result, Err(unavailable(5, "HTTP 502")));
     let ms = Duration::from_millis;
     let ceilings = [ms(100), ms(200), ms(400), ms(500)];
     assert_eq!(jitter.ceilings(), ceilings);
@@ -344,7 +273,7 @@ async fn backoff_uses_full_jitter_under_a_doubling_capped_ceiling() -> TestResul
 #[tokio::test]
 async fn real_jitter_stays_within_the_ceilings() -> TestResult {
     let server = MockServer::start().await;
-    fail_n_times(&server, "/api/v1/customers", ResponseTemplate::new(503), 3).await;
+    mount_post_first(&server, CREATE_CUSTOMER, ResponseTemplate::new(503), 3).await;
     let sleeper = RecordingSleeper::instant();
     let gateway = HttpStiggGateway::builder(config_for(&server))
         .sleeper(sleeper.clone())
@@ -374,13 +303,7 @@ async fn connection_refused_is_a_transient_connection_error() -> TestResult {
 
     let result = gateway.provision_customer(&customer()?, &ctx15()?).await;
 
-    assert_eq!(
-        result,
-        Err(StiggError::Unavailable {
-            attempts: 3,
-            cause: "connection error".into()
-        })
-    );
+    assert_eq!(result, Err(unavailable(3, "connection error")));
     assert_eq!(sleeper.sleeps().len(), 2);
     Ok(())
 }
@@ -388,7 +311,7 @@ async fn connection_refused_is_a_transient_connection_error() -> TestResult {
 #[tokio::test]
 async fn a_deadline_already_passed_sends_nothing() -> TestResult {
     let server = MockServer::start().await;
-    then_customer_created(&server).await;
+    mount_post(&server, CREATE_CUSTOMER, customer_created(), 1).await;
     let gateway = gateway_with(config_for(&server), RecordingSleeper::instant())?;
     let mut late = ctx15()?;
     late.deadline = Instant::now();

@@ -1,5 +1,5 @@
-//! Shared fixtures: sample provisionings, a recording sleeper, deterministic jitter and a
-//! recording observer.
+//! Shared fixtures: sample provisionings, Stigg's answers and wiremock routes for them, a
+//! recording sleeper, deterministic jitter and a recording observer.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -7,16 +7,18 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use onboarding_adapters_stigg::{
-    CallEvent, CallObserver, HttpStiggGateway, Jitter, Sleeper, StiggConfig,
+    CallEvent, CallObserver, HttpStiggGateway, HttpStiggGatewayBuilder, Jitter, Sleeper,
+    StiggConfig,
 };
 use onboarding_domain::model::{
     BillingPeriod, CorrelationId, OrgId, PlanCode, StripeCustomerId, StripeSubscriptionId, TenantId,
 };
 use onboarding_domain::ports::{
-    CallContext, CustomerProvisioning, SubscriptionProvisioning, TrialConfiguration,
+    CallContext, CustomerProvisioning, StiggError, SubscriptionProvisioning, TrialConfiguration,
 };
 use serde_json::{Value, json};
-use wiremock::{MockServer, Request};
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, ResponseTemplate};
 
 pub type TestResult = Result<(), Box<dyn std::error::Error>>;
 
@@ -26,6 +28,11 @@ pub const CORRELATION_ID: &str = "corr-42";
 pub const ORG_ID: &str = "org_8Yp2";
 pub const STRIPE_CUSTOMER: &str = "cus_Q1w2E3";
 pub const STRIPE_SUBSCRIPTION: &str = "sub_9Zx8Y7";
+
+pub const CREATE_CUSTOMER: &str = "/api/v1/customers";
+pub const CREATE_SUBSCRIPTION: &str = "/api/v1/subscriptions";
+pub const READ_CUSTOMER: &str = "/api/v1/customers/org_8Yp2";
+pub const READ_SUBSCRIPTION: &str = "/api/v1/subscriptions/sub_9Zx8Y7";
 
 /// So many calls per minute that the rate limit never waits, unless a test says otherwise.
 pub const UNLIMITED: u32 = 60_000_000;
@@ -86,8 +93,8 @@ pub fn trialing_subscription() -> Result<SubscriptionProvisioning, Box<dyn std::
 }
 
 /// Stigg's documented answer to a customer create.
-pub fn customer_created_body() -> Value {
-    json!({ "data": {
+pub fn customer_created() -> ResponseTemplate {
+    ResponseTemplate::new(201).set_body_json(json!({ "data": {
         "id": ORG_ID, "name": "Acme Inc", "email": "owner@acme.test",
         "billingId": STRIPE_CUSTOMER, "billingCurrency": null,
         "metadata": { "orgId": ORG_ID, "stripeCustomerId": STRIPE_CUSTOMER },
@@ -95,7 +102,7 @@ pub fn customer_created_body() -> Value {
         "language": null, "timezone": null,
         "createdAt": "2026-08-20T10:00:00.000Z", "updatedAt": "2026-08-20T10:00:00.000Z",
         "archivedAt": null
-    }})
+    }}))
 }
 
 /// A subscription as Stigg describes it (inside a provisioning answer or a GET).
@@ -111,17 +118,82 @@ pub fn subscription_record(plan_id: &str, billing_period: &str) -> Value {
 }
 
 /// Stigg's documented answer to a subscription create.
-pub fn subscription_provisioned_body(status: &str) -> Value {
+pub fn subscription_provisioned(status: &str) -> ResponseTemplate {
     let subscription =
         (status == "SUCCESS").then(|| subscription_record("plan-starter", "MONTHLY"));
-    json!({ "data": {
+    ResponseTemplate::new(201).set_body_json(json!({ "data": {
         "id": STRIPE_SUBSCRIPTION, "status": status, "isScheduled": false,
         "entitlements": [], "subscription": subscription
-    }})
+    }}))
 }
 
-pub fn error_body(code: &str, message: &str) -> Value {
-    json!({ "code": code, "message": message })
+/// Stigg's answer to a read of an entity it has.
+pub fn found(record: Value) -> ResponseTemplate {
+    ResponseTemplate::new(200).set_body_json(json!({ "data": record }))
+}
+
+pub fn stigg_error(status: u16, code: &str, message: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status).set_body_json(json!({ "code": code, "message": message }))
+}
+
+/// Stigg's answer to a create of an entity that exists already.
+pub fn duplicate() -> ResponseTemplate {
+    stigg_error(
+        409,
+        "DuplicatedEntityNotAllowed",
+        "Duplicated entity not allowed",
+    )
+}
+
+pub fn too_many_requests() -> ResponseTemplate {
+    stigg_error(429, "RateLimitExceeded", "Too many requests")
+}
+
+/// A route of the mock Stigg: `verb` requests to `route` get `answer`.
+pub fn stigg_route(verb: &str, route: &str, answer: ResponseTemplate) -> Mock {
+    Mock::given(method(verb))
+        .and(path(route))
+        .respond_with(answer)
+}
+
+/// Answers every POST to `route` with `answer`; the server checks on drop that exactly `times`
+/// came.
+pub async fn mount_post(server: &MockServer, route: &str, answer: ResponseTemplate, times: u64) {
+    stigg_route("POST", route, answer)
+        .expect(times)
+        .mount(server)
+        .await;
+}
+
+/// Answers only the first `times` POSTs to `route` with `answer`, and expects all of them; later
+/// POSTs go to the routes mounted after this one.
+pub async fn mount_post_first(
+    server: &MockServer,
+    route: &str,
+    answer: ResponseTemplate,
+    times: u64,
+) {
+    stigg_route("POST", route, answer)
+        .up_to_n_times(times)
+        .expect(times)
+        .mount(server)
+        .await;
+}
+
+/// Answers every GET to `route` with `answer`, expecting exactly one.
+pub async fn mount_get_once(server: &MockServer, route: &str, answer: ResponseTemplate) {
+    stigg_route("GET", route, answer)
+        .expect(1)
+        .mount(server)
+        .await;
+}
+
+/// What the adapter reports when it runs out of attempts (or of time) on transient failures.
+pub fn unavailable(attempts: u32, cause: &str) -> StiggError {
+    StiggError::Unavailable {
+        attempts,
+        cause: cause.into(),
+    }
 }
 
 pub fn header<'r>(request: &'r Request, name: &str) -> Option<&'r str> {
@@ -229,6 +301,10 @@ pub struct RecordingObserver {
 }
 
 impl RecordingObserver {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
     pub fn outcomes(&self) -> Vec<(&'static str, &'static str)> {
         self.events
             .lock()
@@ -248,14 +324,22 @@ impl CallObserver for RecordingObserver {
     }
 }
 
-/// A gateway whose sleeps are recorded (not slept) and whose jitter always picks the ceiling.
+/// A gateway builder whose sleeps go to `sleeper` and whose jitter always picks the ceiling, so
+/// that delays are exact.
+pub fn builder_with(
+    config: StiggConfig,
+    sleeper: Arc<RecordingSleeper>,
+) -> HttpStiggGatewayBuilder {
+    let ceiling: Arc<dyn Jitter> = Arc::new(|ceiling: Duration| ceiling);
+    HttpStiggGateway::builder(config)
+        .sleeper(sleeper)
+        .jitter(ceiling)
+}
+
+/// A gateway whose sleeps go to `sleeper` and whose jitter always picks the ceiling.
 pub fn gateway_with(
     config: StiggConfig,
     sleeper: Arc<RecordingSleeper>,
 ) -> Result<HttpStiggGateway, Box<dyn std::error::Error>> {
-    let ceiling: Arc<dyn Jitter> = Arc::new(|ceiling: Duration| ceiling);
-    Ok(HttpStiggGateway::builder(config)
-        .sleeper(sleeper)
-        .jitter(ceiling)
-        .build()?)
+    Ok(builder_with(config, sleeper).build()?)
 }
