@@ -1,10 +1,11 @@
 //! `onboarding reconcile` end to end: the real services (`Services::build` from command-line
-//! settings) on a fresh SQLite database seeded with plain SQL, against a Stigg emulator of
-//! the test's own.
+//! settings) on a fresh database seeded with plain SQL (SQLite, and PostgreSQL for the main
+//! run), against a Stigg emulator of the test's own.
 
 use std::time::Duration;
 
 use clap::Parser;
+use onboarding_adapters_db::Backend;
 use onboarding_adapters_db::test_support::TestDatabase;
 use onboarding_app::cli::Cli;
 use onboarding_app::reconcile::{ReconcileArgs, StopFlag, batch_deadline, reconcile};
@@ -17,6 +18,8 @@ use stigg_emulator::{
     Emulator, EmulatorConfig, EntityKind, LoggedRequest, RateLimit, RetryAfterHint, RunningEmulator,
 };
 
+use crate::helpers::on_both_backends;
+
 const KEY: &str = "reconcile-test-key";
 
 /// A database, an emulator, and the services the command builds from its settings.
@@ -28,9 +31,14 @@ struct Setup {
 
 impl Setup {
     /// Services built as the command builds them for `--concurrency concurrency`.
-    async fn start(rate_limit: Option<RateLimit>, extra_args: &[&str], concurrency: u16) -> Self {
+    async fn start(
+        backend: Backend,
+        rate_limit: Option<RateLimit>,
+        extra_args: &[&str],
+        concurrency: u16,
+    ) -> Self {
         onboarding_app::telemetry::init();
-        let db = TestDatabase::sqlite().await;
+        let db = TestDatabase::new(backend).await;
         let stigg = RunningEmulator::start(
             Emulator::new(EmulatorConfig {
                 api_key: KEY.into(),
@@ -161,9 +169,13 @@ async fn provision_through_the_api_use_case(setup: &Setup, org: &str, sub: &str,
     assert!(!done.already_provisioned);
 }
 
-#[tokio::test]
-async fn provisions_every_pending_subscription_once_and_a_second_run_does_nothing() {
+on_both_backends!(provisions_every_pending_subscription_once_and_a_second_run_does_nothing);
+
+async fn provisions_every_pending_subscription_once_and_a_second_run_does_nothing(
+    backend: Backend,
+) {
     let setup = Setup::start(
+        backend,
         None,
         // Fast: this test is about what gets provisioned, the next one about the pace.
         &["--stigg-calls-per-minute=6000"],
@@ -293,6 +305,7 @@ async fn runs_at_the_rate_limit_without_drawing_a_429() {
     const ITEMS: usize = 8;
     const CONCURRENCY: u16 = 8;
     let setup = Setup::start(
+        Backend::Sqlite,
         Some(RateLimit {
             per_operation_per_minute: PER_MINUTE,
             per_customer_per_minute: 30,
