@@ -67,4 +67,8 @@ if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
     cargo build --release --locked -p onboarding-app -p stigg-emulator -p onboarding-bench
 fi
 
-exec ./target/release/onboarding-bench
+# Cargo's target directory, wherever CARGO_TARGET_DIR or a config file puts it.
+target=$(cargo metadata --format-version 1 --no-deps |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+export BENCH_BIN_DIR=${BENCH_BIN_DIR:-$target/release}
+exec "$target/release/onboarding-bench"
