@@ -93,18 +93,14 @@ fn runuser() -> &'static str {
 
 /// `url` with its database name replaced.
 pub fn with_database(url: &str, name: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
-    let (before_query, query) = match rest.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (rest, None),
-    };
-    let authority = before_query.split('/').next().unwrap_or("");
-    let mut out = format!("{scheme}://{authority}/{name}");
-    if let Some(query) = query {
-        out.push('?');
-        out.push_str(query);
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            parsed.set_path(&format!("/{name}"));
+            parsed.into()
+        }
+        // Not a URL: nothing to replace.
+        Err(_) => url.to_owned(),
     }
-    out
 }
 
 impl Postgres {

@@ -305,18 +305,14 @@ fn read_log(dir: &Path) -> String {
 
 /// `url` with its database name replaced by `name` (query parameters kept).
 fn with_database(url: &str, name: &str) -> String {
-    let (scheme, rest) = url.split_once("://").unwrap_or(("postgres", url));
-    let (before_query, query) = match rest.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (rest, None),
-    };
-    let authority = before_query.split('/').next().unwrap_or("");
-    let mut out = format!("{scheme}://{authority}/{name}");
-    if let Some(query) = query {
-        out.push('?');
-        out.push_str(query);
+    match url::Url::parse(url) {
+        Ok(mut parsed) => {
+            parsed.set_path(&format!("/{name}"));
+            parsed.into()
+        }
+        // Not a URL: nothing to replace.
+        Err(_) => url.to_owned(),
     }
-    out
 }
 
 #[cfg(test)]
