@@ -19,7 +19,7 @@ use onboarding_domain::use_cases::provision_subscription::{
     ProvisionSubscription, ProvisioningPolicy,
 };
 use secrecy::SecretString;
-use stigg_emulator::{Emulator, EmulatorConfig, RunningEmulator};
+use stigg_emulator::{EmulatorConfig, RunningEmulator};
 use tracing::{info, warn};
 
 use crate::clock::SystemClock;
@@ -122,13 +122,12 @@ async fn connect_stigg(
         StiggTarget::Remote { base_url, api_key } => (base_url, api_key, None),
         StiggTarget::BundledEmulator => {
             let key = format!("emulator-{}", uuid::Uuid::now_v7().simple());
-            let emulator = Emulator::new(EmulatorConfig {
+            let running = RunningEmulator::start_on_loopback(EmulatorConfig {
                 api_key: key.clone(),
                 ..EmulatorConfig::default()
-            });
-            let running = RunningEmulator::start(emulator, SocketAddr::from(([127, 0, 0, 1], 0)))
-                .await
-                .context("cannot start the bundled Stigg emulator")?;
+            })
+            .await
+            .context("cannot start the bundled Stigg emulator")?;
             warn!(
                 url = %running.base_url(),
                 "STIGG_API_URL and STIGG_API_KEY are not set: using the bundled Stigg emulator \

@@ -52,6 +52,16 @@ impl RunningEmulator {
         })
     }
 
+    /// An emulator with `config` on a free loopback port: what tests and the service's
+    /// bundled mode want.
+    pub async fn start_on_loopback(config: crate::EmulatorConfig) -> anyhow::Result<Self> {
+        Self::start(
+            Emulator::new(config),
+            SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        )
+        .await
+    }
+
     /// `http://HOST:PORT`, without a trailing slash; an unspecified bind address is given as
     /// loopback, which is where a local client can reach it.
     pub fn base_url(&self) -> String {

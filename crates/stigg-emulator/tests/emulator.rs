@@ -25,7 +25,7 @@ async fn start() -> anyhow::Result<Harness> {
 }
 
 async fn start_with(config: EmulatorConfig) -> anyhow::Result<Harness> {
-    let running = RunningEmulator::start(Emulator::new(config), loopback()).await?;
+    let running = RunningEmulator::start_on_loopback(config).await?;
     Ok(Harness {
         running,
         client: Client::new(),

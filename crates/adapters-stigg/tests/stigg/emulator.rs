@@ -7,8 +7,7 @@ use onboarding_adapters_stigg::HttpStiggGateway;
 use onboarding_domain::ports::{StiggError, StiggGateway};
 use serde_json::{Value, json};
 use stigg_emulator::{
-    Emulator, EmulatorConfig, EntityKind, Fault, FaultAction, RateLimit, RetryAfterHint,
-    RunningEmulator,
+    EmulatorConfig, EntityKind, Fault, FaultAction, RateLimit, RetryAfterHint, RunningEmulator,
 };
 
 use crate::support::*;
@@ -22,7 +21,7 @@ async fn start() -> Result<RunningEmulator, Box<dyn std::error::Error>> {
 }
 
 async fn start_with(config: EmulatorConfig) -> Result<RunningEmulator, Box<dyn std::error::Error>> {
-    Ok(RunningEmulator::start(Emulator::new(config), "127.0.0.1:0".parse()?).await?)
+    Ok(RunningEmulator::start_on_loopback(config).await?)
 }
 
 /// Creates an entity the way another system would: straight to the API, with no idempotency

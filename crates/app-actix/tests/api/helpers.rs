@@ -9,7 +9,7 @@ use onboarding_app::cli::Cli;
 use onboarding_app::startup::Application;
 use onboarding_domain::ports::DebugLogEntry;
 use serde_json::{Value, json};
-use stigg_emulator::{Emulator, EmulatorConfig, RunningEmulator};
+use stigg_emulator::{EmulatorConfig, RunningEmulator};
 
 pub use crate::db_proxy::DbProxy;
 
@@ -94,13 +94,10 @@ pub async fn spawn_app_on(backend: Backend) -> TestApp {
 pub async fn spawn_app_with(options: Options) -> TestApp {
     onboarding_app::telemetry::init();
     let db = TestDatabase::new(options.backend).await;
-    let stigg = RunningEmulator::start(
-        Emulator::new(EmulatorConfig {
-            api_key: STIGG_KEY.into(),
-            ..EmulatorConfig::default()
-        }),
-        "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
-    )
+    let stigg = RunningEmulator::start_on_loopback(EmulatorConfig {
+        api_key: STIGG_KEY.into(),
+        ..EmulatorConfig::default()
+    })
     .await
     .unwrap_or_else(|e| panic!("emulator: {e:#}"));
     let db_proxy = if options.db_proxy {
@@ -156,6 +153,28 @@ impl TestApp {
     /// Another instance of the service on the same database and Stigg: its base URL.
     pub async fn start_peer(&self) -> String {
         start_server(&self.args).await
+    }
+
+    /// `GET path`, which must answer 200: its content type and body.
+    pub async fn get_ok(&self, path: &str) -> (String, String) {
+        let response = self
+            .client
+            .get(format!("{}{path}", self.address))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        assert_eq!(response.status().as_u16(), 200, "GET {path}");
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let text = response
+            .text()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path} body: {e}"));
+        (content_type, text)
     }
 
     /// Runs plain SQL against the service's database, as an outside tool would.

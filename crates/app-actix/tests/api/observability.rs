@@ -7,24 +7,7 @@ use crate::helpers::{TestApp, acme_body, read, spawn_app};
 
 /// The instance's metrics, with the response's content type.
 async fn scrape(app: &TestApp) -> (String, String) {
-    let response = app
-        .client
-        .get(format!("{}/metrics", app.address))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET /metrics: {e}"));
-    assert_eq!(response.status().as_u16(), 200);
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let text = response
-        .text()
-        .await
-        .unwrap_or_else(|e| panic!("body: {e}"));
-    (content_type, text)
+    app.get_ok("/metrics").await
 }
 
 /// The value of the sample `name{labels}`, matching the label set exactly (in any order).
@@ -252,24 +235,7 @@ async fn each_instance_has_its_own_registry() {
 }
 
 async fn openapi(app: &TestApp) -> (String, String) {
-    let response = app
-        .client
-        .get(format!("{}/openapi.json", app.address))
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("GET /openapi.json: {e}"));
-    assert_eq!(response.status().as_u16(), 200);
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    let text = response
-        .text()
-        .await
-        .unwrap_or_else(|e| panic!("body: {e}"));
-    (content_type, text)
+    app.get_ok("/openapi.json").await
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@ use onboarding_domain::use_cases::reconcile_provisioning::{
     NoObserver, ReconcileOptions, ReconcileSummary,
 };
 use stigg_emulator::{
-    Emulator, EmulatorConfig, EntityKind, LoggedRequest, RateLimit, RetryAfterHint, RunningEmulator,
+    EmulatorConfig, EntityKind, LoggedRequest, RateLimit, RetryAfterHint, RunningEmulator,
 };
 
 use crate::helpers::on_both_backends;
@@ -39,14 +39,11 @@ impl Setup {
     ) -> Self {
         onboarding_app::telemetry::init();
         let db = TestDatabase::new(backend).await;
-        let stigg = RunningEmulator::start(
-            Emulator::new(EmulatorConfig {
-                api_key: KEY.into(),
-                rate_limit,
-                ..EmulatorConfig::default()
-            }),
-            "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
-        )
+        let stigg = RunningEmulator::start_on_loopback(EmulatorConfig {
+            api_key: KEY.into(),
+            rate_limit,
+            ..EmulatorConfig::default()
+        })
         .await
         .unwrap_or_else(|e| panic!("emulator: {e:#}"));
         let mut args = vec![

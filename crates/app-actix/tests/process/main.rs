@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use onboarding_adapters_db::{Database, DbConfig};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use stigg_emulator::{Emulator, EmulatorConfig, Fault, FaultAction, RunningEmulator};
+use stigg_emulator::{EmulatorConfig, Fault, FaultAction, RunningEmulator};
 use tempfile::TempDir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_onboarding");
@@ -24,13 +24,10 @@ struct Sandbox {
 impl Sandbox {
     async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-        let stigg = RunningEmulator::start(
-            Emulator::new(EmulatorConfig {
-                api_key: STIGG_KEY.into(),
-                ..EmulatorConfig::default()
-            }),
-            "127.0.0.1:0".parse().unwrap_or_else(|e| panic!("{e}")),
-        )
+        let stigg = RunningEmulator::start_on_loopback(EmulatorConfig {
+            api_key: STIGG_KEY.into(),
+            ..EmulatorConfig::default()
+        })
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
         let port = TcpListener::bind("127.0.0.1:0")
