@@ -1,7 +1,7 @@
 //! Wiring: settings → adapters → use case → HTTP server. Everything costly (catalog, pool,
 //! migrations, HTTP client) is done here once, never on the request path.
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -167,21 +167,6 @@ impl Readiness for DatabaseReadiness {
     }
 }
 
-/// Connections the kernel queues before they are accepted: actix-web's own default, which
-/// `HttpServer::listen` cannot apply to a listener bound here. `TcpListener::bind` would queue
-/// only 128, and a burst beyond that waits a second or more for SYN retransmits.
-const LISTEN_BACKLOG: i32 = 1024;
-
-fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    // As `TcpListener::bind` does: a restart need not wait for old connections' TIME_WAIT.
-    socket.set_reuse_address(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(LISTEN_BACKLOG)?;
-    Ok(socket.into())
-}
-
 /// The running HTTP service.
 pub struct Application {
     server: Server,
@@ -197,16 +182,13 @@ impl Application {
         Self::serve(services, settings)
     }
 
-    /// Binds the listener and builds the server around already-built services. The OpenAPI
+    /// Builds the server around already-built services and binds it. The OpenAPI
     /// document is rendered here, once.
     pub fn serve(services: Services, settings: &Settings) -> anyhow::Result<Self> {
         let openapi = Data::new(
             OpenApiJson::render(&services.catalog).context("cannot render the OpenAPI document")?,
         );
         let metrics = Data::from(services.metrics.clone());
-        let listener = listen(settings.bind_addr)
-            .with_context(|| format!("BIND_ADDR: cannot listen on {}", settings.bind_addr))?;
-        let address = listener.local_addr()?;
         let state = Data::new(AppState {
             provision: services.provision.clone(),
             catalog: services.catalog.clone(),
@@ -232,7 +214,16 @@ impl Application {
         if let Some(workers) = settings.http_workers {
             server = server.workers(workers.get());
         }
-        let server = server.listen(listener)?.run();
+        // actix-web's own bind: SO_REUSEADDR and a listen backlog of 1,024 (a std listener
+        // would queue only 128, and a burst beyond that waits out SYN retransmits).
+        let server = server
+            .bind(settings.bind_addr)
+            .with_context(|| format!("BIND_ADDR: cannot listen on {}", settings.bind_addr))?;
+        let address = *server
+            .addrs()
+            .first()
+            .context("the HTTP server has no listening address")?;
+        let server = server.run();
         info!(%address, "listening on http://{address}");
         Ok(Self {
             server,
