@@ -1,7 +1,7 @@
 //! The client-side rate limit: one GCRA bucket (governor) per [`Operation`].
 //!
 //! Stigg allows 250 calls per minute per mutation and answers 429 beyond. Each bucket banks
-//! `b` calls (see [`bank`]) and releases one every `60 s / (calls_per_minute - b)`, so any
+//! `b` calls (see [`bank`]) and releases one every `60 s / (calls_per_minute - b + 1)`, so any
 //! rolling minute holds at most `calls_per_minute` calls whatever window Stigg counts in, and
 //! a batch (`reconcile`) runs at the quota without drawing 429s. The bank matters: a waiter's
 //! timer fires up to a millisecond late, and a batch's own pipeline pauses now and then (a slow
@@ -33,16 +33,17 @@ fn bank(calls_per_minute: u32) -> u32 {
 }
 
 /// The bucket shape for `calls_per_minute`. A GCRA bucket of burst `b` and period `p` lets
-/// through at most `b + 60 s / p` calls in a closed one-minute window, so the period is
-/// `60 s / (n - b)`: the minute's total stays `n`.
+/// through at most `b + floor(60 s / p)` calls in a closed one-minute window, so the period is
+/// a hair over `60 s / (n - b + 1)`: the minute's total stays `n`, for every `n`.
 fn quota(calls_per_minute: NonZeroU32) -> Quota {
     let n = calls_per_minute.get();
     let burst = bank(n);
-    let rate = if burst > 1 { n - burst } else { n };
-    // Both are at least 1: n > 2 * burst when burst > 1, and n >= 1.
-    let rate = NonZeroU32::new(rate).unwrap_or(NonZeroU32::MIN);
+    let period = Duration::from_secs(60) / (n - burst + 1) + Duration::from_micros(1);
+    // Both are at least 1: `bank` is 1 or less than half of `n`.
     let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
-    Quota::per_minute(rate).allow_burst(burst)
+    Quota::with_period(period)
+        .unwrap_or_else(|| Quota::per_minute(NonZeroU32::MIN))
+        .allow_burst(burst)
 }
 
 /// The next call would have to wait past its deadline for a token.
@@ -163,7 +164,8 @@ mod tests {
     #[test]
     fn no_minute_holds_more_than_the_quota() {
         for n in [1, 3, 6, 7, 8, 250, 6000] {
-            let calls = greedy_calls(n, 3, Duration::from_micros(997));
+            // Whole milliseconds: a call due exactly on a minute's edge is taken on it.
+            let calls = greedy_calls(n, 3, Duration::from_millis(1));
             let most = busiest_minute(&calls);
             assert!(most <= n as usize, "{n}/min: {most} in one minute");
         }
