@@ -207,7 +207,7 @@ fn open_sqlite(path: &str) -> ConnectionResult<SqliteConnection> {
 
 /// A PostgreSQL connection not checked out for this long is tested with `SELECT 1` before it
 /// is handed out again.
-pub const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
+const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
 
 fn postgres_pool(url: &str, config: &DbConfig) -> Result<Pool<PgConn>, DbError> {
     let mut manager_config = ManagerConfig::<PgConn>::default();

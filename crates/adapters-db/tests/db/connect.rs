@@ -120,12 +120,6 @@ async fn sqlite_connections_are_set_up_for_concurrency() -> TestResult {
     Ok(())
 }
 
-#[derive(diesel::QueryableByName)]
-struct Terminated {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
 /// Connections the server closed (a restart, an administrator) are dropped at checkout and
 /// replaced: the next queries succeed without one failing first.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,16 +136,13 @@ async fn postgres_connections_the_server_closed_are_replaced() -> TestResult {
     drop(held);
 
     // One of them closes all the others from the server side.
-    let closed = query::<Terminated>(
-        &db,
-        "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
-         WHERE datname = current_database() AND pid <> pg_backend_pid()",
-    )
-    .await?;
-    assert!(
-        closed.first().is_some_and(|t| t.n >= 3),
-        "terminated too few"
-    );
+    let closed = db
+        .count(
+            "SELECT count(pg_terminate_backend(pid)) AS n FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+        )
+        .await?;
+    assert!(closed >= 3, "terminated {closed}");
     // The connections' tasks see the closed sockets.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
 

@@ -654,8 +654,13 @@ async fn a_subscription_finished_meanwhile_counts_as_already_provisioned() {
 async fn each_item_carries_its_own_correlation_id_and_its_organizations_tenant() {
     let long_id = format!("sub_{}", "Z".repeat(200));
     let mut rows = good_rows(1);
+    // Another tenant, so a tenant taken from the wrong item shows.
+    let org_2 = Organization {
+        tenant_id: Some("tenant-b".into()),
+        ..org("org_2")
+    };
     rows.push(readable(
-        org("org_2"),
+        org_2,
         subscription(&long_id, "org_2", "plan_starter_m"),
     ));
     let mut world = World::new(rows);
@@ -690,7 +695,7 @@ async fn each_item_carries_its_own_correlation_id_and_its_organizations_tenant()
                 "reconcile-run-1-sub_A1".to_owned(),
                 Some("tenant-a".to_owned())
             ),
-            (long_correlation, Some("tenant-a".to_owned())),
+            (long_correlation, Some("tenant-b".to_owned())),
         ]
     );
 }
