@@ -727,7 +727,8 @@ fn with_server<S: Strategy>(
     assert!(app.stigg.emulator().requests().is_empty());
 }
 
-async fn send(app: &TestApp, case: &RequestCase) -> (u16, Option<String>, Value) {
+/// The answer's status, its echoed `x-request-id` and `x-correlation-id`, and its body.
+async fn send(app: &TestApp, case: &RequestCase) -> (u16, [Option<String>; 2], Value) {
     let mut request = app
         .client
         .post(format!("{}/api/stigg/provision", app.address))
@@ -736,11 +737,13 @@ async fn send(app: &TestApp, case: &RequestCase) -> (u16, Option<String>, Value)
         request = request.header(name.as_str(), value.as_bytes());
     }
     let response = request.send().await.unwrap_or_else(|e| panic!("{e}"));
-    let echoed = response
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let echoed = ["x-request-id", "x-correlation-id"].map(|name| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    });
     let content_type = response.headers().get("content-type").cloned();
     let (status, body) = read(response).await;
     assert_eq!(
@@ -795,11 +798,13 @@ fn http_refusals_are_400_naming_exactly_the_offending_fields() {
             &body["requestId"],
             &request_id.clone().map_or(Value::Null, Value::from)
         );
+        let correlation_id = case.valid_header(1, true);
         prop_assert_eq!(
             &body["correlationId"],
-            &case.valid_header(1, true).map_or(Value::Null, Value::from)
+            &correlation_id.clone().map_or(Value::Null, Value::from)
         );
-        prop_assert_eq!(echoed, request_id);
+        // Valid ids come back as headers on every answer, refusals included.
+        prop_assert_eq!(echoed, [request_id, correlation_id]);
 
         let (rows, last_status, bad_request) = last_debug_row(app).await;
         prop_assert_eq!(rows, rows_before + 1, "one debug-log row per request");

@@ -469,4 +469,22 @@ async fn health_and_readiness(backend: Backend) {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(response.status(), 200, "{path}");
     }
+
+    // A migration the database no longer records (rolled back by hand under a running
+    // server): the service answers, but is not ready.
+    app.exec(
+        "DELETE FROM __diesel_schema_migrations
+         WHERE version = (SELECT max(version) FROM __diesel_schema_migrations)",
+    )
+    .await;
+    let response = app
+        .client
+        .get(format!("{}/readyz", app.address))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (status, body) = read(response).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "unavailable");
+    assert_eq!(body["reason"], "1 database migration(s) not applied");
 }
