@@ -153,8 +153,8 @@ impl Worker {
         let mut written = 0_usize;
         while !self.backlog.is_empty() {
             let n = self.backlog.len().min(MAX_BATCH);
-            let chunk: Vec<_> = self.backlog.range(..n).cloned().collect();
-            if self.store.record(&chunk).await.is_err() {
+            let chunk = &self.backlog.make_contiguous()[..n];
+            if self.store.record(chunk).await.is_err() {
                 break;
             }
             self.backlog.drain(..n);
