@@ -7,6 +7,7 @@ use std::error::Error as _;
 use std::io;
 
 use onboarding_domain::ports::StiggError;
+use onboarding_domain::text::truncate_chars;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -105,9 +106,11 @@ pub(crate) fn clean(text: &str, max_chars: usize, api_key: &str) -> String {
         .map(|c| if c.is_control() { ' ' } else { c })
         .collect();
     let trimmed = one_line.trim();
-    match trimmed.char_indices().nth(max_chars) {
-        Some((cut, _)) => format!("{}…", &trimmed[..cut]),
-        None => trimmed.to_owned(),
+    let cut = truncate_chars(trimmed, max_chars);
+    if cut.len() < trimmed.len() {
+        format!("{cut}…")
+    } else {
+        cut.to_owned()
     }
 }
 

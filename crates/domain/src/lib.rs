@@ -7,4 +7,5 @@
 
 pub mod model;
 pub mod ports;
+pub mod text;
 pub mod use_cases;

@@ -13,6 +13,7 @@ use onboarding_domain::model::{
     StripeSubscriptionId,
 };
 use onboarding_domain::ports::{ProvisioningStore, RepoError};
+use onboarding_domain::text::truncate_chars;
 use uuid::Uuid;
 
 use crate::dispatch::with_conn;
@@ -176,24 +177,5 @@ impl ProvisioningStore for Database {
                 .await
         })?;
         Ok(())
-    }
-}
-
-fn truncate_chars(text: &str, max: usize) -> &str {
-    match text.char_indices().nth(max) {
-        Some((cut, _)) => &text[..cut],
-        None => text,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::truncate_chars;
-
-    #[test]
-    fn truncation_counts_characters() {
-        assert_eq!(truncate_chars("abc", 5), "abc");
-        assert_eq!(truncate_chars("abcdef", 3), "abc");
-        assert_eq!(truncate_chars("ééé", 2), "éé");
     }
 }

@@ -95,7 +95,7 @@ id_type!(
     check_visible_ascii
 );
 
-const MAX_TRACE_ID_LEN: usize = 128;
+pub(crate) const MAX_TRACE_ID_LEN: usize = 128;
 
 fn check_visible_ascii(raw: &str) -> Result<(), IdError> {
     if raw.is_empty() {

@@ -7,6 +7,7 @@ mod plan;
 mod provisioning;
 mod subscription;
 
+pub(crate) use ids::MAX_TRACE_ID_LEN;
 pub use ids::{
     CorrelationId, IdError, OrgId, PlanCode, RequestId, StripeCustomerId, StripeSubscriptionId,
     TenantId,

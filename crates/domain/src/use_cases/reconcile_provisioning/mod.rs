@@ -28,13 +28,12 @@ use super::provision_subscription::{
     OperationContext, ProvisionError, ProvisionRequest, ProvisionSubscription,
 };
 use crate::model::{
-    CorrelationId, OrgId, Organization, PlanCatalog, PlanCode, StripeCustomerId,
+    CorrelationId, MAX_TRACE_ID_LEN, OrgId, Organization, PlanCatalog, PlanCode, StripeCustomerId,
     StripeSubscriptionId, Subscription, TenantId,
 };
 use crate::ports::{Clock, PendingProvisioning, ProvisioningBacklog, StiggError};
+use crate::text::truncate_chars;
 
-/// Longest correlation id the contract allows.
-const MAX_CORRELATION_ID_LEN: usize = 128;
 /// Longest stored value quoted back in a failure reason.
 const MAX_QUOTED_CHARS: usize = 64;
 
@@ -657,18 +656,12 @@ fn correlation_id(
     subscription: &StripeSubscriptionId,
 ) -> Result<CorrelationId, crate::model::IdError> {
     let full = format!("reconcile-{run_id}-{subscription}");
-    let cut = full
-        .char_indices()
-        .nth(MAX_CORRELATION_ID_LEN)
-        .map_or(full.as_str(), |(at, _)| &full[..at]);
-    CorrelationId::parse(cut)
+    CorrelationId::parse(truncate_chars(&full, MAX_TRACE_ID_LEN))
 }
 
 /// A stored value quoted in a reason: escaped, and cut when long.
 fn quoted(raw: &str) -> String {
-    let mut shown: String = raw.chars().take(MAX_QUOTED_CHARS).collect();
-    if raw.chars().nth(MAX_QUOTED_CHARS).is_some() {
-        shown.push('…');
-    }
-    format!("'{}'", shown.escape_debug())
+    let shown = truncate_chars(raw, MAX_QUOTED_CHARS);
+    let more = if shown.len() < raw.len() { "…" } else { "" };
+    format!("'{}{more}'", shown.escape_debug())
 }
