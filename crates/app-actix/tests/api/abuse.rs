@@ -99,10 +99,6 @@ fn raw_post(header_lines: &[u8], body: &[u8]) -> Vec<u8> {
     request
 }
 
-async fn debug_rows_where(app: &TestApp, condition: &str) -> i64 {
-    app.debug_log_count_where(condition).await
-}
-
 /// The service still answers at once.
 async fn assert_still_serving(app: &TestApp) {
     let started = Instant::now();
@@ -202,7 +198,8 @@ async fn non_ascii_header_values_are_400_naming_the_header() {
             assert_eq!(response.header("x-request-id"), None);
         }
         assert_eq!(
-            debug_rows_where(&app, &format!("correlation_id = '{correlation_id}'")).await,
+            app.debug_log_count_where(&format!("correlation_id = '{correlation_id}'"))
+                .await,
             1
         );
     }
@@ -675,7 +672,8 @@ async fn a_thousand_idle_connections_do_not_block_requests() {
     drop(idle);
     assert_still_serving(&app).await;
     assert_eq!(
-        debug_rows_where(&app, "request_id LIKE 'req-busy-%'").await,
+        app.debug_log_count_where("request_id LIKE 'req-busy-%'")
+            .await,
         20
     );
 }
