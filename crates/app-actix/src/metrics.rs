@@ -4,14 +4,12 @@
 //! The registry is created with the services and handed down; nothing is registered in the
 //! process-global registry, so several instances (tests) can run in one process.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use actix_web::http::{Method, StatusCode};
 use onboarding_adapters_stigg::{CallEvent, CallObserver, CallOutcome, Operation};
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
 };
 
 /// The content type of [`Metrics::render`]'s output.
@@ -69,12 +67,6 @@ impl ProvisioningOutcome {
     }
 }
 
-/// The series of one Stigg operation and outcome, resolved once at start-up.
-struct StiggSeries {
-    calls: IntCounter,
-    latency: Histogram,
-}
-
 /// The service's metrics and the registry they live in.
 pub struct Metrics {
     registry: Registry,
@@ -82,8 +74,7 @@ pub struct Metrics {
     http_latency: HistogramVec,
     stigg_calls: IntCounterVec,
     stigg_latency: HistogramVec,
-    stigg_series: HashMap<(Operation, CallOutcome), StiggSeries>,
-    provisionings: HashMap<ProvisioningOutcome, IntCounter>,
+    provisionings: IntCounterVec,
 }
 
 impl Metrics {
@@ -123,7 +114,7 @@ impl Metrics {
             .buckets(LATENCY_BUCKETS.to_vec()),
             &["operation", "outcome"],
         )?;
-        let provisioning_counter = IntCounterVec::new(
+        let provisionings = IntCounterVec::new(
             Opts::new(
                 "onboarding_provisionings_total",
                 "POST /api/stigg/provision requests that reached the handler, by outcome.",
@@ -134,23 +125,18 @@ impl Metrics {
         registry.register(Box::new(http_latency.clone()))?;
         registry.register(Box::new(stigg_calls.clone()))?;
         registry.register(Box::new(stigg_latency.clone()))?;
-        registry.register(Box::new(provisioning_counter.clone()))?;
+        registry.register(Box::new(provisionings.clone()))?;
 
-        let mut stigg_series = HashMap::new();
+        // Touching a series creates it at zero.
         for operation in Operation::ALL {
             for outcome in CALL_OUTCOMES {
                 let labels = [operation.as_str(), outcome.as_str()];
-                let series = StiggSeries {
-                    calls: stigg_calls.get_metric_with_label_values(&labels)?,
-                    latency: stigg_latency.get_metric_with_label_values(&labels)?,
-                };
-                stigg_series.insert((operation, outcome), series);
+                stigg_calls.get_metric_with_label_values(&labels)?;
+                stigg_latency.get_metric_with_label_values(&labels)?;
             }
         }
-        let mut provisionings = HashMap::new();
         for outcome in ProvisioningOutcome::ALL {
-            let counter = provisioning_counter.get_metric_with_label_values(&[outcome.as_str()])?;
-            provisionings.insert(outcome, counter);
+            provisionings.get_metric_with_label_values(&[outcome.as_str()])?;
         }
 
         Ok(Self {
@@ -159,7 +145,6 @@ impl Metrics {
             http_latency,
             stigg_calls,
             stigg_latency,
-            stigg_series,
             provisionings,
         })
     }
@@ -189,7 +174,10 @@ impl Metrics {
     }
 
     pub fn observe_provisioning(&self, outcome: ProvisioningOutcome) {
-        if let Some(counter) = self.provisionings.get(&outcome) {
+        if let Ok(counter) = self
+            .provisionings
+            .get_metric_with_label_values(&[outcome.as_str()])
+        {
             counter.inc();
         }
     }
@@ -204,19 +192,12 @@ impl Metrics {
 
 impl CallObserver for Metrics {
     fn observe(&self, event: CallEvent) {
-        let seconds = event.latency.as_secs_f64();
-        if let Some(series) = self.stigg_series.get(&(event.operation, event.outcome)) {
-            series.calls.inc();
-            series.latency.observe(seconds);
-            return;
-        }
-        // An operation or outcome added to the adapter after this was written: still counted.
         let labels = [event.operation.as_str(), event.outcome.as_str()];
         if let Ok(counter) = self.stigg_calls.get_metric_with_label_values(&labels) {
             counter.inc();
         }
         if let Ok(histogram) = self.stigg_latency.get_metric_with_label_values(&labels) {
-            histogram.observe(seconds);
+            histogram.observe(event.latency.as_secs_f64());
         }
     }
 }
