@@ -210,10 +210,22 @@ fn open_sqlite(path: &str) -> ConnectionResult<SqliteConnection> {
 const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
 
 fn postgres_pool(url: &str, config: &DbConfig) -> Result<Pool<PgConn>, DbError> {
+    // A PostgreSQL connection is driven by a task on the runtime that opened it. Opened from
+    // an HTTP worker (each has a runtime of its own), it would die with that worker at
+    // shutdown while the pool still hands it out: the debug-log writer's last rows would
+    // meet "connection closed". So every connection is opened, and driven, on the runtime
+    // that built the pool, which outlives the workers.
+    let runtime = tokio::runtime::Handle::try_current()
+        .map_err(|_| DbError::Config("the PostgreSQL pool needs a Tokio runtime".into()))?;
     let mut manager_config = ManagerConfig::<PgConn>::default();
-    manager_config.custom_setup = Box::new(|url| {
+    manager_config.custom_setup = Box::new(move |url| {
         let url = url.to_owned();
-        Box::pin(async move { open_postgres(&url).await })
+        let opened = runtime.spawn(async move { open_postgres(&url).await });
+        Box::pin(async move {
+            opened
+                .await
+                .map_err(|e| ConnectionError::BadConnection(format!("connection task: {e}")))?
+        })
     });
     // Every checkout drops a connection whose socket the server closed (restart, failover):
     // the manager checks that for free. A connection idle for a while is also tested with a

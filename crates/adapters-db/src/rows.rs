@@ -1,13 +1,15 @@
 //! Row structs: what diesel reads and writes. They never leave the crate; the repositories
 //! turn them into domain types, checking the columns other systems write.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, NaiveDateTime, Utc};
 use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::sqlite::Sqlite;
 use onboarding_domain::model::{
     OrgId, Organization, ProvisionedCustomer, ProvisionedSubscription, StripeCustomerId,
-    StripeSubscriptionId, Subscription,
+    StripeSubscriptionId, Subscription, SubscriptionStatus,
 };
 use onboarding_domain::ports::{DebugLogEntry, RepoError};
 
@@ -86,7 +88,7 @@ impl TryFrom<SubscriptionRow> for Subscription {
             organization_id: row.organization_id,
             stripe_subscription_id,
             plan_code: row.plan_code,
-            status: row.status,
+            status: SubscriptionStatus::parse(&row.status),
             trial_ends_at: row.trial_ends_at.map(utc),
         })
     }
@@ -224,6 +226,7 @@ pub(crate) struct DebugLogRow {
     pub error_code: Option<String>,
     pub duration_ms: i64,
     pub created_at: NaiveDateTime,
+    pub row_key: Option<String>,
 }
 
 impl TryFrom<DebugLogRow> for DebugLogEntry {
@@ -233,6 +236,8 @@ impl TryFrom<DebugLogRow> for DebugLogEntry {
         let status = u16::try_from(row.status)
             .map_err(|e| bad_row("debug_logs", "status", &row.status.to_string(), e))?;
         Ok(Self {
+            // Rows written before keys existed have none.
+            key: row.row_key.unwrap_or_default(),
             request_id: row.request_id,
             correlation_id: row.correlation_id,
             tenant_id: row.tenant_id,
@@ -253,31 +258,48 @@ impl TryFrom<DebugLogRow> for DebugLogEntry {
 // columns have no defaults worth keeping.
 #[diesel(treat_none_as_default_value = false)]
 pub(crate) struct NewDebugLogRow<'a> {
-    pub request_id: Option<&'a str>,
-    pub correlation_id: Option<&'a str>,
-    pub tenant_id: Option<&'a str>,
-    pub method: &'a str,
-    pub path: &'a str,
-    pub request_body: Option<&'a str>,
+    pub row_key: &'a str,
+    pub request_id: Option<Cow<'a, str>>,
+    pub correlation_id: Option<Cow<'a, str>>,
+    pub tenant_id: Option<Cow<'a, str>>,
+    pub method: Cow<'a, str>,
+    pub path: Cow<'a, str>,
+    pub request_body: Option<Cow<'a, str>>,
     pub status: i32,
-    pub error_code: Option<&'a str>,
+    pub error_code: Option<Cow<'a, str>>,
     pub duration_ms: i64,
     pub created_at: NaiveDateTime,
 }
 
 impl<'a> NewDebugLogRow<'a> {
+    /// Every text column as PostgreSQL can store it (see [`storable`]), on both backends so
+    /// that they keep the same rows.
     pub fn from_domain(entry: &'a DebugLogEntry) -> Self {
+        let text = |value: &'a Option<String>| value.as_deref().map(storable);
         Self {
-            request_id: entry.request_id.as_deref(),
-            correlation_id: entry.correlation_id.as_deref(),
-            tenant_id: entry.tenant_id.as_deref(),
-            method: &entry.method,
-            path: &entry.path,
-            request_body: entry.request_body.as_deref(),
+            row_key: &entry.key,
+            request_id: text(&entry.request_id),
+            correlation_id: text(&entry.correlation_id),
+            tenant_id: text(&entry.tenant_id),
+            method: storable(&entry.method),
+            path: storable(&entry.path),
+            request_body: text(&entry.request_body),
             status: i32::from(entry.status),
-            error_code: entry.error_code.as_deref(),
+            error_code: text(&entry.error_code),
             duration_ms: entry.duration_ms,
             created_at: entry.created_at.naive_utc(),
         }
+    }
+}
+
+/// `text` as a PostgreSQL `TEXT` value can hold it: NUL (U+0000) replaced by U+FFFD, the
+/// character that already stands for bytes a body could not decode. PostgreSQL refuses NUL
+/// in text ("invalid byte sequence for encoding UTF8: 0x00"), so one such request would
+/// otherwise fail the whole batch of rows it was written with.
+pub(crate) fn storable(text: &str) -> Cow<'_, str> {
+    if text.contains('\0') {
+        Cow::Owned(text.replace('\0', "\u{FFFD}"))
+    } else {
+        Cow::Borrowed(text)
     }
 }

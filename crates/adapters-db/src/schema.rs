@@ -64,6 +64,7 @@ diesel::table! {
         error_code -> Nullable<Text>,
         duration_ms -> BigInt,
         created_at -> Timestamp,
+        row_key -> Nullable<Text>,
     }
 }
 

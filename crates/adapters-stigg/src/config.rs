@@ -23,6 +23,31 @@ pub fn default_user_agent() -> String {
     format!("onboarding/{}", env!("CARGO_PKG_VERSION"))
 }
 
+/// A URL as it may be shown in a log line, an error or a summary: user name and password
+/// dropped, since `http://user:pass@host` carries a credential. Text that does not parse as
+/// a URL loses everything up to its last `@` before the path.
+pub fn shown_url(raw: &str) -> String {
+    match reqwest::Url::parse(raw.trim()) {
+        Ok(mut url) if url.has_authority() => {
+            // Both fail only for URLs without a host, which `has_authority` excluded.
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.into()
+        }
+        _ => {
+            let (scheme, rest) = raw.split_once("://").unwrap_or(("", raw));
+            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+            let host_at = rest[..end].rfind('@').map_or(0, |at| at + 1);
+            let shown = &rest[host_at..];
+            if scheme.is_empty() {
+                shown.to_owned()
+            } else {
+                format!("{scheme}://{shown}")
+            }
+        }
+    }
+}
+
 /// Settings of the Stigg adapter. Build it with [`StiggConfig::new`] and adjust fields.
 ///
 /// `Debug` never shows the API key.
@@ -76,7 +101,7 @@ impl StiggConfig {
 impl fmt::Debug for StiggConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StiggConfig")
-            .field("base_url", &self.base_url)
+            .field("base_url", &shown_url(&self.base_url))
             .field("api_key", &"[redacted]")
             .field("attempt_timeout", &self.attempt_timeout)
             .field("max_attempts", &self.max_attempts)
@@ -104,11 +129,28 @@ mod tests {
     }
 
     #[test]
-    fn debug_hides_the_key() {
-        let config = StiggConfig::new("http://localhost", "server-secret");
+    fn debug_hides_the_key_and_the_urls_credentials() {
+        let config = StiggConfig::new("http://stigguser:pa55word@localhost:8787", "server-secret");
         let shown = format!("{config:?}");
-        assert!(!shown.contains("server-secret"), "{shown}");
+        for secret in ["server-secret", "pa55word", "stigguser"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
         assert!(shown.contains("[redacted]"));
+        assert!(shown.contains("http://localhost:8787/"), "{shown}");
+    }
+
+    #[test]
+    fn shown_urls_have_no_user_info() {
+        for (raw, shown) in [
+            ("https://api.stigg.io", "https://api.stigg.io/"),
+            ("http://user:pass@host:81/base", "http://host:81/base"),
+            ("http://token@host/", "http://host/"),
+            // Not a URL: still nothing before the `@`.
+            ("http://us er:pa ss@ho st/x", "http://ho st/x"),
+            ("user:pass@host", "host"),
+        ] {
+            assert_eq!(shown_url(raw), shown, "{raw}");
+        }
     }
 
     #[test]

@@ -62,21 +62,28 @@ pub(crate) fn error_for_status(
     match status.as_u16() {
         // Whatever Stigg said, nothing of the request (the key above all) is repeated.
         401 | 403 => StiggError::Unauthorized,
-        code @ 400..=499 => {
+        status @ 400..=499 => {
             let parsed = parse_error_body(body);
+            let code = parsed
+                .code
+                .map(|c| clean(&c, MAX_CODE_CHARS, api_key))
+                .filter(|c| !c.is_empty())
+                .unwrap_or_else(|| "unknown".to_owned());
+            let message = parsed
+                .message
+                .map(|m| clean(&m, MAX_MESSAGE_CHARS, api_key))
+                .filter(|m| !m.is_empty())
+                .unwrap_or_else(|| "no message".to_owned());
+            let operation = operation.as_str();
+            // The one rejection the domain acts on: its own variant, not a string match there.
+            if status == 404 && code == "CustomerNotFound" {
+                return StiggError::CustomerNotFound { operation, message };
+            }
             StiggError::Rejected {
-                operation: operation.as_str(),
-                status: code,
-                code: parsed
-                    .code
-                    .map(|c| clean(&c, MAX_CODE_CHARS, api_key))
-                    .filter(|c| !c.is_empty())
-                    .unwrap_or_else(|| "unknown".to_owned()),
-                message: parsed
-                    .message
-                    .map(|m| clean(&m, MAX_MESSAGE_CHARS, api_key))
-                    .filter(|m| !m.is_empty())
-                    .unwrap_or_else(|| "no message".to_owned()),
+                operation,
+                status,
+                code,
+                message,
             }
         }
         _ => StiggError::InvalidResponse {

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use onboarding_domain::ports::{
-    CallContext, CustomerProvisioning, StiggCustomer, StiggError, StiggGateway, StiggSubscription,
-    SubscriptionProvisioning,
+    CallContext, CustomerProvisioning, KeyRenewal, StiggCustomer, StiggError, StiggGateway,
+    StiggSubscription, SubscriptionProvisioning,
 };
 use reqwest::header::HeaderValue;
 use reqwest::{Method, Url};
@@ -14,6 +14,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::client::{Answer, BuildFailure, HttpRequest, StiggClient};
+use crate::config::shown_url;
 use crate::error::{clean, invalid_response};
 use crate::observer::{CallObserver, NoopObserver};
 use crate::retry::{FullJitter, Jitter, Sleeper, TokioSleeper};
@@ -96,7 +97,9 @@ impl fmt::Debug for HttpStiggGatewayBuilder {
 }
 
 fn parse_base_url(raw: &str) -> Result<Url, GatewayBuildError> {
-    let invalid = |why: &str| GatewayBuildError::InvalidConfig(format!("base URL '{raw}' {why}"));
+    let invalid = |why: &str| {
+        GatewayBuildError::InvalidConfig(format!("base URL '{}' {why}", shown_url(raw)))
+    };
     let url = Url::parse(raw.trim()).map_err(|_| invalid("is not a URL"))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(invalid("must use http or https"));
@@ -145,7 +148,6 @@ impl HttpStiggGateway {
     ) -> Result<StiggCustomer, StiggError> {
         let op = Operation::ReadCustomer;
         let id = customer.customer_id.as_str();
-        let expected = customer.billing_id.as_str();
         tracing::info!(
             correlation_id = %ctx.correlation_id,
             customer_id = id,
@@ -155,15 +157,8 @@ impl HttpStiggGateway {
         self.client
             .call(op, &request, ctx, |answer| {
                 let data: CustomerData = self.success_data(op, &answer)?;
-                if data.billing_id.as_deref() == Some(expected) {
-                    Ok(StiggCustomer { id: id.to_owned() })
-                } else {
-                    Err(StiggError::Conflict {
-                        entity: "customer",
-                        id: id.to_owned(),
-                        difference: difference("billingId", data.billing_id.as_deref(), expected),
-                    })
-                }
+                same_customer(&data, customer)?;
+                Ok(StiggCustomer { id: id.to_owned() })
             })
             .await
     }
@@ -184,35 +179,8 @@ impl HttpStiggGateway {
         self.client
             .call(op, &request, ctx, |answer| {
                 let data: SubscriptionData = self.success_data(op, &answer)?;
-                let mut differences = Vec::new();
-                let customer_id = subscription.customer_id.as_str();
-                if data.customer_id.as_deref() != Some(customer_id) {
-                    differences.push(difference(
-                        "customerId",
-                        data.customer_id.as_deref(),
-                        customer_id,
-                    ));
-                }
-                let plan_id = subscription.stigg_plan_id.as_str();
-                if data.plan_id.as_deref() != Some(plan_id) {
-                    differences.push(difference("planId", data.plan_id.as_deref(), plan_id));
-                }
-                // Only compared when Stigg tells it: its subscription shape may omit it.
-                let period = subscription.billing_period.as_stigg();
-                if let Some(actual) = data.billing_period.as_deref()
-                    && actual != period
-                {
-                    differences.push(difference("billingPeriod", Some(actual), period));
-                }
-                if differences.is_empty() {
-                    Ok(StiggSubscription { id: id.to_owned() })
-                } else {
-                    Err(StiggError::Conflict {
-                        entity: "subscription",
-                        id: id.to_owned(),
-                        difference: differences.join("; "),
-                    })
-                }
+                same_subscription(&data, subscription)?;
+                Ok(StiggSubscription { id: id.to_owned() })
             })
             .await
     }
@@ -242,8 +210,10 @@ impl fmt::Debug for HttpStiggGateway {
 
 /// What a create answered.
 enum Created<T> {
+    /// A 2xx answer that shows what was asked.
     New(T),
-    /// 409: something with this id exists; read it back to see if it is ours.
+    /// 409 (something with this id exists), or a 2xx answer that does not show the data it
+    /// stands for: read it back to see if it is ours.
     Exists,
 }
 
@@ -259,13 +229,13 @@ impl StiggGateway for HttpStiggGateway {
         let request = post(
             op,
             self.endpoint(&["customers"]),
-            &format!("customer:{ours}"),
+            &idempotency_key("customer", ours, customer.renewal.as_ref()),
             &CustomerRequest::from(customer),
         )?;
         let created = self
             .client
             .call(op, &request, ctx, |answer| match answer.status.as_u16() {
-                200..=299 => customer_created(op, &answer.body, ours).map(Created::New),
+                200..=299 => customer_created(op, &answer.body, customer),
                 409 => Ok(Created::Exists),
                 _ => Err(self.client.error_for(op, &answer)),
             })
@@ -286,7 +256,7 @@ impl StiggGateway for HttpStiggGateway {
         let request = post(
             op,
             self.endpoint(&["subscriptions"]),
-            &format!("subscription:{ours}"),
+            &idempotency_key("subscription", ours, subscription.renewal.as_ref()),
             &SubscriptionRequest::from(subscription),
         )?;
         let created = self
@@ -294,7 +264,7 @@ impl StiggGateway for HttpStiggGateway {
             .call(op, &request, ctx, |answer| match answer.status.as_u16() {
                 200..=299 => {
                     let data: SubscriptionProvisionData = self.success_data(op, &answer)?;
-                    subscription_created(op, data, ours).map(Created::New)
+                    subscription_created(op, data, subscription)
                 }
                 409 => Ok(Created::Exists),
                 _ => Err(self.client.error_for(op, &answer)),
@@ -304,6 +274,15 @@ impl StiggGateway for HttpStiggGateway {
             Created::New(subscription) => Ok(subscription),
             Created::Exists => self.read_back_subscription(subscription, ctx).await,
         }
+    }
+}
+
+/// `customer:{id}` (the contract's key), or `customer:{id}:{renewal}` for a create sent
+/// again after Stigg lost what its cached answer stands for.
+fn idempotency_key(entity: &str, id: &str, renewal: Option<&KeyRenewal>) -> String {
+    match renewal {
+        None => format!("{entity}:{id}"),
+        Some(KeyRenewal(renewal)) => format!("{entity}:{id}:{renewal}"),
     }
 }
 
@@ -336,13 +315,18 @@ fn get(url: Url) -> HttpRequest {
     }
 }
 
-/// Any 2xx creates the customer; the id is Stigg's when it tells it, else ours. An empty body
-/// is accepted, a body that is not JSON is not.
-fn customer_created(op: Operation, body: &[u8], ours: &str) -> Result<StiggCustomer, StiggError> {
+/// A 2xx answer counts only when it shows the customer that was asked for: Stigg replays
+/// the first answer to a repeated idempotency key for 24 h, and that answer may describe an
+/// earlier request's customer. The id is Stigg's when it tells it, else ours. An answer
+/// without the customer's data (an empty body) is checked by reading the customer back; a
+/// body that is not JSON is refused.
+fn customer_created(
+    op: Operation,
+    body: &[u8],
+    wanted: &CustomerProvisioning,
+) -> Result<Created<StiggCustomer>, StiggError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(StiggCustomer {
-            id: ours.to_owned(),
-        });
+        return Ok(Created::Exists);
     }
     #[derive(serde::Deserialize)]
     struct MaybeEnvelope {
@@ -350,20 +334,37 @@ fn customer_created(op: Operation, body: &[u8], ours: &str) -> Result<StiggCusto
     }
     let parsed: MaybeEnvelope =
         serde_json::from_slice(body).map_err(|e| unexpected_json(op, &e))?;
-    let id = parsed.data.and_then(|data| data.id);
-    Ok(StiggCustomer {
-        id: id.unwrap_or_else(|| ours.to_owned()),
-    })
+    match parsed.data {
+        Some(data) if data.billing_id.is_some() => {
+            same_customer(&data, wanted)?;
+            Ok(Created::New(StiggCustomer {
+                id: data
+                    .id
+                    .unwrap_or_else(|| wanted.customer_id.as_str().to_owned()),
+            }))
+        }
+        _ => Ok(Created::Exists),
+    }
 }
 
+/// As for customers, a 2xx answer counts only when the subscription it shows has the
+/// customer and plan that were asked for; one that shows none is read back.
 fn subscription_created(
     op: Operation,
     data: SubscriptionProvisionData,
-    ours: &str,
-) -> Result<StiggSubscription, StiggError> {
-    let id = data.id.unwrap_or_else(|| ours.to_owned());
+    wanted: &SubscriptionProvisioning,
+) -> Result<Created<StiggSubscription>, StiggError> {
+    let id = data
+        .id
+        .unwrap_or_else(|| wanted.subscription_id.as_str().to_owned());
     match data.status.as_deref() {
-        Some("SUCCESS") => Ok(StiggSubscription { id }),
+        Some("SUCCESS") => match data.subscription {
+            Some(shown) => {
+                same_subscription(&shown, wanted)?;
+                Ok(Created::New(StiggSubscription { id }))
+            }
+            None => Ok(Created::Exists),
+        },
         Some("PAYMENT_REQUIRED") => Err(StiggError::PaymentRequired(id)),
         Some(other) => Err(invalid_response(
             op,
@@ -377,6 +378,55 @@ fn unexpected_json(op: Operation, error: &serde_json::Error) -> StiggError {
     // serde's message may quote the body; keep it short.
     let why = clean(&error.to_string(), 120, "");
     invalid_response(op, format!("body is not the expected JSON ({why})"))
+}
+
+/// The customer Stigg holds is the one asked for: same billing id.
+fn same_customer(data: &CustomerData, wanted: &CustomerProvisioning) -> Result<(), StiggError> {
+    let expected = wanted.billing_id.as_str();
+    if data.billing_id.as_deref() == Some(expected) {
+        return Ok(());
+    }
+    Err(StiggError::Conflict {
+        entity: "customer",
+        id: wanted.customer_id.as_str().to_owned(),
+        difference: difference("billingId", data.billing_id.as_deref(), expected),
+    })
+}
+
+/// The subscription Stigg holds is the one asked for: same customer, plan and (when Stigg
+/// tells it) billing period.
+fn same_subscription(
+    data: &SubscriptionData,
+    wanted: &SubscriptionProvisioning,
+) -> Result<(), StiggError> {
+    let mut differences = Vec::new();
+    let customer_id = wanted.customer_id.as_str();
+    if data.customer_id.as_deref() != Some(customer_id) {
+        differences.push(difference(
+            "customerId",
+            data.customer_id.as_deref(),
+            customer_id,
+        ));
+    }
+    let plan_id = wanted.stigg_plan_id.as_str();
+    if data.plan_id.as_deref() != Some(plan_id) {
+        differences.push(difference("planId", data.plan_id.as_deref(), plan_id));
+    }
+    // Only compared when Stigg tells it: its subscription shape may omit it.
+    let period = wanted.billing_period.as_stigg();
+    if let Some(actual) = data.billing_period.as_deref()
+        && actual != period
+    {
+        differences.push(difference("billingPeriod", Some(actual), period));
+    }
+    if differences.is_empty() {
+        return Ok(());
+    }
+    Err(StiggError::Conflict {
+        entity: "subscription",
+        id: wanted.subscription_id.as_str().to_owned(),
+        difference: differences.join("; "),
+    })
 }
 
 /// e.g. "billingId is 'cus_X', expected 'cus_Y'".

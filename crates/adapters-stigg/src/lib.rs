@@ -18,7 +18,7 @@ mod wire;
 
 pub use config::{
     DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_BACKOFF_BASE, DEFAULT_BACKOFF_CAP, DEFAULT_BASE_URL,
-    DEFAULT_CALLS_PER_MINUTE, DEFAULT_MAX_ATTEMPTS, StiggConfig, default_user_agent,
+    DEFAULT_CALLS_PER_MINUTE, DEFAULT_MAX_ATTEMPTS, StiggConfig, default_user_agent, shown_url,
 };
 pub use gateway::{GatewayBuildError, HttpStiggGateway, HttpStiggGatewayBuilder};
 pub use observer::{CallEvent, CallObserver, CallOutcome, NoopObserver};

@@ -115,6 +115,8 @@ pub(crate) struct CustomerData {
 pub(crate) struct SubscriptionProvisionData {
     pub(crate) id: Option<String>,
     pub(crate) status: Option<String>,
+    /// The subscription as created (or as an idempotent replay remembers it).
+    pub(crate) subscription: Option<SubscriptionData>,
 }
 
 /// A subscription, as `GET /api/v1/subscriptions/{id}` returns it.

@@ -11,7 +11,7 @@ use onboarding_domain::use_cases::provision_subscription::{
 };
 use serde_json::json;
 
-use crate::config::Settings;
+use crate::config::{Settings, StiggUse};
 use crate::error::{ApiError, TraceIds};
 pub use crate::reconcile::ReconcileArgs;
 use crate::startup::{Application, Services, open_database};
@@ -60,6 +60,10 @@ pub struct ProvisionArgs {
     /// The tenant the organization must belong to.
     #[arg(long)]
     pub tenant_id: Option<String>,
+    /// Run against the bundled in-memory Stigg emulator (nothing reaches Stigg; for trying
+    /// the command). Without it and without STIGG_API_KEY the command refuses to run.
+    #[arg(long)]
+    pub emulator: bool,
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
@@ -91,7 +95,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 /// Runs the use case once; the JSON result (or the error body) goes to standard output.
 async fn provision_once(settings: &Settings, args: ProvisionArgs) -> anyhow::Result<ExitCode> {
-    let services = Services::build(settings).await?;
+    let stigg_use = StiggUse::OneShot {
+        command: "provision",
+        emulator: args.emulator,
+    };
+    let services = Services::build(settings, stigg_use).await?;
     let raw = RawProvisionRequest {
         org_id: Field::Value(&args.org_id),
         stripe_customer_id: Field::Value(&args.stripe_customer_id),

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use onboarding_adapters_stigg::shown_url;
 use onboarding_domain::model::{BillingPeriod, Plan, PlanCatalog, PlanCode};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -138,15 +139,46 @@ pub enum StiggTarget {
     BundledEmulator,
 }
 
+/// Which commands may run on the bundled emulator when no Stigg is configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StiggUse {
+    /// `serve` outside production falls back to the emulator, and says so, so that `cargo
+    /// run` works on a fresh machine.
+    Serve,
+    /// A one-shot command that writes Stigg state (`provision`, `reconcile`). Against a
+    /// throwaway in-memory Stigg it would record provisioning that never happened in the
+    /// real database, so it never falls back: it refuses, unless `--emulator` asks for the
+    /// emulator by name.
+    OneShot {
+        command: &'static str,
+        emulator: bool,
+    },
+}
+
 impl Settings {
-    /// Decides where Stigg is, refusing what production must not run with.
-    pub fn stigg_target(&self) -> anyhow::Result<StiggTarget> {
+    /// Decides where Stigg is, refusing what production must not run with and what a
+    /// one-shot command must not fall back to.
+    pub fn stigg_target(&self, use_: StiggUse) -> anyhow::Result<StiggTarget> {
         let production = self.app_env == AppEnv::Production;
+        if let StiggUse::OneShot { emulator: true, .. } = use_ {
+            anyhow::ensure!(
+                !production,
+                "--emulator: APP_ENV=production refuses the bundled Stigg emulator"
+            );
+            return Ok(StiggTarget::BundledEmulator);
+        }
         match (&self.stigg_api_url, &self.stigg_api_key) {
-            (None, None) if production => {
+            _ if !self.has_stigg_settings() && production => {
                 anyhow::bail!("STIGG_API_KEY is required when APP_ENV=production")
             }
-            (None, None) => Ok(StiggTarget::BundledEmulator),
+            (None, None) => match use_ {
+                StiggUse::Serve => Ok(StiggTarget::BundledEmulator),
+                StiggUse::OneShot { command, .. } => anyhow::bail!(
+                    "STIGG_API_KEY is not set: `{command}` writes to Stigg and never falls back \
+                     to the bundled emulator; set STIGG_API_KEY (and STIGG_API_URL), or pass \
+                     --emulator to run against the in-memory emulator"
+                ),
+            },
             (_, None) if production => {
                 anyhow::bail!("STIGG_API_KEY is required when APP_ENV=production")
             }
@@ -154,11 +186,12 @@ impl Settings {
                 let base_url = url
                     .clone()
                     .unwrap_or_else(|| "https://api.stigg.io".to_owned());
+                let shown = shown_url(&base_url);
                 let parsed = url_host(&base_url).with_context(|| {
-                    format!("STIGG_API_URL is not a valid http(s) URL: {base_url}")
+                    format!("STIGG_API_URL is not a valid http(s) URL: {shown}")
                 })?;
                 if production && is_loopback(parsed) {
-                    tracing::warn!(%base_url, "STIGG_API_URL points at this machine in production");
+                    tracing::warn!(base_url = %shown, "STIGG_API_URL points at this machine in production");
                 }
                 let api_key = key
                     .clone()
@@ -172,6 +205,11 @@ impl Settings {
                 })
             }
         }
+    }
+
+    /// True when STIGG_API_URL or STIGG_API_KEY is set.
+    pub fn has_stigg_settings(&self) -> bool {
+        self.stigg_api_url.is_some() || self.stigg_api_key.is_some()
     }
 
     /// What serving HTTP needs beyond the shared settings.
@@ -313,7 +351,7 @@ mod tests {
 
     fn refusal(settings: &Settings) -> String {
         settings
-            .stigg_target()
+            .stigg_target(StiggUse::Serve)
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default()
@@ -323,7 +361,7 @@ mod tests {
     fn without_stigg_settings_development_uses_the_emulator_and_production_refuses() {
         let dev = settings(&[]);
         assert!(matches!(
-            dev.stigg_target(),
+            dev.stigg_target(StiggUse::Serve),
             Ok(StiggTarget::BundledEmulator)
         ));
         let prod = settings(&["--app-env=production"]);
@@ -337,6 +375,43 @@ mod tests {
             refusal(&prod_url_only),
             "STIGG_API_KEY is required when APP_ENV=production"
         );
+    }
+
+    #[test]
+    fn one_shot_commands_never_fall_back_to_the_emulator_unless_asked() {
+        let provision = |emulator| StiggUse::OneShot {
+            command: "provision",
+            emulator,
+        };
+        let refused = settings(&[])
+            .stigg_target(provision(false))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            refused.starts_with("STIGG_API_KEY is not set: `provision`")
+                && refused.contains("--emulator"),
+            "{refused}"
+        );
+        assert!(matches!(
+            settings(&[]).stigg_target(provision(true)),
+            Ok(StiggTarget::BundledEmulator)
+        ));
+        // Asked for by name, the emulator wins over configured settings ...
+        assert!(matches!(
+            settings(&["--stigg-api-key=k"]).stigg_target(provision(true)),
+            Ok(StiggTarget::BundledEmulator)
+        ));
+        // ... but never in production.
+        assert!(
+            settings(&["--app-env=production", "--stigg-api-key=k"])
+                .stigg_target(provision(true))
+                .is_err()
+        );
+        assert!(matches!(
+            settings(&["--stigg-api-key=k"]).stigg_target(provision(false)),
+            Ok(StiggTarget::Remote { .. })
+        ));
     }
 
     #[test]
@@ -364,7 +439,7 @@ mod tests {
     #[test]
     fn a_key_alone_targets_stigg_itself() {
         let with_key = settings(&["--stigg-api-key=server-k"]);
-        match with_key.stigg_target() {
+        match with_key.stigg_target(StiggUse::Serve) {
             Ok(StiggTarget::Remote { base_url, .. }) => {
                 assert_eq!(base_url, "https://api.stigg.io")
             }

@@ -7,16 +7,22 @@
 //! the previous batch was being written and writes them in one multi-row `INSERT`: many
 //! requests share one statement, and none of them waits for it.
 //!
-//! When a batch cannot be written, its rows wait in a bounded backlog. The writer retries it
-//! while the database is down, and shutdown flushes it. The requests are not held back by
-//! the outage. A row that still cannot be written (backlog full, or the database still down
-//! at shutdown) goes to the log in full rather than vanishing.
+//! When a batch cannot be written because the database is unavailable, its rows wait in a
+//! bounded backlog. The writer retries it while the database is down, and shutdown flushes
+//! it. The requests are not held back by the outage. Every row carries a unique key and the
+//! store skips a key it has, so a retried batch whose first write did land (the connection
+//! lost after the INSERT was sent) leaves no second row. When the database refuses a batch
+//! for its content, the rows are written one by one, so that only a row that cannot be
+//! written is dropped (logged in full and counted), never the innocent rows beside it. A row
+//! that still cannot be written (backlog full, or the database still down at shutdown) goes
+//! to the log in full rather than vanishing.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use onboarding_domain::ports::{DebugLog, DebugLogEntry};
+use onboarding_domain::ports::{DebugLog, DebugLogEntry, RepoError};
+use prometheus::IntCounter;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{error, info, warn};
@@ -33,6 +39,12 @@ pub const DEFAULT_BACKLOG_CAPACITY: usize = 10_000;
 /// Pause between attempts to write the backlog while the database stays down.
 const RETRY_PAUSE: Duration = Duration::from_secs(1);
 
+/// A key for a new row: unique across requests and instances, and ordered by time (UUIDv7)
+/// so that the unique index grows at its end.
+pub fn new_row_key() -> String {
+    uuid::Uuid::now_v7().simple().to_string()
+}
+
 /// The handle requests use; cheap to share.
 pub struct DebugLogWriter {
     queue: mpsc::Sender<DebugLogEntry>,
@@ -46,10 +58,15 @@ pub struct DebugLogTask {
 
 impl DebugLogWriter {
     /// Starts the writer task on the current runtime.
-    pub fn start(store: Arc<dyn DebugLog>, backlog_capacity: usize) -> (Arc<Self>, DebugLogTask) {
+    /// `dropped` counts the rows the database refused on their own.
+    pub fn start(
+        store: Arc<dyn DebugLog>,
+        backlog_capacity: usize,
+        dropped: IntCounter,
+    ) -> (Arc<Self>, DebugLogTask) {
         let (queue, incoming) = mpsc::channel(QUEUE_CAPACITY);
         let (stop, stopped) = oneshot::channel();
-        let worker = Worker::new(store, incoming, backlog_capacity);
+        let worker = Worker::new(store, incoming, backlog_capacity, dropped);
         let handle = tokio::spawn(worker.run(stopped));
         (Arc::new(Self { queue }), DebugLogTask { handle, stop })
     }
@@ -81,6 +98,7 @@ struct Worker {
     incoming: mpsc::Receiver<DebugLogEntry>,
     backlog: VecDeque<DebugLogEntry>,
     backlog_capacity: usize,
+    dropped: IntCounter,
 }
 
 enum Event {
@@ -94,12 +112,14 @@ impl Worker {
         store: Arc<dyn DebugLog>,
         incoming: mpsc::Receiver<DebugLogEntry>,
         backlog_capacity: usize,
+        dropped: IntCounter,
     ) -> Self {
         Self {
             store,
             incoming,
             backlog: VecDeque::new(),
             backlog_capacity: backlog_capacity.max(1),
+            dropped,
         }
     }
 
@@ -141,24 +161,37 @@ impl Worker {
             // enough for the retry timer.
             Ok(()) if !self.backlog.is_empty() => self.write_backlog().await,
             Ok(()) => {}
-            Err(cause) => {
+            Err(cause @ RepoError::Unavailable(_)) => {
                 warn!(error = %cause, rows = entries.len(), "debug-log rows kept for a later write");
                 self.keep(entries);
+            }
+            Err(cause) => {
+                self.write_one_by_one(entries, &cause).await;
             }
         }
     }
 
-    /// Writes the backlog, oldest first, in batches, until one fails.
+    /// Writes the backlog, oldest first, in batches, until the database is unavailable again.
+    /// A batch refused for its content is written row by row, so one bad row never holds
+    /// back the rows queued behind it.
     async fn write_backlog(&mut self) {
         let mut written = 0_usize;
         while !self.backlog.is_empty() {
             let n = self.backlog.len().min(MAX_BATCH);
             let chunk = &self.backlog.make_contiguous()[..n];
-            if self.store.record(chunk).await.is_err() {
-                break;
+            match self.store.record(chunk).await {
+                Ok(()) => {
+                    self.backlog.drain(..n);
+                    written += n;
+                }
+                Err(RepoError::Unavailable(_)) => break,
+                Err(cause) => {
+                    let chunk: Vec<_> = self.backlog.drain(..n).collect();
+                    if !self.write_one_by_one(chunk, &cause).await {
+                        break;
+                    }
+                }
             }
-            self.backlog.drain(..n);
-            written += n;
         }
         if written > 0 {
             info!(
@@ -167,6 +200,34 @@ impl Worker {
                 "debug-log backlog written"
             );
         }
+    }
+
+    /// After the database refused a whole batch (`cause`) for a reason other than being
+    /// unavailable: each row alone. A row refused again on its own is dropped, logged in full
+    /// and counted; rows met by an outage are kept. Rows already written are skipped by their
+    /// keys. False when the database became unavailable.
+    async fn write_one_by_one(&mut self, entries: Vec<DebugLogEntry>, cause: &RepoError) -> bool {
+        warn!(error = %cause, rows = entries.len(), "debug-log batch refused; writing its rows one by one");
+        let mut available = true;
+        for entry in entries {
+            if !available {
+                self.keep(vec![entry]);
+                continue;
+            }
+            match self.store.record(std::slice::from_ref(&entry)).await {
+                Ok(()) => {}
+                Err(RepoError::Unavailable(_)) => {
+                    available = false;
+                    self.keep(vec![entry]);
+                }
+                Err(refused) => {
+                    error!(error = %refused, "the database refused a debug-log row; logging it instead");
+                    self.dropped.inc();
+                    log_row(&entry);
+                }
+            }
+        }
+        available
     }
 
     fn keep(&mut self, entries: Vec<DebugLogEntry>) {
@@ -185,6 +246,7 @@ impl Worker {
 /// The row as a log event, so it is kept somewhere (its body is already redacted).
 fn log_row(row: &DebugLogEntry) {
     error!(
+        key = %row.key,
         request_id = row.request_id.as_deref(),
         correlation_id = row.correlation_id.as_deref(),
         tenant_id = row.tenant_id.as_deref(),
@@ -212,6 +274,7 @@ mod tests {
 
     fn row(id: &str) -> DebugLogEntry {
         DebugLogEntry {
+            key: format!("key-{id}"),
             request_id: Some(id.into()),
             correlation_id: None,
             tenant_id: None,
@@ -225,11 +288,17 @@ mod tests {
         }
     }
 
-    /// A store that is down for its first `down_for` calls, takes `latency` per call, and
-    /// records the batches it wrote.
+    fn counter() -> IntCounter {
+        IntCounter::new("dropped", "rows dropped").unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// A store that is down for its first `down_for` calls, takes `latency` per call, refuses
+    /// (for its content) any batch holding the request id `refused`, and records the batches
+    /// it wrote.
     struct FakeStore {
         down_for: usize,
         latency: Duration,
+        refused: Option<&'static str>,
         calls: AtomicUsize,
         batches: Mutex<Vec<Vec<String>>>,
     }
@@ -239,6 +308,17 @@ mod tests {
             Arc::new(Self {
                 down_for,
                 latency,
+                refused: None,
+                calls: AtomicUsize::new(0),
+                batches: Mutex::new(Vec::new()),
+            })
+        }
+
+        fn refusing(refused: &'static str, down_for: usize) -> Arc<Self> {
+            Arc::new(Self {
+                down_for,
+                latency: Duration::ZERO,
+                refused: Some(refused),
                 calls: AtomicUsize::new(0),
                 batches: Mutex::new(Vec::new()),
             })
@@ -263,6 +343,14 @@ mod tests {
             if self.calls.fetch_add(1, Ordering::SeqCst) < self.down_for {
                 return Err(RepoError::Unavailable("connection refused".into()));
             }
+            if entries
+                .iter()
+                .any(|e| e.request_id.as_deref() == self.refused)
+            {
+                return Err(RepoError::Unexpected(
+                    "invalid byte sequence for encoding \"UTF8\": 0x00".into(),
+                ));
+            }
             let ids = entries
                 .iter()
                 .map(|e| e.request_id.clone().unwrap_or_default())
@@ -286,7 +374,7 @@ mod tests {
     #[tokio::test]
     async fn record_does_not_wait_for_the_write() {
         let store = FakeStore::new(0, Duration::from_secs(1));
-        let (writer, task) = DebugLogWriter::start(store.clone(), 10);
+        let (writer, task) = DebugLogWriter::start(store.clone(), 10, counter());
         let started = std::time::Instant::now();
         writer.record(row("a")).await;
         assert!(started.elapsed() < Duration::from_millis(500));
@@ -300,7 +388,7 @@ mod tests {
     #[tokio::test]
     async fn a_row_is_written_without_waiting_for_more() {
         let store = FakeStore::new(0, Duration::ZERO);
-        let (writer, task) = DebugLogWriter::start(store.clone(), 10);
+        let (writer, task) = DebugLogWriter::start(store.clone(), 10, counter());
         writer.record(row("a")).await;
         until(&store, |s| !s.rows().is_empty()).await;
         assert_eq!(store.rows(), ["a"]);
@@ -311,7 +399,7 @@ mod tests {
     #[tokio::test]
     async fn rows_share_batches_while_a_write_is_under_way() {
         let store = FakeStore::new(0, Duration::from_millis(20));
-        let (writer, task) = DebugLogWriter::start(store.clone(), 10);
+        let (writer, task) = DebugLogWriter::start(store.clone(), 10, counter());
         let ids: Vec<String> = (0..100).map(|i| format!("r{i}")).collect();
         for id in &ids {
             writer.record(row(id)).await;
@@ -332,7 +420,7 @@ mod tests {
     #[tokio::test]
     async fn rows_that_fail_are_written_when_the_store_returns() {
         let store = FakeStore::new(2, Duration::ZERO);
-        let (writer, task) = DebugLogWriter::start(store.clone(), 10);
+        let (writer, task) = DebugLogWriter::start(store.clone(), 10, counter());
         writer.record(row("a")).await;
         writer.record(row("b")).await;
         // The first writes fail; the backlog keeps the rows and retries them.
@@ -347,7 +435,7 @@ mod tests {
     #[tokio::test]
     async fn steady_traffic_does_not_hold_back_the_backlog() {
         let store = FakeStore::new(1, Duration::ZERO);
-        let (writer, task) = DebugLogWriter::start(store.clone(), 10);
+        let (writer, task) = DebugLogWriter::start(store.clone(), 10, counter());
         writer.record(row("down")).await;
         until(&store, |s| s.calls.load(Ordering::SeqCst) > 0).await;
         // Rows keep coming more often than the retry pause; the first write that succeeds
@@ -367,7 +455,7 @@ mod tests {
     #[tokio::test]
     async fn shutdown_writes_the_backlog() {
         let store = FakeStore::new(1, Duration::ZERO);
-        let (writer, task) = DebugLogWriter::start(store.clone(), 10);
+        let (writer, task) = DebugLogWriter::start(store.clone(), 10, counter());
         writer.record(row("a")).await;
         until(&store, |s| s.calls.load(Ordering::SeqCst) > 0).await;
         drop(writer);
@@ -378,7 +466,7 @@ mod tests {
     #[tokio::test]
     async fn a_full_backlog_gives_up_its_oldest_rows() {
         let (_queue, incoming) = mpsc::channel(1);
-        let mut worker = Worker::new(FakeStore::new(0, Duration::ZERO), incoming, 2);
+        let mut worker = Worker::new(FakeStore::new(0, Duration::ZERO), incoming, 2, counter());
         worker.keep(vec![row("a"), row("b"), row("c")]);
         let kept: Vec<_> = worker
             .backlog
@@ -391,7 +479,7 @@ mod tests {
     #[tokio::test]
     async fn shutdown_ends_even_when_the_store_never_returns() {
         let store = FakeStore::new(usize::MAX, Duration::ZERO);
-        let (writer, task) = DebugLogWriter::start(store.clone(), 10);
+        let (writer, task) = DebugLogWriter::start(store.clone(), 10, counter());
         writer.record(row("a")).await;
         until(&store, |s| s.calls.load(Ordering::SeqCst) > 0).await;
         let started = std::time::Instant::now();
@@ -400,5 +488,72 @@ mod tests {
         // After shutdown a row is refused (and logged) without waiting.
         writer.record(row("late")).await;
         assert!(store.rows().is_empty());
+    }
+
+    #[tokio::test]
+    async fn one_refused_row_never_holds_back_the_rows_beside_or_behind_it() {
+        // Down for the first write, so the bad row sits in the backlog with innocent ones.
+        let store = FakeStore::refusing("bad", 1);
+        let dropped = counter();
+        let (writer, task) = DebugLogWriter::start(store.clone(), 1000, dropped.clone());
+        writer.record(row("first")).await;
+        until(&store, |s| s.calls.load(Ordering::SeqCst) > 0).await;
+        for i in 0..300 {
+            let id = if i == 150 {
+                "bad".to_owned()
+            } else {
+                format!("r{i}")
+            };
+            writer.record(row(&id)).await;
+        }
+        drop(writer);
+        task.finish(Duration::from_secs(5)).await;
+
+        let rows = store.rows();
+        assert_eq!(rows.len(), 300, "{} rows written", rows.len());
+        assert!(!rows.contains(&"bad".to_owned()));
+        assert!(rows.contains(&"first".to_owned()) && rows.contains(&"r299".to_owned()));
+        assert_eq!(dropped.get(), 1);
+    }
+
+    /// A store that writes the batch and then reports the connection lost: the outcome the
+    /// writer sees is unknown, and it retries.
+    struct LandsThenFails {
+        db: onboarding_adapters_db::Database,
+        failed_once: std::sync::atomic::AtomicBool,
+    }
+
+    #[async_trait]
+    impl DebugLog for LandsThenFails {
+        async fn record(&self, entries: &[DebugLogEntry]) -> Result<(), RepoError> {
+            self.db.record(entries).await?;
+            if self.failed_once.swap(true, Ordering::SeqCst) {
+                Ok(())
+            } else {
+                Err(RepoError::Unavailable("connection closed".into()))
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_whose_outcome_was_unknown_leaves_one_row() {
+        let db = onboarding_adapters_db::test_support::TestDatabase::sqlite().await;
+        let store = Arc::new(LandsThenFails {
+            db: db.database().clone(),
+            failed_once: std::sync::atomic::AtomicBool::new(false),
+        });
+        let (writer, task) = DebugLogWriter::start(store, 10, counter());
+        let mut entry = row("req-once");
+        entry.key = new_row_key();
+        writer.record(entry).await;
+        drop(writer);
+        task.finish(Duration::from_secs(5)).await;
+
+        let rows = db
+            .database()
+            .debug_logs_for_request("req-once")
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(rows.len(), 1, "{rows:?}");
     }
 }

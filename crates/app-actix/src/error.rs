@@ -126,6 +126,11 @@ impl ApiError {
                 vec![FieldError::new("planCode", error.to_string())],
                 ids,
             ),
+            ProvisionError::NotProvisionable { .. } => Self::invalid(
+                "request body is invalid",
+                vec![FieldError::new("stripeSubscriptionId", error.to_string())],
+                ids,
+            ),
             ProvisionError::InProgress { .. } | ProvisionError::Stigg(_) => {
                 Self::new(ErrorCode::Internal, error.to_string(), ids)
             }
@@ -169,6 +174,7 @@ impl ResponseError for ApiError {
 
 #[cfg(test)]
 mod tests {
+    use onboarding_domain::model::SubscriptionStatus;
     use onboarding_domain::ports::StiggError;
 
     use super::*;
@@ -214,6 +220,13 @@ mod tests {
                 ProvisionError::PlanMismatch {
                     requested: parse("plan_a"),
                     actual: "plan_b".into(),
+                },
+                400,
+            ),
+            (
+                ProvisionError::NotProvisionable {
+                    stripe_subscription_id: parse("sub_1"),
+                    status: SubscriptionStatus::Canceled,
                 },
                 400,
             ),

@@ -9,7 +9,7 @@ use std::time::Duration;
 use actix_web::http::{Method, StatusCode};
 use onboarding_adapters_stigg::{CallEvent, CallObserver, CallOutcome, Operation};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
 };
 
 /// The content type of [`Metrics::render`]'s output.
@@ -75,6 +75,7 @@ pub struct Metrics {
     stigg_calls: IntCounterVec,
     stigg_latency: HistogramVec,
     provisionings: IntCounterVec,
+    debug_log_rows_dropped: IntCounter,
 }
 
 impl Metrics {
@@ -125,7 +126,13 @@ impl Metrics {
         registry.register(Box::new(http_latency.clone()))?;
         registry.register(Box::new(stigg_calls.clone()))?;
         registry.register(Box::new(stigg_latency.clone()))?;
+        let debug_log_rows_dropped = IntCounter::new(
+            "onboarding_debug_log_rows_dropped_total",
+            "Debug-log rows the database refused on their own (their batch written without \
+             them); each is logged in full instead.",
+        )?;
         registry.register(Box::new(provisionings.clone()))?;
+        registry.register(Box::new(debug_log_rows_dropped.clone()))?;
 
         // Touching a series creates it at zero.
         for operation in Operation::ALL {
@@ -146,7 +153,13 @@ impl Metrics {
             stigg_calls,
             stigg_latency,
             provisionings,
+            debug_log_rows_dropped,
         })
+    }
+
+    /// The counter the debug-log writer increments for a row it had to drop.
+    pub fn debug_log_rows_dropped(&self) -> IntCounter {
+        self.debug_log_rows_dropped.clone()
     }
 
     /// Counts one answered HTTP request. `route` is the matched pattern, or

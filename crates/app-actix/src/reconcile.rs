@@ -27,7 +27,7 @@ use tracing::instrument::WithSubscriber;
 use tracing_subscriber::EnvFilter;
 
 use crate::clock::SystemClock;
-use crate::config::Settings;
+use crate::config::{Settings, StiggUse};
 use crate::startup::Services;
 
 /// Without a terminal, how often a progress line is logged.
@@ -50,6 +50,11 @@ pub struct ReconcileArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Run against the bundled in-memory Stigg emulator (nothing reaches Stigg; for trying
+    /// the command). Without it and without STIGG_API_KEY the command refuses to run, except
+    /// for a dry run, which calls no Stigg.
+    #[arg(long)]
+    pub emulator: bool,
 }
 
 impl ReconcileArgs {
@@ -101,8 +106,13 @@ pub async fn reconcile(
 /// summary. Exits 0 when everything taken was provisioned (or planned), 1 when an item failed
 /// or the backlog could not be read, 130 when stopped by Ctrl-C.
 pub async fn run(settings: &Settings, args: ReconcileArgs) -> anyhow::Result<ExitCode> {
-    let services =
-        Services::build_with_deadline(settings, batch_deadline(settings, args.concurrency)).await?;
+    let stigg_use = StiggUse::OneShot {
+        command: "reconcile",
+        // A dry run calls neither Stigg nor the provisioning records: it needs no Stigg.
+        emulator: args.emulator || (args.dry_run && !settings.has_stigg_settings()),
+    };
+    let deadline = batch_deadline(settings, args.concurrency);
+    let services = Services::build_with_deadline(settings, deadline, stigg_use).await?;
     let run_id = uuid::Uuid::now_v7().simple().to_string();
     let options = args.options(&run_id);
     let stop = StopFlag::default();
@@ -440,6 +450,20 @@ impl Report<'_> {
         if s.interrupted > 0 {
             let _ = writeln!(out, "  interrupted          {:>6}", s.interrupted);
         }
+        if !s.skipped.is_empty() {
+            // Not pending: Stripe grants no access for these statuses.
+            let by_status: Vec<String> = s
+                .skipped
+                .iter()
+                .map(|(status, n)| format!("{status} {n}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "  skipped by status    {:>6}  ({})",
+                s.skipped_count(),
+                by_status.join(", ")
+            );
+        }
         match &s.halt {
             Some(Halt::Stopped) => {
                 let _ = writeln!(
@@ -505,6 +529,7 @@ impl Report<'_> {
                 "reason": item.reason,
             })).collect::<Vec<_>>(),
             "interrupted": s.interrupted,
+            "skipped": s.skipped.iter().map(|(status, n)| (status.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
             "stopped": match &s.halt {
                 None => Value::Null,
                 Some(Halt::Stopped) => json!({ "reason": "interrupted" }),
@@ -566,23 +591,28 @@ mod tests {
             provisioned: 2,
             already_provisioned: 1,
             failed: vec![failed("sub_B2", "unknown plan code 'plan_gone'")],
+            skipped: vec![("canceled".into(), 2), ("unpaid".into(), 1)],
             ..ReconcileSummary::default()
         };
-        let text = Report {
+        let report = Report {
             run_id: "r1",
             dry_run: false,
             elapsed: Duration::from_millis(1500),
             summary: &summary,
-        }
-        .to_text();
+        };
         assert_eq!(
-            text,
+            report.to_text(),
             "reconcile r1: 4 of 4 pending subscriptions handled in 1.5s\n\
              \x20 provisioned               2\n\
              \x20 already provisioned       1\n\
              \x20 failed                    1\n\
+             \x20 skipped by status         3  (canceled 2, unpaid 1)\n\
              failed:\n\
              \x20 sub_B2  org org_1  unknown plan code 'plan_gone'\n"
+        );
+        assert_eq!(
+            report.to_json()["skipped"],
+            serde_json::json!({"canceled": 2, "unpaid": 1})
         );
     }
 
@@ -652,6 +682,7 @@ mod tests {
             limit: Some(7),
             concurrency: 3,
             json: false,
+            emulator: false,
         };
         let options = args.options("run-9");
         assert_eq!(options.run_id, "run-9");

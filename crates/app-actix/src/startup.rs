@@ -12,7 +12,7 @@ use actix_web::{App, HttpServer};
 use anyhow::Context;
 use async_trait::async_trait;
 use onboarding_adapters_db::{Database, DbConfig};
-use onboarding_adapters_stigg::{CallObserver, HttpStiggGateway, StiggConfig};
+use onboarding_adapters_stigg::{CallObserver, HttpStiggGateway, StiggConfig, shown_url};
 use onboarding_domain::model::PlanCatalog;
 use onboarding_domain::ports::StiggGateway;
 use onboarding_domain::use_cases::provision_subscription::{
@@ -23,7 +23,7 @@ use stigg_emulator::{EmulatorConfig, RunningEmulator};
 use tracing::{info, warn};
 
 use crate::clock::SystemClock;
-use crate::config::{Settings, StiggTarget};
+use crate::config::{Settings, StiggTarget, StiggUse};
 use crate::debug_log::{DEFAULT_BACKLOG_CAPACITY, DebugLogTask, DebugLogWriter};
 use crate::metrics::Metrics;
 use crate::middleware::api::ApiGuard;
@@ -42,6 +42,9 @@ pub struct Services {
     pub provision: ProvisionSubscription,
     /// The bundled Stigg emulator, when it was started in-process.
     pub emulator: Option<RunningEmulator>,
+    /// Which Stigg the services talk to, fit for a log line: the URL without credentials,
+    /// or the bundled emulator.
+    pub stigg: String,
     /// This instance's metrics registry; the Stigg client reports its calls into it.
     pub metrics: Arc<Metrics>,
 }
@@ -49,8 +52,8 @@ pub struct Services {
 impl Services {
     /// Loads the catalog, opens the database and applies pending migrations, and connects to
     /// Stigg (or starts the bundled emulator outside production).
-    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        Self::build_with_deadline(settings, settings.provisioning_deadline).await
+    pub async fn build(settings: &Settings, stigg_use: StiggUse) -> anyhow::Result<Self> {
+        Self::build_with_deadline(settings, settings.provisioning_deadline, stigg_use).await
     }
 
     /// As [`Services::build`], with a provisioning deadline other than the configured one
@@ -58,13 +61,15 @@ impl Services {
     pub async fn build_with_deadline(
         settings: &Settings,
         deadline: Duration,
+        stigg_use: StiggUse,
     ) -> anyhow::Result<Self> {
         // One registry per instance, never the process-global one.
         let metrics = Arc::new(Metrics::new().context("cannot register the metrics")?);
         let catalog = Arc::new(settings.load_plan_catalog()?);
-        let target = settings.stigg_target()?;
+        // Before the database is opened: a refusal touches nothing.
+        let target = settings.stigg_target(stigg_use)?;
         let db = open_database(settings, true).await?;
-        let (gateway, emulator) = connect_stigg(settings, target, metrics.clone()).await?;
+        let (gateway, emulator, stigg) = connect_stigg(settings, target, metrics.clone()).await?;
         let db_port = Arc::new(db.clone());
         let provision = ProvisionSubscription::new(
             db_port.clone(),
@@ -84,6 +89,7 @@ impl Services {
             catalog,
             provision,
             emulator,
+            stigg,
             metrics,
         })
     }
@@ -117,7 +123,7 @@ async fn connect_stigg(
     settings: &Settings,
     target: StiggTarget,
     observer: Arc<dyn CallObserver>,
-) -> anyhow::Result<(Arc<dyn StiggGateway>, Option<RunningEmulator>)> {
+) -> anyhow::Result<(Arc<dyn StiggGateway>, Option<RunningEmulator>, String)> {
     let (base_url, api_key, emulator) = match target {
         StiggTarget::Remote { base_url, api_key } => (base_url, api_key, None),
         StiggTarget::BundledEmulator => {
@@ -130,8 +136,8 @@ async fn connect_stigg(
             .context("cannot start the bundled Stigg emulator")?;
             warn!(
                 url = %running.base_url(),
-                "STIGG_API_URL and STIGG_API_KEY are not set: using the bundled Stigg emulator \
-                 (in memory, for development only; APP_ENV=production refuses it)"
+                "using the bundled Stigg emulator (in memory, nothing reaches Stigg; for \
+                 development only, APP_ENV=production refuses it)"
             );
             (running.base_url(), SecretString::from(key), Some(running))
         }
@@ -146,8 +152,12 @@ async fn connect_stigg(
         .observer(observer)
         .build()
         .context("cannot build the Stigg client")?;
-    info!(%base_url, "Stigg client ready");
-    Ok((Arc::new(gateway), emulator))
+    let shown = match &emulator {
+        Some(_) => format!("the bundled emulator at {base_url} (in memory)"),
+        None => shown_url(&base_url),
+    };
+    info!(stigg = %shown, "Stigg client ready");
+    Ok((Arc::new(gateway), emulator, shown))
 }
 
 struct DatabaseReadiness(Database);
@@ -178,7 +188,7 @@ pub struct Application {
 impl Application {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
         settings.check_server()?;
-        let services = Services::build(settings).await?;
+        let services = Services::build(settings, StiggUse::Serve).await?;
         Self::serve(services, settings)
     }
 
@@ -194,8 +204,11 @@ impl Application {
             catalog: services.catalog.clone(),
             readiness: Arc::new(DatabaseReadiness(services.db.clone())),
         });
-        let (debug_log, debug_log_task) =
-            DebugLogWriter::start(Arc::new(services.db.clone()), DEFAULT_BACKLOG_CAPACITY);
+        let (debug_log, debug_log_task) = DebugLogWriter::start(
+            Arc::new(services.db.clone()),
+            DEFAULT_BACKLOG_CAPACITY,
+            services.metrics.debug_log_rows_dropped(),
+        );
         let guard = Data::new(ApiGuard {
             api_token: settings.api_token.clone(),
             debug_log,
@@ -224,7 +237,8 @@ impl Application {
             .first()
             .context("the HTTP server has no listening address")?;
         let server = server.run();
-        info!(%address, "listening on http://{address}");
+        // The summary an operator reads first: where it listens and which Stigg it uses.
+        info!(%address, stigg = %services.stigg, "listening on http://{address}");
         Ok(Self {
             server,
             address,

@@ -9,6 +9,17 @@ use crate::pool::{Database, DbPool};
 use crate::rows::{DebugLogRow, NewDebugLogRow};
 use crate::schema::debug_logs;
 
+/// The batch `INSERT`, defined once for both backends (a macro: its type differs per
+/// backend and diesel cannot name it). A row whose key is already stored is skipped: a batch
+/// retried after an unknown outcome (the connection lost after the statement was sent)
+/// writes each row once.
+macro_rules! insert {
+    ($rows:expr) => {
+        diesel::insert_into(debug_logs::table)
+            .values($rows)
+            .on_conflict_do_nothing()
+    };
+}
 #[async_trait]
 impl DebugLog for Database {
     /// One multi-row `INSERT`, so a batch is one round trip and atomic.
@@ -24,7 +35,7 @@ impl DebugLog for Database {
             DbPool::Postgres(pool) => {
                 let mut conn = pool.get().await.map_err(DbError::from)?;
                 let rows = new_rows(entries);
-                insert(&rows)
+                insert!(&rows)
                     .execute(&mut *conn)
                     .await
                     .map_err(DbError::from)?;
@@ -33,7 +44,7 @@ impl DebugLog for Database {
                 let mut conn = pool.get().await.map_err(DbError::from)?;
                 let entries = entries.to_vec();
                 conn.spawn_blocking(move |conn| {
-                    diesel::RunQueryDsl::execute(insert(&new_rows(&entries)), conn)
+                    diesel::RunQueryDsl::execute(insert!(&new_rows(&entries)), conn)
                 })
                 .await
                 .map_err(DbError::from)?;
@@ -45,13 +56,6 @@ impl DebugLog for Database {
 
 fn new_rows(entries: &[DebugLogEntry]) -> Vec<NewDebugLogRow<'_>> {
     entries.iter().map(NewDebugLogRow::from_domain).collect()
-}
-
-/// The batch `INSERT`, defined once for both backends.
-fn insert<'a>(
-    rows: &'a Vec<NewDebugLogRow<'a>>,
-) -> diesel::dsl::Values<diesel::dsl::insert_into<debug_logs::table>, &'a Vec<NewDebugLogRow<'a>>> {
-    diesel::insert_into(debug_logs::table).values(rows)
 }
 
 impl Database {

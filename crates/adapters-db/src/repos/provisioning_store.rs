@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use crate::dispatch::with_conn;
 use crate::pool::Database;
-use crate::rows::{CustomerProvisionRow, DoneRow, NewLeaseRow, SubscriptionProvisionRow};
+use crate::rows::{CustomerProvisionRow, DoneRow, NewLeaseRow, SubscriptionProvisionRow, storable};
 use crate::schema::{stigg_customer_provisions, stigg_subscription_provisions as ssp};
 
 /// `last_error` keeps the start of the failure message; the full one is in the logs.
@@ -110,7 +110,7 @@ impl ProvisioningStore for Database {
     }
 
     async fn release_lease(&self, lease: &LeaseToken, failure: &str) -> Result<(), RepoError> {
-        let last_error = truncate_chars(failure, MAX_ERROR_CHARS);
+        let last_error = storable(truncate_chars(failure, MAX_ERROR_CHARS));
         let now = Utc::now().naive_utc();
         with_conn!(self.pool, |conn| {
             diesel::update(ssp::table)
@@ -134,7 +134,21 @@ impl ProvisioningStore for Database {
             diesel::insert_into(stigg_customer_provisions::table)
                 .values(&row)
                 .on_conflict(stigg_customer_provisions::organization_id)
-                .do_nothing()
+                .do_update()
+                .set((
+                    stigg_customer_provisions::stigg_customer_id.eq(&row.stigg_customer_id),
+                    stigg_customer_provisions::billing_id.eq(&row.billing_id),
+                    stigg_customer_provisions::provisioned_at.eq(row.provisioned_at),
+                ))
+                .execute(conn)
+                .await
+        })?;
+        Ok(())
+    }
+
+    async fn forget_customer(&self, org_id: &OrgId) -> Result<(), RepoError> {
+        with_conn!(self.pool, |conn| {
+            diesel::delete(stigg_customer_provisions::table.find(org_id.as_str()))
                 .execute(conn)
                 .await
         })?;

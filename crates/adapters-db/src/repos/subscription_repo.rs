@@ -4,7 +4,9 @@
 use async_trait::async_trait;
 use diesel::prelude::*;
 use diesel_async::RunQueryDsl;
-use onboarding_domain::model::{Organization, StripeSubscriptionId, Subscription};
+use onboarding_domain::model::{
+    Organization, StripeSubscriptionId, Subscription, SubscriptionStatus,
+};
 use onboarding_domain::ports::{
     PendingProvisioning, ProvisioningBacklog, RepoError, SubscriptionRepo,
 };
@@ -32,17 +34,37 @@ impl SubscriptionRepo for Database {
     }
 }
 
-/// The backlog: subscriptions without a finished `stigg_subscription_provisions` row (none
-/// at all, or one whose `provisioned_at` is not set: a lease, a failed attempt), joined with
-/// their organizations. Both queries are single statements on either backend.
+/// The backlog: subscriptions with a provisionable status and without a finished
+/// `stigg_subscription_provisions` row (none at all, or one whose `provisioned_at` is not
+/// set: a lease, a failed attempt), joined with their organizations. Every query is a single
+/// statement on either backend.
 #[async_trait]
 impl ProvisioningBacklog for Database {
     async fn count_pending(&self) -> Result<u64, RepoError> {
         let count: i64 = with_conn!(self.pool, |conn| {
-            pending_subscriptions().count().get_result(conn).await
+            pending_subscriptions()
+                .filter(subscriptions::status.eq_any(provisionable()))
+                .count()
+                .get_result(conn)
+                .await
         })?;
-        u64::try_from(count)
-            .map_err(|_| RepoError::Unexpected(format!("negative row count {count}")))
+        row_count(count)
+    }
+
+    async fn count_skipped_by_status(&self) -> Result<Vec<(String, u64)>, RepoError> {
+        let counts: Vec<(String, i64)> = with_conn!(self.pool, |conn| {
+            pending_subscriptions()
+                .filter(subscriptions::status.ne_all(provisionable()))
+                .group_by(subscriptions::status)
+                .select((subscriptions::status, diesel::dsl::count_star()))
+                .order(subscriptions::status.asc())
+                .load(conn)
+                .await
+        })?;
+        counts
+            .into_iter()
+            .map(|(status, count)| Ok((status, row_count(count)?)))
+            .collect()
     }
 
     async fn pending_page(
@@ -55,6 +77,7 @@ impl ProvisioningBacklog for Database {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = with_conn!(self.pool, |conn| {
             let mut query = pending_subscriptions()
+                .filter(subscriptions::status.eq_any(provisionable()))
                 .order(subscriptions::stripe_subscription_id.asc())
                 .limit(limit)
                 .select((OrgRow::as_select(), SubscriptionRow::as_select()))
@@ -79,6 +102,18 @@ fn pending_subscriptions() -> _ {
                     .eq(subscriptions::stripe_subscription_id)),
         )
         .filter(stigg_subscription_provisions::provisioned_at.is_null())
+}
+
+/// The statuses that are provisioned, as stored.
+fn provisionable() -> Vec<String> {
+    SubscriptionStatus::PROVISIONABLE
+        .iter()
+        .map(|status| status.as_str().to_owned())
+        .collect()
+}
+
+fn row_count(count: i64) -> Result<u64, RepoError> {
+    u64::try_from(count).map_err(|_| RepoError::Unexpected(format!("negative row count {count}")))
 }
 
 /// One backlog row; a row the domain refuses is listed with the reason, not dropped.

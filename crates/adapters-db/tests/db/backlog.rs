@@ -15,6 +15,7 @@ on_both_backends!(
     pages_follow_the_key_without_skipping_or_repeating,
     the_limit_caps_a_page,
     unreadable_rows_are_listed_with_their_reason,
+    subscriptions_whose_status_is_not_provisioned_are_counted_not_listed,
 );
 
 /// `org_id/subscription row id` of each readable item, `key!` for an unreadable one.
@@ -103,7 +104,7 @@ async fn only_unfinished_subscriptions_are_pending(db: TestDatabase) -> TestResu
     assert_eq!(org.tenant_id.as_deref(), Some("t2"));
     assert_eq!(org.stripe_customer_id.as_deref(), Some("cus_B2"));
     assert_eq!(sub.plan_code, "plan_pro_y");
-    assert_eq!(sub.status, "active");
+    assert_eq!(sub.status.as_str(), "active");
 
     db.record_subscription(&finished("org_1", "sub_A1")).await?;
     db.record_subscription(&finished("org_2", "sub_B3")).await?;
@@ -190,6 +191,53 @@ async fn unreadable_rows_are_listed_with_their_reason(db: TestDatabase) -> TestR
     assert_eq!(
         names(&db.pending_page(Some("sub_X1".into()), 10).await?),
         ["sub_Y-2!"]
+    );
+    Ok(())
+}
+
+async fn subscriptions_whose_status_is_not_provisioned_are_counted_not_listed(
+    db: TestDatabase,
+) -> TestResult {
+    db.execute(CONTRACT_SEED).await?;
+    let mut sql = String::new();
+    for (i, status) in [
+        "active", "past_due", "canceled", "unpaid", "canceled", "paused", "weird",
+    ]
+    .iter()
+    .enumerate()
+    {
+        sql.push_str(&format!(
+            "INSERT INTO subscriptions (id, organization_id, stripe_subscription_id, plan_code, status, trial_ends_at) \
+             VALUES ('s_s{i}', 'org_1', 'sub_S{i}', 'plan_starter_m', '{status}', NULL);\n"
+        ));
+    }
+    db.execute(&sql).await?;
+
+    assert_eq!(db.count_pending().await?, 3);
+    assert_eq!(
+        names(&db.pending_page(None, 10).await?),
+        ["org_1/s_1", "org_1/s_s0", "org_1/s_s1"]
+    );
+    let skipped = db.count_skipped_by_status().await?;
+    assert_eq!(
+        skipped,
+        [
+            ("canceled".to_owned(), 2),
+            ("paused".to_owned(), 1),
+            ("unpaid".to_owned(), 1),
+            ("weird".to_owned(), 1),
+        ]
+    );
+    // A provisioned subscription is neither pending nor skipped, whatever its status now.
+    db.execute(
+        "INSERT INTO stigg_subscription_provisions (stripe_subscription_id, organization_id, stigg_customer_id, stigg_subscription_id, provisioned_at, updated_at) \
+         VALUES ('sub_S3', 'org_1', 'org_1', 'sub_S3', '2030-01-01 00:00:00', '2030-01-01 00:00:00');",
+    )
+    .await?;
+    let skipped = db.count_skipped_by_status().await?;
+    assert!(
+        !skipped.iter().any(|(status, _)| status == "unpaid"),
+        "{skipped:?}"
     );
     Ok(())
 }

@@ -150,3 +150,55 @@ async fn postgres_connections_the_server_closed_are_replaced() -> TestResult {
     assert!(answers.iter().all(Result::is_ok), "{answers:?}");
     Ok(())
 }
+
+/// An HTTP worker has a Tokio runtime of its own and ends before the process does. A
+/// connection the pool opened for it must not die with it while another task still uses it
+/// (the debug-log writer, writing the last rows at shutdown).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_connections_outlive_the_runtime_that_asked_for_them() -> TestResult {
+    let test_db = TestDatabase::postgres().await;
+    let mut config = DbConfig::new(test_db.url().to_owned());
+    config.max_connections = 2;
+    let db = connect(&config).await?;
+
+    // A "worker": a runtime of its own, on which the pool opens its second connection.
+    let (opened_tx, opened_rx) = std::sync::mpsc::channel::<()>();
+    let (end_tx, end_rx) = std::sync::mpsc::channel::<()>();
+    let worker_db = db.clone();
+    let worker = std::thread::spawn(move || -> anyhow::Result<()> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async {
+            // Two at once: one reuses the connection `connect` opened, one is new.
+            let (a, b) = futures::join!(worker_db.ping(), worker_db.ping());
+            a.and(b)
+        })?;
+        opened_tx.send(())?;
+        end_rx.recv()?;
+        drop(runtime);
+        Ok(())
+    });
+    opened_rx.recv()?;
+
+    // Both connections busy here while the worker's runtime ends.
+    let slow = || query::<Slept>(&db, "SELECT pg_sleep(0.4)::text AS slept");
+    let (a, b, ended) = futures::join!(slow(), slow(), async {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        end_tx.send(())
+    });
+    ended?;
+    worker
+        .join()
+        .map_err(|_| anyhow::anyhow!("worker panicked"))??;
+    a?;
+    b?;
+    Ok(())
+}
+
+#[derive(diesel::QueryableByName)]
+struct Slept {
+    #[diesel(sql_type = Text)]
+    #[allow(dead_code)]
+    slept: String,
+}

@@ -15,7 +15,10 @@ on_both_backends!(
     ping_answers_until_the_pool_closes,
 );
 
-const MIGRATION: &str = "2026-11-24-000001_onboarding_tables";
+const MIGRATIONS: [&str; 2] = [
+    "2026-11-24-000001_onboarding_tables",
+    "2026-12-04-000001_debug_log_row_key",
+];
 const TABLES: [&str; 5] = [
     "organizations",
     "subscriptions",
@@ -35,8 +38,11 @@ async fn nothing_is_pending_after_migrating(db: TestDatabase) -> TestResult {
 
 async fn migrations_go_down_and_up_again(db: TestDatabase) -> TestResult {
     db.execute(CONTRACT_SEED).await?;
-    assert_eq!(revert_all_migrations(db.pool()).await?, ["20261124000001"]);
-    assert_eq!(pending_migrations(db.pool()).await?, 1);
+    assert_eq!(
+        revert_all_migrations(db.pool()).await?,
+        ["20261204000001", "20261124000001"]
+    );
+    assert_eq!(pending_migrations(db.pool()).await?, 2);
     for table in TABLES {
         assert!(
             db.execute(&format!("SELECT 1 FROM {table}")).await.is_err(),
@@ -44,7 +50,7 @@ async fn migrations_go_down_and_up_again(db: TestDatabase) -> TestResult {
         );
     }
 
-    assert_eq!(run_migrations(db.pool()).await?, [MIGRATION]);
+    assert_eq!(run_migrations(db.pool()).await?, MIGRATIONS);
     assert_eq!(pending_migrations(db.pool()).await?, 0);
     for table in TABLES {
         db.execute(&format!("SELECT 1 FROM {table}")).await?;
@@ -66,8 +72,7 @@ async fn concurrent_migrations_apply_once(db: TestDatabase) -> TestResult {
         applied.extend(run.await??);
     }
     assert_eq!(
-        applied,
-        [MIGRATION],
+        applied, MIGRATIONS,
         "one instance applies, the others find nothing to do"
     );
     assert_eq!(pending_migrations(db.pool()).await?, 0);
@@ -148,6 +153,7 @@ async fn columns_are_the_same_on_both_backends(db: TestDatabase) -> TestResult {
                 ("error_code", true),
                 ("duration_ms", false),
                 ("created_at", false),
+                ("row_key", true),
             ],
         ),
     ];

@@ -15,7 +15,7 @@ use crate::support::{
 
 on_both_backends!(
     load_is_pending_then_done,
-    record_customer_is_idempotent,
+    record_customer_replaces_and_forget_removes,
     lease_is_exclusive_until_it_expires,
     release_lease_records_the_failure,
     record_subscription_ends_the_lease,
@@ -97,19 +97,28 @@ async fn load_is_pending_then_done(db: TestDatabase) -> TestResult {
     Ok(())
 }
 
-async fn record_customer_is_idempotent(db: TestDatabase) -> TestResult {
+/// The record follows the customer as it was last provisioned (a new billing id after the
+/// organization's Stripe customer changed), and can be forgotten when Stigg lost it.
+async fn record_customer_replaces_and_forget_removes(db: TestDatabase) -> TestResult {
     db.execute(CONTRACT_SEED).await?;
     db.record_customer(&customer()?).await?;
-    let mut again = customer()?;
-    again.provisioned_at = utc(2027, 1, 1, 0, 0, 0)?;
-    again.stigg_customer_id = "something-else".into();
-    db.record_customer(&again).await?;
+    db.record_customer(&customer()?).await?;
+    let mut moved = customer()?;
+    moved.provisioned_at = utc(2027, 1, 1, 0, 0, 0)?;
+    moved.billing_id = "cus_B9".parse()?;
+    db.record_customer(&moved).await?;
+    let (org, sub) = (org_id("org_1"), sub_id("sub_A1"));
     assert_eq!(
-        db.load(&org_id("org_1"), &sub_id("sub_A1")).await?,
+        db.load(&org, &sub).await?,
         ProvisioningState::Pending {
-            customer: Some(customer()?)
+            customer: Some(moved)
         },
-        "the first record stays"
+    );
+    db.forget_customer(&org).await?;
+    db.forget_customer(&org).await?;
+    assert_eq!(
+        db.load(&org, &sub).await?,
+        ProvisioningState::Pending { customer: None }
     );
     Ok(())
 }

@@ -4,7 +4,7 @@ use anyhow::Context;
 use chrono::Utc;
 use onboarding_adapters_db::seed_demo;
 use onboarding_adapters_db::test_support::TestDatabase;
-use onboarding_domain::model::{Organization, Subscription};
+use onboarding_domain::model::{Organization, Subscription, SubscriptionStatus};
 use onboarding_domain::ports::{OrgRepo, ProvisioningBacklog, SubscriptionRepo};
 
 use crate::support::{CONTRACT_SEED, TestResult, on_both_backends, org_id, sub_id, utc};
@@ -47,7 +47,7 @@ async fn contract_seed_reads_back(db: TestDatabase) -> TestResult {
             organization_id: "org_1".into(),
             stripe_subscription_id: sub_id("sub_A1"),
             plan_code: "plan_starter_m".into(),
-            status: "trialing".into(),
+            status: SubscriptionStatus::Trialing,
             trial_ends_at: Some(utc(2030, 1, 15, 0, 0, 0)?),
         }
     );
@@ -102,7 +102,7 @@ async fn trial_end_in_iso_formats_reads_the_same(db: TestDatabase) -> TestResult
         .await?
         .context("sub_Z4")?;
     assert_eq!(active.trial_ends_at, None);
-    assert_eq!(active.trial_end(), None);
+    assert!(!active.is_trialing());
     Ok(())
 }
 
@@ -120,7 +120,7 @@ async fn seed_demo_is_idempotent(db: TestDatabase) -> TestResult {
     assert_eq!(sub.id, "s_demo");
     assert_eq!(sub.organization_id, "org_demo");
     assert_eq!(sub.plan_code, "plan_starter_m");
-    assert_eq!(sub.status, "trialing");
+    assert_eq!(sub.status, SubscriptionStatus::Trialing);
     let days = sub
         .trial_ends_at
         .map(|end| (end - Utc::now()).num_hours())

@@ -178,10 +178,8 @@ async fn read_back_not_found_is_rejected_with_stiggs_code() -> TestResult {
 
     assert_eq!(
         result,
-        Err(StiggError::Rejected {
+        Err(StiggError::CustomerNotFound {
             operation: "read_customer",
-            status: 404,
-            code: "CustomerNotFound".into(),
             message: "Customer not found".into(),
         })
     );

@@ -127,13 +127,11 @@ async fn trialing_subscription_create_sends_the_trial_override() -> TestResult {
 #[tokio::test]
 async fn subscription_without_trial_has_no_trial_override() -> TestResult {
     let server = MockServer::start().await;
-    mount_post(
-        &server,
-        CREATE_SUBSCRIPTION,
-        subscription_provisioned("SUCCESS"),
-        1,
-    )
-    .await;
+    let answer = ResponseTemplate::new(201).set_body_json(json!({ "data": {
+        "id": STRIPE_SUBSCRIPTION, "status": "SUCCESS",
+        "subscription": subscription_record("plan-starter", "ANNUALLY")
+    }}));
+    mount_post(&server, CREATE_SUBSCRIPTION, answer, 1).await;
     let gateway = HttpStiggGateway::new(config_for(&server))?;
     let mut annual = subscription(None)?;
     annual.billing_period = BillingPeriod::Annually;
@@ -192,9 +190,15 @@ async fn base_url_path_prefix_and_trailing_slash_are_kept() -> TestResult {
 }
 
 #[tokio::test]
-async fn any_2xx_creates_the_customer_even_without_a_body() -> TestResult {
+async fn a_2xx_without_the_customer_is_checked_by_reading_it_back() -> TestResult {
     let server = MockServer::start().await;
     mount_post(&server, CREATE_CUSTOMER, ResponseTemplate::new(204), 1).await;
+    mount_get_once(
+        &server,
+        "/api/v1/customers/org.other-1",
+        found(json!({ "id": "org.other-1", "billingId": STRIPE_CUSTOMER })),
+    )
+    .await;
     let gateway = HttpStiggGateway::new(config_for(&server))?;
     let mut other = customer()?;
     other.customer_id = OrgId::parse("org.other-1")?;
@@ -202,6 +206,55 @@ async fn any_2xx_creates_the_customer_even_without_a_body() -> TestResult {
     let created = gateway.provision_customer(&other, &ctx15()?).await?;
 
     assert_eq!(created.id, "org.other-1");
+    assert_eq!(received(&server).await.len(), 2);
+    Ok(())
+}
+
+/// Stigg replays the first answer to a repeated idempotency key for 24 h: after the
+/// organization's Stripe customer changed, a 2xx may describe the old one.
+#[tokio::test]
+async fn a_2xx_that_shows_another_billing_id_is_a_conflict_not_a_success() -> TestResult {
+    let server = MockServer::start().await;
+    mount_post(&server, CREATE_CUSTOMER, customer_created(), 1).await;
+    let gateway = HttpStiggGateway::new(config_for(&server))?;
+    let mut moved = customer()?;
+    moved.billing_id = "cus_New9".parse()?;
+
+    let result = gateway.provision_customer(&moved, &ctx15()?).await;
+
+    match result {
+        Err(StiggError::Conflict {
+            entity: "customer",
+            difference,
+            ..
+        }) => assert!(difference.contains("cus_New9"), "{difference}"),
+        other => panic!("unexpected {other:?}"),
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_2xx_that_shows_another_plan_is_a_conflict_not_a_success() -> TestResult {
+    let server = MockServer::start().await;
+    let answer = ResponseTemplate::new(201).set_body_json(json!({ "data": {
+        "id": STRIPE_SUBSCRIPTION, "status": "SUCCESS",
+        "subscription": subscription_record("plan-pro", "MONTHLY")
+    }}));
+    mount_post(&server, CREATE_SUBSCRIPTION, answer, 1).await;
+    let gateway = HttpStiggGateway::new(config_for(&server))?;
+
+    let result = gateway
+        .provision_subscription(&subscription(None)?, &ctx15()?)
+        .await;
+
+    match result {
+        Err(StiggError::Conflict {
+            entity: "subscription",
+            difference,
+            ..
+        }) => assert!(difference.contains("planId"), "{difference}"),
+        other => panic!("unexpected {other:?}"),
+    }
     Ok(())
 }
 

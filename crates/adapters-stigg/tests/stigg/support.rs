@@ -66,6 +66,7 @@ pub fn customer() -> Result<CustomerProvisioning, Box<dyn std::error::Error>> {
         email: Some("owner@acme.test".into()),
         billing_id: StripeCustomerId::parse(STRIPE_CUSTOMER)?,
         tenant_id: Some(TenantId::parse("tenant-1")?),
+        renewal: None,
     })
 }
 
@@ -83,6 +84,7 @@ pub fn subscription(
         stigg_plan_id: "plan-starter".into(),
         billing_period: BillingPeriod::Monthly,
         trial,
+        renewal: None,
     })
 }
 

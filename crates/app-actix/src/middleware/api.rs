@@ -149,6 +149,7 @@ pub async fn api_middleware(
             "request finished"
         );
         let entry = DebugLogEntry {
+            key: crate::debug_log::new_row_key(),
             request_id: ids.request_id.as_ref().map(|id| id.as_str().to_owned()),
             correlation_id: ids.correlation_id.as_ref().map(|id| id.as_str().to_owned()),
             tenant_id: tenant.as_ref().map(|id| id.as_str().to_owned()),

@@ -23,6 +23,10 @@ on_both_backends!(
     stripe_customer_of_another_organization_is_404,
     subscription_that_is_unknown_or_of_another_organization_is_404,
     plan_code_other_than_the_subscriptions_is_400,
+    a_subscription_whose_status_is_not_provisioned_is_400,
+    a_changed_billing_id_never_reuses_the_old_customer,
+    a_recorded_customer_missing_in_stigg_is_provisioned_again,
+    a_nul_byte_in_one_body_costs_no_other_request_its_row,
     stigg_failure_is_500_and_a_retry_resumes_with_the_subscription,
     transient_stigg_errors_are_retried_within_one_request,
     a_rejected_stigg_key_is_500_and_the_key_is_never_shown,
@@ -332,6 +336,123 @@ async fn plan_code_other_than_the_subscriptions_is_400(backend: Backend) {
     let (status, body) = app.provision(&body, "req-p").await;
     assert_eq!(status, 400);
     assert_eq!(detail_fields(&body), ["planCode"]);
+}
+
+async fn a_subscription_whose_status_is_not_provisioned_is_400(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    app.seed_acme().await;
+    for (i, status) in ["canceled", "unpaid", "paused", "incomplete"]
+        .iter()
+        .enumerate()
+    {
+        app.exec(&format!(
+            "UPDATE subscriptions SET status = '{status}' WHERE stripe_subscription_id = 'sub_A1'"
+        ))
+        .await;
+        let (code, body) = app.provision(&acme_body(), &format!("req-st{i}")).await;
+        assert_eq!(code, 400, "{status}: {body}");
+        assert_eq!(detail_fields(&body), ["stripeSubscriptionId"], "{body}");
+        let message = body["details"][0]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(status) && message.contains("sub_A1"),
+            "{message}"
+        );
+    }
+    assert!(app.stigg.emulator().requests().is_empty());
+    // Past due is still provisioned: Stripe keeps access while it retries the payment.
+    app.exec(
+        "UPDATE subscriptions SET status = 'past_due' WHERE stripe_subscription_id = 'sub_A1'",
+    )
+    .await;
+    let (code, body) = app.provision(&acme_body(), "req-st-ok").await;
+    assert_eq!(code, 200, "{body}");
+}
+
+async fn a_changed_billing_id_never_reuses_the_old_customer(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    app.seed_acme().await;
+    let (status, _) = app.provision(&acme_body(), "req-b1").await;
+    assert_eq!(status, 200);
+    // The organization moves to another Stripe customer and gets a new subscription.
+    app.exec(
+        "UPDATE organizations SET stripe_customer_id = 'cus_B9' WHERE id = 'org_1';
+         INSERT INTO subscriptions (id, organization_id, stripe_subscription_id, plan_code, status, trial_ends_at)
+         VALUES ('s_2', 'org_1', 'sub_A2', 'plan_starter_m', 'trialing', NULL);",
+    )
+    .await;
+    let mut body = acme_with("stripeCustomerId", "cus_B9");
+    body["stripeSubscriptionId"] = json!("sub_A2");
+
+    let (status, answer) = app.provision(&body, "req-b2").await;
+
+    // Stigg replays the first customer answer (billed as cus_A1): that is a conflict, and the
+    // new subscription is not attached to a customer billed as the old one.
+    assert_eq!(status, 500, "{answer}");
+    let message = answer["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("different data") && message.contains("cus_B9"),
+        "{message}"
+    );
+    assert_eq!(app.stigg_posts("/api/v1/customers"), 2);
+    assert_eq!(app.stigg_posts("/api/v1/subscriptions"), 1);
+}
+
+async fn a_recorded_customer_missing_in_stigg_is_provisioned_again(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    app.seed_acme().await;
+    app.stigg.emulator().push_fault(
+        Fault::status(500)
+            .on_method("POST")
+            .on_path("/api/v1/subscriptions")
+            .times(3),
+    );
+    let (status, _) = app.provision(&acme_body(), "req-m1").await;
+    assert_eq!(status, 500);
+    // The customer is recorded as created, then disappears from Stigg.
+    app.stigg.emulator().reset();
+
+    let (status, body) = app.provision(&acme_body(), "req-m2").await;
+
+    assert_eq!(status, 200, "{body}");
+    let emulator = app.stigg.emulator();
+    assert_eq!(emulator.customers().len(), 1);
+    assert_eq!(emulator.subscriptions().len(), 1);
+    assert_eq!(emulator.subscriptions()[0]["customerId"], "org_1");
+}
+
+/// PostgreSQL refuses NUL in text. Sent among other requests (so that their rows share its
+/// batch), such a body must cost no request its row, its own included.
+async fn a_nul_byte_in_one_body_costs_no_other_request_its_row(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    let send = |i: usize| {
+        let body: &[u8] = if i == 10 {
+            b"{\"orgId\":\"abc\x00def\"}"
+        } else {
+            b"{\"orgId\":\"abc\"}"
+        };
+        app.client
+            .post(format!("{}/api/stigg/provision", app.address))
+            .header("content-type", "application/json")
+            .header("x-request-id", format!("req-nul-{i}"))
+            .header("x-correlation-id", "corr-nul")
+            .body(body.to_vec())
+            .send()
+    };
+    let answers = futures::future::join_all((0..30).map(send)).await;
+    for answer in answers {
+        let answer = answer.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(answer.status(), 400);
+    }
+    app.settle_debug_log().await;
+    for i in 0..30 {
+        let rows = app.debug_rows(&format!("req-nul-{i}")).await;
+        assert_eq!(rows.len(), 1, "req-nul-{i}: {rows:?}");
+    }
+    let hostile = app.debug_rows("req-nul-10").await;
+    assert_eq!(
+        hostile[0].request_body.as_deref(),
+        Some("{\"orgId\":\"abc\u{FFFD}def\"}")
+    );
 }
 
 async fn stigg_failure_is_500_and_a_retry_resumes_with_the_subscription(backend: Backend) {

@@ -8,6 +8,7 @@ use clap::Parser;
 use onboarding_adapters_db::Backend;
 use onboarding_adapters_db::test_support::TestDatabase;
 use onboarding_app::cli::Cli;
+use onboarding_app::config::StiggUse;
 use onboarding_app::reconcile::{ReconcileArgs, StopFlag, batch_deadline, reconcile};
 use onboarding_app::startup::Services;
 use onboarding_domain::use_cases::provision_subscription::{OperationContext, ProvisionRequest};
@@ -56,7 +57,11 @@ impl Setup {
         args.push("reconcile".to_owned());
         let cli = Cli::try_parse_from(&args).unwrap_or_else(|e| panic!("{e}"));
         let deadline = batch_deadline(&cli.settings, concurrency);
-        let services = Services::build_with_deadline(&cli.settings, deadline)
+        let stigg_use = StiggUse::OneShot {
+            command: "reconcile",
+            emulator: false,
+        };
+        let services = Services::build_with_deadline(&cli.settings, deadline, stigg_use)
             .await
             .unwrap_or_else(|e| panic!("services: {e:#}"));
         Self {
@@ -102,6 +107,7 @@ fn options(run_id: &str, dry_run: bool, concurrency: u16) -> ReconcileOptions {
         limit: None,
         concurrency,
         json: false,
+        emulator: false,
     }
     .options(run_id)
 }

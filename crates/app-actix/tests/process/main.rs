@@ -7,6 +7,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use onboarding_adapters_db::{Database, DbConfig};
+use onboarding_domain::model::{OrgId, ProvisioningState, StripeSubscriptionId};
+use onboarding_domain::ports::{ProvisioningBacklog, ProvisioningStore};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use stigg_emulator::{EmulatorConfig, Fault, FaultAction, RunningEmulator};
@@ -212,10 +214,18 @@ async fn secrets_never_reach_logs_answers_or_debug_rows() {
     const BAD_STIGG_KEY: &str = "server-SECRET-stigg-5e1f";
     const TOKEN: &str = "tok-SECRET-api-77aa";
     const BODY_SECRET: &str = "body-SECRET-pw-0b9d";
+    const URL_SECRET: &str = "url-SECRET-pw-4c1a";
     let sandbox = Sandbox::new().await;
     seed(&sandbox);
+    // Credentials in the Stigg URL are shown nowhere either.
+    let stigg_url = sandbox.stigg.base_url().replacen(
+        "http://",
+        &format!("http://stigg-user:{URL_SECRET}@"),
+        1,
+    );
     let mut server = sandbox
         .command(&["serve"])
+        .env("STIGG_API_URL", &stigg_url)
         // A key Stigg refuses, so the failure path runs too.
         .env("STIGG_API_KEY", BAD_STIGG_KEY)
         .env("API_TOKEN", TOKEN)
@@ -256,9 +266,11 @@ async fn secrets_never_reach_logs_answers_or_debug_rows() {
         String::from_utf8_lossy(&help.stdout),
         sandbox.debug_bodies().await,
     );
-    for secret in [BAD_STIGG_KEY, TOKEN, BODY_SECRET] {
+    for secret in [BAD_STIGG_KEY, TOKEN, BODY_SECRET, URL_SECRET] {
         assert!(!everything.contains(secret), "{secret} leaked");
     }
+    // The Stigg URL was logged, without its credentials.
+    assert!(everything.contains("Stigg client ready"), "no Stigg line");
     // The logs did record the requests (the check above looked at real output).
     assert!(String::from_utf8_lossy(&output.stderr).contains("corr-secret"));
 }
@@ -345,4 +357,76 @@ async fn provision_command_prints_the_result_and_fails_with_the_error_code() {
     let error: Value = serde_json::from_slice(&missing.stdout)
         .unwrap_or_else(|e| panic!("stdout is not JSON: {e}"));
     assert_eq!(error["code"], "NOT_FOUND");
+}
+
+/// Against a throwaway in-memory Stigg, a one-shot command would record provisioning that
+/// never happened in the real database.
+// Multi-threaded: blocking on a child process must not stall the emulator served here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_shot_commands_refuse_to_run_without_stigg_settings_and_write_nothing() {
+    let sandbox = Sandbox::new().await;
+    seed(&sandbox);
+    let provision = [
+        "provision",
+        "--org-id",
+        "org_demo",
+        "--stripe-customer-id",
+        "cus_Demo1",
+        "--stripe-subscription-id",
+        "sub_Demo1",
+        "--plan-code",
+        "plan_starter_m",
+    ];
+    let without_stigg = |args: &[&str]| {
+        sandbox
+            .command(args)
+            .env_remove("STIGG_API_KEY")
+            .env_remove("STIGG_API_URL")
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    for (args, command) in [
+        (&provision[..], "provision"),
+        (&["reconcile", "--limit", "5"][..], "reconcile"),
+    ] {
+        let output = without_stigg(args);
+        assert_eq!(output.status.code(), Some(1), "{command}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.starts_with("onboarding: STIGG_API_KEY is not set: `")
+                    && l.contains(command)),
+            "{stderr}"
+        );
+    }
+    let db = onboarding_adapters_db::connect(&DbConfig::new(SecretString::from(format!(
+        "sqlite://{}",
+        sandbox.db_path().display()
+    ))))
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let recorded = db
+        .load(
+            &OrgId::parse("org_demo").unwrap_or_else(|e| panic!("{e}")),
+            &StripeSubscriptionId::parse("sub_Demo1").unwrap_or_else(|e| panic!("{e}")),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(recorded, ProvisioningState::Pending { customer: None });
+    assert_eq!(
+        db.count_pending().await.unwrap_or_else(|e| panic!("{e}")),
+        1
+    );
+
+    // A dry run needs no Stigg; `--emulator` asks for the in-memory one by name.
+    assert!(without_stigg(&["reconcile", "--dry-run"]).status.success());
+    let mut with_emulator = provision.to_vec();
+    with_emulator.push("--emulator");
+    let output = without_stigg(&with_emulator);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }

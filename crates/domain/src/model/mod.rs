@@ -17,4 +17,4 @@ pub use plan::{BillingPeriod, Plan, PlanCatalog, PlanCatalogError};
 pub use provisioning::{
     LeaseToken, ProvisionedCustomer, ProvisionedSubscription, ProvisioningState,
 };
-pub use subscription::Subscription;
+pub use subscription::{Subscription, SubscriptionStatus};

@@ -18,8 +18,8 @@ pub use org_repo::OrgRepo;
 pub use provisioning_backlog::{PendingProvisioning, ProvisioningBacklog};
 pub use provisioning_store::ProvisioningStore;
 pub use stigg_gateway::{
-    CallContext, CustomerProvisioning, StiggCustomer, StiggError, StiggGateway, StiggSubscription,
-    SubscriptionProvisioning, TrialConfiguration,
+    CallContext, CustomerProvisioning, KeyRenewal, StiggCustomer, StiggError, StiggGateway,
+    StiggSubscription, SubscriptionProvisioning, TrialConfiguration,
 };
 pub use subscription_repo::SubscriptionRepo;
 

@@ -36,12 +36,17 @@ impl PendingProvisioning {
 /// The subscriptions still to provision in Stigg: the work list of a reconciliation.
 ///
 /// A subscription is pending until its provisioning is recorded as finished; a lease or a
-/// failed attempt leaves it pending.
+/// failed attempt leaves it pending. Only subscriptions whose status is provisioned
+/// ([`SubscriptionStatus::PROVISIONABLE`](crate::model::SubscriptionStatus::PROVISIONABLE))
+/// are pending; the others are only counted, so that a run can report what it skipped.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait ProvisioningBacklog: Send + Sync {
     /// How many subscriptions are pending now.
     async fn count_pending(&self) -> Result<u64, RepoError>;
+    /// Subscriptions not provisioned whose status keeps them out of the backlog, counted by
+    /// status as stored (e.g. `canceled` → 3), in the order of the status.
+    async fn count_skipped_by_status(&self) -> Result<Vec<(String, u64)>, RepoError>;
 
     /// Up to `limit` pending subscriptions in ascending order of their stored Stripe
     /// subscription id, starting after `after` (keyset pagination: pass the last

@@ -36,8 +36,12 @@ pub trait ProvisioningStore: Send + Sync {
     /// A lease that has since passed to another holder is left alone.
     async fn release_lease(&self, lease: &LeaseToken, failure: &str) -> Result<(), RepoError>;
 
-    /// Records that the organization's customer exists in Stigg. Recording it again is a no-op.
+    /// Records that the organization's customer exists in Stigg with this billing id,
+    /// replacing an earlier record of the organization's customer.
     async fn record_customer(&self, customer: &ProvisionedCustomer) -> Result<(), RepoError>;
+    /// Forgets the organization's customer (Stigg no longer knows it), so that the next
+    /// provisioning creates it again. Forgetting an unrecorded customer is a no-op.
+    async fn forget_customer(&self, org_id: &OrgId) -> Result<(), RepoError>;
 
     /// Records that the subscription exists in Stigg and ends its lease.
     async fn record_subscription(

@@ -25,7 +25,17 @@ pub struct CustomerProvisioning {
     /// The Stripe customer that bills this organization.
     pub billing_id: StripeCustomerId,
     pub tenant_id: Option<TenantId>,
+    /// See [`KeyRenewal`].
+    pub renewal: Option<KeyRenewal>,
 }
+
+/// Set when a create is sent again for an entity Stigg answered for but no longer has (a
+/// customer deleted, or a 2xx that created nothing): Stigg replays its cached answer to an
+/// idempotency key for 24 h, so the repeat needs a key of its own. The entity's id stays
+/// the natural key, so a new idempotency key can never make a second one (a duplicate id is
+/// a 409, read back).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyRenewal(pub String);
 
 /// A trial Stripe is running, mirrored in Stigg.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +53,8 @@ pub struct SubscriptionProvisioning {
     pub stigg_plan_id: String,
     pub billing_period: BillingPeriod,
     pub trial: Option<TrialConfiguration>,
+    /// See [`KeyRenewal`].
+    pub renewal: Option<KeyRenewal>,
 }
 
 /// A customer that exists in Stigg (created now, or found identical after a conflict).
@@ -77,6 +89,13 @@ pub enum StiggError {
         operation: &'static str,
         status: u16,
         code: String,
+        message: String,
+    },
+    /// Stigg does not know the customer (404 `CustomerNotFound`): it was never created,
+    /// or was deleted or archived since. A recorded customer is then stale.
+    #[error("Stigg rejected the {operation} request (HTTP 404 CustomerNotFound): {message}")]
+    CustomerNotFound {
+        operation: &'static str,
         message: String,
     },
     /// The entity already exists in Stigg, but not as we would have created it.

@@ -20,11 +20,11 @@ pub use request::{Field, FieldError, ProvisionRequest, RawProvisionRequest};
 use crate::model::{
     CorrelationId, LeaseToken, OrgId, Organization, PlanCode, ProvisionedCustomer,
     ProvisionedSubscription, ProvisioningState, StripeCustomerId, StripeSubscriptionId,
-    Subscription, TenantId,
+    Subscription, SubscriptionStatus, TenantId,
 };
 use crate::ports::{
-    CallContext, Clock, CustomerProvisioning, OrgRepo, ProvisioningStore, RepoError, StiggError,
-    StiggGateway, SubscriptionProvisioning, SubscriptionRepo, TrialConfiguration,
+    CallContext, Clock, CustomerProvisioning, KeyRenewal, OrgRepo, ProvisioningStore, RepoError,
+    StiggError, StiggGateway, SubscriptionProvisioning, SubscriptionRepo, TrialConfiguration,
 };
 
 /// Who asks, beyond the request itself.
@@ -61,6 +61,15 @@ pub enum ProvisionError {
     },
     #[error("plan code '{requested}' is not the subscription's plan")]
     PlanMismatch { requested: PlanCode, actual: String },
+    /// Stripe does not grant access for this status (canceled, unpaid, paused, incomplete):
+    /// provisioning it would give entitlements nobody pays for.
+    #[error(
+        "subscription '{stripe_subscription_id}' is {status}; only trialing, active and past_due subscriptions are provisioned"
+    )]
+    NotProvisionable {
+        stripe_subscription_id: StripeSubscriptionId,
+        status: SubscriptionStatus,
+    },
     #[error(
         "subscription '{stripe_subscription_id}' is being provisioned by another request; retry later"
     )]
@@ -71,6 +80,17 @@ pub enum ProvisionError {
     Stigg(#[from] StiggError),
     #[error(transparent)]
     Store(#[from] RepoError),
+}
+
+/// One provisioning under its lease: what every Stigg step needs.
+#[derive(Clone, Copy)]
+struct Attempt<'a> {
+    request: &'a ProvisionRequest,
+    ctx: &'a OperationContext,
+    org: &'a Organization,
+    subscription: &'a Subscription,
+    lease: &'a LeaseToken,
+    call: &'a CallContext,
 }
 
 /// Time limits of one provisioning.
@@ -177,9 +197,15 @@ impl ProvisionSubscription {
                     correlation_id: ctx.correlation_id.clone(),
                     deadline,
                 };
-                let outcome = self
-                    .provision(request, ctx, &org, &subscription, customer, &call)
-                    .await;
+                let attempt = Attempt {
+                    request,
+                    ctx,
+                    org: &org,
+                    subscription: &subscription,
+                    lease: &lease,
+                    call: &call,
+                };
+                let outcome = self.provision(&attempt, customer).await;
                 if let Err(error) = &outcome {
                     self.give_back(&lease, error).await;
                 }
@@ -200,58 +226,56 @@ impl ProvisionSubscription {
     /// The Stigg calls, made while holding the lease.
     async fn provision(
         &self,
-        request: &ProvisionRequest,
-        ctx: &OperationContext,
-        org: &Organization,
-        subscription: &Subscription,
+        attempt: &Attempt<'_>,
         customer: Option<ProvisionedCustomer>,
-        call: &CallContext,
     ) -> Result<Provisioned, ProvisionError> {
-        let stigg_customer_id = match customer {
-            Some(customer) => customer.stigg_customer_id,
-            None => {
-                let created = self
-                    .stigg
-                    .provision_customer(
-                        &CustomerProvisioning {
-                            customer_id: org.id.clone(),
-                            name: org.name.clone(),
-                            email: org.email.clone(),
-                            billing_id: request.stripe_customer_id.clone(),
-                            tenant_id: ctx.tenant_id.clone(),
-                        },
-                        call,
-                    )
-                    .await?;
-                info!(org_id = %org.id, stigg_customer_id = %created.id, "customer provisioned in Stigg");
-                self.store
-                    .record_customer(&ProvisionedCustomer {
-                        org_id: org.id.clone(),
-                        stigg_customer_id: created.id.clone(),
-                        billing_id: request.stripe_customer_id.clone(),
-                        provisioned_at: self.clock.now(),
-                    })
-                    .await?;
-                created.id
-            }
+        let Attempt {
+            request,
+            org,
+            subscription,
+            lease,
+            call,
+            ..
+        } = *attempt;
+        // A recorded customer counts only for the billing id this request carries: after the
+        // organization's Stripe customer changed, the customer step runs again, so the new
+        // subscription never attaches silently to a customer billed as the old one.
+        let recorded = customer
+            .filter(|c| c.billing_id == request.stripe_customer_id)
+            .map(|c| c.stigg_customer_id);
+        let mut stigg_customer_id = match recorded {
+            Some(id) => id,
+            None => self.provision_customer(attempt, None).await?,
         };
 
-        let created = self
-            .stigg
-            .provision_subscription(
-                &SubscriptionProvisioning {
-                    subscription_id: subscription.stripe_subscription_id.clone(),
-                    customer_id: org.id.clone(),
-                    plan_code: request.plan.code.clone(),
-                    stigg_plan_id: request.plan.stigg_plan_id.clone(),
-                    billing_period: request.plan.billing_period,
-                    trial: subscription
-                        .trial_end()
-                        .map(|ends_at| TrialConfiguration { ends_at }),
-                },
-                call,
-            )
-            .await?;
+        let mut wanted = SubscriptionProvisioning {
+            subscription_id: subscription.stripe_subscription_id.clone(),
+            customer_id: org.id.clone(),
+            plan_code: request.plan.code.clone(),
+            stigg_plan_id: request.plan.stigg_plan_id.clone(),
+            billing_period: request.plan.billing_period,
+            trial: subscription.is_trialing().then_some(TrialConfiguration {
+                ends_at: subscription.trial_ends_at,
+            }),
+            renewal: None,
+        };
+        let created = match self.stigg.provision_subscription(&wanted, call).await {
+            // The customer we rely on is gone from Stigg (deleted, archived, or a 2xx that
+            // never created it). Retrying on the record would fail forever: forget it and
+            // create the customer again, once per attempt. Both calls go out under keys of
+            // this attempt, since Stigg replays what it answered to the old ones.
+            Err(StiggError::CustomerNotFound { .. }) => {
+                warn!(org_id = %org.id, "the Stigg customer is missing; provisioning it again");
+                self.store.forget_customer(&org.id).await?;
+                let renewal = KeyRenewal(lease.holder.clone());
+                stigg_customer_id = self
+                    .provision_customer(attempt, Some(renewal.clone()))
+                    .await?;
+                wanted.renewal = Some(renewal);
+                self.stigg.provision_subscription(&wanted, call).await?
+            }
+            other => other?,
+        };
         info!(
             org_id = %org.id,
             stigg_subscription_id = %created.id,
@@ -271,6 +295,45 @@ impl ProvisionSubscription {
             stigg_subscription_id: created.id,
             already_provisioned: false,
         })
+    }
+
+    /// Creates the organization's customer in Stigg and records it; its Stigg id.
+    async fn provision_customer(
+        &self,
+        attempt: &Attempt<'_>,
+        renewal: Option<KeyRenewal>,
+    ) -> Result<String, ProvisionError> {
+        let Attempt {
+            request,
+            ctx,
+            org,
+            call,
+            ..
+        } = *attempt;
+        let created = self
+            .stigg
+            .provision_customer(
+                &CustomerProvisioning {
+                    customer_id: org.id.clone(),
+                    name: org.name.clone(),
+                    email: org.email.clone(),
+                    billing_id: request.stripe_customer_id.clone(),
+                    tenant_id: ctx.tenant_id.clone(),
+                    renewal,
+                },
+                call,
+            )
+            .await?;
+        info!(org_id = %org.id, stigg_customer_id = %created.id, "customer provisioned in Stigg");
+        self.store
+            .record_customer(&ProvisionedCustomer {
+                org_id: org.id.clone(),
+                stigg_customer_id: created.id.clone(),
+                billing_id: request.stripe_customer_id.clone(),
+                provisioned_at: self.clock.now(),
+            })
+            .await?;
+        Ok(created.id)
     }
 
     /// Releases the lease after a failure so the next request need not wait for it to lapse.
@@ -323,6 +386,12 @@ fn check_subscription(
         return Err(ProvisionError::PlanMismatch {
             requested: request.plan.code.clone(),
             actual: subscription.plan_code,
+        });
+    }
+    if !subscription.status.is_provisionable() {
+        return Err(ProvisionError::NotProvisionable {
+            stripe_subscription_id: subscription.stripe_subscription_id,
+            status: subscription.status,
         });
     }
     Ok(subscription)

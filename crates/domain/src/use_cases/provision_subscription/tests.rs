@@ -8,7 +8,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use mockall::predicate::always;
 
 use super::*;
-use crate::model::{BillingPeriod, Plan, PlanCode};
+use crate::model::{BillingPeriod, Plan, PlanCode, SubscriptionStatus};
 use crate::ports::{
     MockClock, MockOrgRepo, MockProvisioningStore, MockStiggGateway, MockSubscriptionRepo,
     StiggCustomer, StiggSubscription,
@@ -64,7 +64,7 @@ fn subscription() -> Subscription {
         organization_id: "org_1".into(),
         stripe_subscription_id: parse("sub_A1"),
         plan_code: "plan_starter_m".into(),
-        status: "trialing".into(),
+        status: SubscriptionStatus::Trialing,
         trial_ends_at: Some(t0() + chrono::Duration::days(14)),
     }
 }
@@ -499,7 +499,7 @@ async fn active_subscription_is_provisioned_without_a_trial() {
         .expect_find_by_stripe_id()
         .returning(|_| {
             Ok(Some(Subscription {
-                status: "active".into(),
+                status: SubscriptionStatus::Active,
                 ..subscription()
             }))
         });
@@ -631,4 +631,181 @@ async fn a_database_failure_on_lookup_is_an_error() {
         .returning(|_| Ok(None));
     let result = ports.use_case().execute(&request(), &ctx()).await;
     assert!(matches!(result, Err(ProvisionError::Store(_))));
+}
+
+#[tokio::test]
+async fn a_subscription_stripe_grants_no_access_for_is_never_provisioned() {
+    for status in [
+        "canceled",
+        "unpaid",
+        "paused",
+        "incomplete",
+        "incomplete_expired",
+    ] {
+        let mut ports = Ports::empty();
+        ports.orgs.expect_find().returning(|_| Ok(Some(org())));
+        let stored = Subscription {
+            status: SubscriptionStatus::parse(status),
+            ..subscription()
+        };
+        ports
+            .subscriptions
+            .expect_find_by_stripe_id()
+            .returning(move |_| Ok(Some(stored.clone())));
+        // No store, lease or Stigg expectation: touching any of them panics.
+        let result = ports.use_case().execute(&request(), &ctx()).await;
+        match result {
+            Err(ProvisionError::NotProvisionable {
+                stripe_subscription_id,
+                status: refused,
+            }) => {
+                assert_eq!(stripe_subscription_id.as_str(), "sub_A1");
+                assert_eq!(refused.as_str(), status);
+            }
+            other => panic!("{status}: {other:?}"),
+        }
+    }
+}
+
+fn recorded_customer(billing_id: &str) -> ProvisionedCustomer {
+    ProvisionedCustomer {
+        org_id: parse("org_1"),
+        stigg_customer_id: "org_1".into(),
+        billing_id: parse(billing_id),
+        provisioned_at: t0(),
+    }
+}
+
+#[tokio::test]
+async fn a_customer_recorded_with_another_billing_id_is_provisioned_again() {
+    let mut ports = Ports::found();
+    // Recorded when the organization was billed as cus_OLD1; the request says cus_A1.
+    ports.pending(Some(recorded_customer("cus_OLD1")));
+    ports.lease_granted();
+    ports
+        .stigg
+        .expect_provision_customer()
+        .withf(|c, _| c.billing_id.as_str() == "cus_A1")
+        .times(1)
+        .returning(|_, _| Ok(StiggCustomer { id: "org_1".into() }));
+    ports
+        .store
+        .expect_record_customer()
+        .withf(|c| c.billing_id.as_str() == "cus_A1")
+        .times(1)
+        .returning(|_| Ok(()));
+    ports
+        .stigg
+        .expect_provision_subscription()
+        .times(1)
+        .returning(|_, _| {
+            Ok(StiggSubscription {
+                id: "sub_A1".into(),
+            })
+        });
+    ports
+        .store
+        .expect_record_subscription()
+        .times(1)
+        .returning(|_| Ok(()));
+
+    let result = ports.use_case().execute(&request(), &ctx()).await;
+    assert_eq!(result.map(|p| p.already_provisioned), Ok(false));
+}
+
+#[tokio::test]
+async fn a_customer_missing_in_stigg_is_forgotten_and_provisioned_again_once() {
+    let mut ports = Ports::found();
+    ports.pending(Some(recorded_customer("cus_A1")));
+    ports.lease_granted();
+    let subscription_calls = Arc::new(Mutex::new(0_u32));
+    let calls = Arc::clone(&subscription_calls);
+    ports
+        .stigg
+        .expect_provision_subscription()
+        .times(2)
+        .returning(move |_, _| {
+            let mut calls = calls.lock().unwrap_or_else(PoisonError::into_inner);
+            *calls += 1;
+            if *calls == 1 {
+                Err(StiggError::CustomerNotFound {
+                    operation: "provision_subscription",
+                    message: "Customer not found: org_1".into(),
+                })
+            } else {
+                Ok(StiggSubscription {
+                    id: "sub_A1".into(),
+                })
+            }
+        });
+    let mut order = mockall::Sequence::new();
+    ports
+        .store
+        .expect_forget_customer()
+        .withf(|org| org.as_str() == "org_1")
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_| Ok(()));
+    ports
+        .stigg
+        .expect_provision_customer()
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_, _| Ok(StiggCustomer { id: "org_1".into() }));
+    ports
+        .store
+        .expect_record_customer()
+        .times(1)
+        .in_sequence(&mut order)
+        .returning(|_| Ok(()));
+    ports
+        .store
+        .expect_record_subscription()
+        .times(1)
+        .returning(|_| Ok(()));
+
+    let result = ports.use_case().execute(&request(), &ctx()).await;
+    assert_eq!(result.map(|p| p.already_provisioned), Ok(false));
+}
+
+#[tokio::test]
+async fn a_customer_still_missing_after_one_new_provisioning_fails_the_attempt() {
+    let mut ports = Ports::found();
+    ports.pending(Some(recorded_customer("cus_A1")));
+    ports.lease_granted();
+    ports
+        .stigg
+        .expect_provision_subscription()
+        .times(2)
+        .returning(|_, _| {
+            Err(StiggError::CustomerNotFound {
+                operation: "provision_subscription",
+                message: "Customer not found: org_1".into(),
+            })
+        });
+    ports
+        .store
+        .expect_forget_customer()
+        .times(1)
+        .returning(|_| Ok(()));
+    ports
+        .stigg
+        .expect_provision_customer()
+        .times(1)
+        .returning(|_, _| Ok(StiggCustomer { id: "org_1".into() }));
+    ports.store.expect_record_customer().returning(|_| Ok(()));
+    ports
+        .store
+        .expect_release_lease()
+        .times(1)
+        .returning(|_, _| Ok(()));
+
+    let result = ports.use_case().execute(&request(), &ctx()).await;
+    assert!(
+        matches!(
+            result,
+            Err(ProvisionError::Stigg(StiggError::CustomerNotFound { .. }))
+        ),
+        "{result:?}"
+    );
 }

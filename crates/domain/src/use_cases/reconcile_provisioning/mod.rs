@@ -92,6 +92,9 @@ pub enum ItemOutcome {
     /// The stop came before the item's next Stigg call (while it waited for a rate-limit
     /// turn or for its organization's turn); it stays pending for the next run.
     Interrupted,
+    /// Its status is not provisioned (it changed after the backlog was read); Stigg was
+    /// not called.
+    Skipped { status: String },
 }
 
 /// One handled subscription, as the observer and the summary see it.
@@ -143,6 +146,9 @@ pub struct ReconcileSummary {
     pub failed: Vec<FailedItem>,
     /// Items taken but left pending because the stop came before their next Stigg call.
     pub interrupted: usize,
+    /// Subscriptions not provisioned because of their status, by status (sorted): those
+    /// the backlog left out and those whose status changed during the run.
+    pub skipped: Vec<(String, u64)>,
     pub halt: Option<Halt>,
 }
 
@@ -177,7 +183,23 @@ impl ReconcileSummary {
                 reason,
             }),
             ItemOutcome::Interrupted => self.interrupted += 1,
+            ItemOutcome::Skipped { status } => self.skip(status, 1),
         }
+    }
+
+    fn skip(&mut self, status: String, count: u64) {
+        match self
+            .skipped
+            .binary_search_by(|(s, _)| s.as_str().cmp(&status))
+        {
+            Ok(at) => self.skipped[at].1 += count,
+            Err(at) => self.skipped.insert(at, (status, count)),
+        }
+    }
+
+    /// Subscriptions skipped because of their status.
+    pub fn skipped_count(&self) -> u64 {
+        self.skipped.iter().map(|(_, n)| n).sum()
     }
 }
 
@@ -264,6 +286,12 @@ impl ReconcileProvisioning {
             total: self.expected_total(options.limit).await,
             ..ReconcileSummary::default()
         };
+        match self.backlog.count_skipped_by_status().await {
+            Ok(counts) => counts
+                .into_iter()
+                .for_each(|(status, n)| summary.skip(status, n)),
+            Err(error) => warn!(%error, "cannot count the subscriptions skipped by status"),
+        }
         observer.on_total(summary.total);
         info!(
             run_id = %options.run_id,
@@ -308,6 +336,7 @@ impl ReconcileProvisioning {
             would_provision = summary.would_provision.len(),
             failed = summary.failed.len(),
             interrupted = summary.interrupted,
+            skipped = summary.skipped_count(),
             halt = ?summary.halt,
             "reconcile finished"
         );
@@ -369,6 +398,10 @@ impl ReconcileProvisioning {
             }
         };
         let outcome = match prepare(&organization, &subscription, &self.catalog, options) {
+            // The backlog lists provisionable statuses only; this one changed meanwhile.
+            _ if !subscription.status.is_provisionable() => ItemOutcome::Skipped {
+                status: subscription.status.as_str().to_owned(),
+            },
             Err(reason) => ItemOutcome::Failed { reason },
             Ok(_) if options.dry_run => ItemOutcome::WouldProvision,
             Ok((request, ctx)) => {
@@ -420,6 +453,11 @@ impl ReconcileProvisioning {
                     return ItemOutcome::Provisioned {
                         stigg_customer_id: done.stigg_customer_id,
                         stigg_subscription_id: done.stigg_subscription_id,
+                    };
+                }
+                Err(ProvisionError::NotProvisionable { status, .. }) => {
+                    return ItemOutcome::Skipped {
+                        status: status.as_str().to_owned(),
                     };
                 }
                 Err(

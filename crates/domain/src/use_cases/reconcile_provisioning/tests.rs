@@ -13,7 +13,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use super::*;
 use crate::model::{
     BillingPeriod, LeaseToken, Plan, ProvisionedCustomer, ProvisionedSubscription,
-    ProvisioningState,
+    ProvisioningState, SubscriptionStatus,
 };
 use crate::ports::{
     CallContext, CustomerProvisioning, MockClock, MockOrgRepo, MockProvisioningBacklog,
@@ -71,7 +71,7 @@ fn subscription(stripe_id: &str, org_id: &str, plan_code: &str) -> Subscription 
         organization_id: org_id.into(),
         stripe_subscription_id: parse(stripe_id),
         plan_code: plan_code.into(),
-        status: "trialing".into(),
+        status: SubscriptionStatus::Trialing,
         trial_ends_at: Some(t0() + chrono::Duration::days(14)),
     }
 }
@@ -212,6 +212,8 @@ struct World {
     /// Subscriptions the store reports as finished when the use case loads them.
     done: HashSet<String>,
     count: Result<u64, RepoError>,
+    /// What the store counts as skipped because of the status.
+    skipped: Vec<(String, u64)>,
     /// The page (0-based) whose read fails.
     failing_page: Option<usize>,
     stigg: MockStiggGateway,
@@ -230,6 +232,7 @@ impl World {
             rows,
             done: HashSet::new(),
             count,
+            skipped: Vec::new(),
             failing_page: None,
             stigg: MockStiggGateway::new(),
             pages: Arc::default(),
@@ -272,6 +275,10 @@ impl World {
         backlog
             .expect_count_pending()
             .returning(move || count.clone());
+        let skipped = self.skipped.clone();
+        backlog
+            .expect_count_skipped_by_status()
+            .returning(move || Ok(skipped.clone()));
         let rows = self.rows.clone();
         let pages = Arc::clone(&self.pages);
         let failing_page = self.failing_page;
@@ -423,6 +430,32 @@ async fn pages_through_a_backlog_longer_than_a_page() {
             .iter()
             .all(|item| matches!(&item.outcome, ItemOutcome::Provisioned { stigg_subscription_id, .. } if *stigg_subscription_id == item.stripe_subscription_id))
     );
+}
+
+#[tokio::test]
+async fn subscriptions_whose_status_is_not_provisioned_are_skipped_and_reported() {
+    let mut rows = good_rows(3);
+    // Canceled after the backlog was read: the use case checks the status again.
+    if let Ok((_, subscription)) = &mut rows[1].rows {
+        subscription.status = SubscriptionStatus::Canceled;
+    }
+    let mut world = World::new(rows);
+    // The store left these out of the backlog and counted them.
+    world.skipped = vec![("canceled".into(), 2), ("unpaid".into(), 1)];
+    let calls = Arc::clone(&world.subscription_calls);
+    let use_case = world.use_case(Arc::new(fake_clock().0), policy(2));
+
+    let summary = use_case.execute(&options(), &NoObserver, &NeverStop).await;
+
+    assert_eq!(provisioned(&summary), 2);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        summary.skipped,
+        [("canceled".to_owned(), 3), ("unpaid".to_owned(), 1)]
+    );
+    assert_eq!(summary.skipped_count(), 4);
+    // Skipping is not a failure.
+    assert!(summary.is_clean(), "{summary:?}");
 }
 
 #[tokio::test]
