@@ -27,6 +27,7 @@ on_both_backends!(
     a_changed_billing_id_never_reuses_the_old_customer,
     a_recorded_customer_missing_in_stigg_is_provisioned_again,
     a_nul_byte_in_one_body_costs_no_other_request_its_row,
+    no_secret_is_stored_whatever_the_body_looks_like,
     stigg_failure_is_500_and_a_retry_resumes_with_the_subscription,
     transient_stigg_errors_are_retried_within_one_request,
     a_rejected_stigg_key_is_500_and_the_key_is_never_shown,
@@ -453,6 +454,65 @@ async fn a_nul_byte_in_one_body_costs_no_other_request_its_row(backend: Backend)
         hostile[0].request_body.as_deref(),
         Some("{\"orgId\":\"abc\u{FFFD}def\"}")
     );
+}
+
+async fn no_secret_is_stored_whatever_the_body_looks_like(backend: Backend) {
+    let app = spawn_app_on(backend).await;
+    let bodies: [(&str, &[u8]); 7] = [
+        (
+            "application/x-www-form-urlencoded",
+            b"password=hunter2&apiKey=sk_live_x",
+        ),
+        ("text/plain", b"password=hunter2&apiKey=sk_live_x"),
+        (
+            "application/json",
+            b"\xEF\xBB\xBF{\"password\":\"hunter2\"}",
+        ),
+        (
+            "application/json",
+            b"{\"PASSWD\":\"hunter2\"} trailing junk",
+        ),
+        (
+            "application/json",
+            b"{\"orgId\":\"sk_live_51HabcDEF\",\"pwd\":\"hunter2",
+        ),
+        (
+            "text/plain",
+            b"note: sk_live_51HabcDEF and card 4242 4242 4242 4242",
+        ),
+        (
+            "application/json",
+            b"{\"orgId\":\"org_1\",\"cookie\":\"hunter2\",\"n\":4242424242424242}",
+        ),
+    ];
+    for (i, (content_type, body)) in bodies.iter().enumerate() {
+        let answer = app
+            .client
+            .post(format!("{}/api/stigg/provision", app.address))
+            .header("content-type", *content_type)
+            .header("x-request-id", format!("req-secret-{i}"))
+            .header("x-correlation-id", "corr-secret")
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            answer.status().is_client_error(),
+            "{i}: {}",
+            answer.status()
+        );
+    }
+    let mut stored = String::new();
+    for i in 0..bodies.len() {
+        let rows = app.debug_rows(&format!("req-secret-{i}")).await;
+        assert_eq!(rows.len(), 1, "{i}");
+        let body = rows[0].request_body.clone().unwrap_or_default();
+        assert!(body.contains("[REDACTED]"), "{i}: {body}");
+        stored.push_str(&body);
+    }
+    for secret in ["hunter2", "sk_live", "4242"] {
+        assert!(!stored.contains(secret), "{secret} stored: {stored}");
+    }
 }
 
 async fn stigg_failure_is_500_and_a_retry_resumes_with_the_subscription(backend: Backend) {
