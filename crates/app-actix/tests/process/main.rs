@@ -430,3 +430,76 @@ async fn one_shot_commands_refuse_to_run_without_stigg_settings_and_write_nothin
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Two instances on one PostgreSQL database serve a burst; the second is stopped with
+/// SIGTERM right after it. Every answered request has exactly one debug-log row: none lost
+/// to the stop, none written twice by a retry.
+// Multi-threaded: blocking on a child process must not stall the emulator served here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_and_a_sigterm_leave_exactly_one_row_per_request() {
+    let db = onboarding_adapters_db::test_support::TestDatabase::postgres().await;
+    db.execute(
+        "INSERT INTO organizations (id, name, tenant_id, stripe_customer_id) VALUES ('org_demo', 'Demo', NULL, 'cus_Demo1');
+         INSERT INTO subscriptions (id, organization_id, stripe_subscription_id, plan_code, status, trial_ends_at)
+         VALUES ('s_demo', 'org_demo', 'sub_Demo1', 'plan_starter_m', 'trialing', NULL);",
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let (first, second) = (Sandbox::new().await, Sandbox::new().await);
+    let start = |sandbox: &Sandbox| {
+        sandbox
+            .command(&["serve"])
+            .env("DATABASE_URL", db.url())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let (mut one, mut two) = (start(&first), start(&second));
+    first.wait_ready(&mut one).await;
+    second.wait_ready(&mut two).await;
+
+    let client = reqwest::Client::new();
+    let send = |sandbox: &Sandbox, i: usize| {
+        // Mostly refusals, and the same subscription provisioned from both sides.
+        let body = if i % 10 == 0 {
+            demo_body()
+        } else {
+            json!({ "orgId": "?" })
+        };
+        client
+            .post(sandbox.url("/api/stigg/provision"))
+            .header("x-request-id", format!("req-burst-{i}"))
+            .header("x-correlation-id", "corr-burst")
+            .json(&body)
+            .send()
+    };
+    let burst = (0..200).map(|i| send(if i % 2 == 0 { &first } else { &second }, i));
+    let answers = futures::future::join_all(burst).await;
+    signal(&two, "TERM");
+    signal(&one, "TERM");
+    for mut server in [one, two] {
+        let status =
+            tokio::task::spawn_blocking(move || wait_exit(&mut server, Duration::from_secs(30)))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(status.code(), Some(0));
+    }
+
+    let answered: Vec<usize> = answers
+        .iter()
+        .enumerate()
+        .filter_map(|(i, answer)| answer.as_ref().ok().map(|_| i))
+        .collect();
+    assert_eq!(
+        answered.len(),
+        200,
+        "every request of the burst was answered"
+    );
+    for i in answered {
+        let rows = db
+            .database()
+            .debug_logs_for_request(&format!("req-burst-{i}"))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(rows.len(), 1, "req-burst-{i}: {rows:?}");
+    }
+}
