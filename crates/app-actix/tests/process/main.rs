@@ -460,7 +460,7 @@ async fn two_instances_and_a_sigterm_leave_exactly_one_row_per_request() {
     let client = reqwest::Client::new();
     let send = |sandbox: &Sandbox, i: usize| {
         // Mostly refusals, and the same subscription provisioned from both sides.
-        let body = if i % 10 == 0 {
+        let body = if i.is_multiple_of(10) {
             demo_body()
         } else {
             json!({ "orgId": "?" })
@@ -472,7 +472,7 @@ async fn two_instances_and_a_sigterm_leave_exactly_one_row_per_request() {
             .json(&body)
             .send()
     };
-    let burst = (0..200).map(|i| send(if i % 2 == 0 { &first } else { &second }, i));
+    let burst = (0..200_usize).map(|i| send(if i.is_multiple_of(2) { &first } else { &second }, i));
     let answers = futures::future::join_all(burst).await;
     signal(&two, "TERM");
     signal(&one, "TERM");
