@@ -7,6 +7,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::DbError;
 use crate::pool::Backend;
+use crate::tls::{SslMode, TlsSettings};
 
 /// The contract's default: an SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://onboarding.db";
@@ -62,8 +63,51 @@ impl Default for DbConfig {
 pub(crate) enum Target {
     /// The SQLite file, as a plain path (diesel would read `file:` URIs differently).
     Sqlite(PathBuf),
-    /// The PostgreSQL URL, as given (tokio-postgres parses it).
-    Postgres(String),
+    /// The PostgreSQL URL and its TLS settings.
+    Postgres(PgUrl),
+}
+
+/// A PostgreSQL URL split in two: libpq's `sslmode` and `sslrootcert`, which tokio-postgres
+/// does not know (it has no `verify-ca`, `verify-full` nor root file), and the rest, which
+/// tokio-postgres parses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PgUrl {
+    /// The URL without `sslmode` and `sslrootcert`.
+    pub(crate) url: String,
+    pub(crate) tls: TlsSettings,
+}
+
+impl PgUrl {
+    fn parse(url: &str) -> Result<Self, DbError> {
+        let Some((base, query)) = url.split_once('?') else {
+            return Ok(Self {
+                url: url.to_owned(),
+                tls: TlsSettings::default(),
+            });
+        };
+        let mut tls = TlsSettings::default();
+        let mut kept = Vec::new();
+        for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+            // Only these two are decoded; every other parameter is passed on as written.
+            let (key, value) = url::form_urlencoded::parse(pair.as_bytes())
+                .next()
+                .unwrap_or_default();
+            match key.as_ref() {
+                // As in libpq, the last occurrence wins.
+                "sslmode" => tls.mode = SslMode::parse(&value)?,
+                "sslrootcert" => {
+                    tls.root_cert = (!value.is_empty()).then(|| PathBuf::from(value.as_ref()))
+                }
+                _ => kept.push(pair),
+            }
+        }
+        let url = if kept.is_empty() {
+            base.to_owned()
+        } else {
+            format!("{base}?{}", kept.join("&"))
+        };
+        Ok(Self { url, tls })
+    }
 }
 
 impl Target {
@@ -78,7 +122,7 @@ impl Target {
             "sqlite" => Self::parse_sqlite(rest),
             "postgres" | "postgresql" => {
                 if rest.starts_with("//") {
-                    Ok(Self::Postgres(url.to_owned()))
+                    PgUrl::parse(url).map(Self::Postgres)
                 } else {
                     Err(DbError::Config(
                         "a PostgreSQL DATABASE_URL must look like postgres://USER@HOST/DB".into(),
@@ -136,7 +180,7 @@ impl Target {
     pub(crate) fn describe(&self) -> String {
         match self {
             Self::Sqlite(path) => format!("sqlite:{}", path.display()),
-            Self::Postgres(url) => {
+            Self::Postgres(PgUrl { url, .. }) => {
                 let after_scheme = url.split_once("://").map_or("", |(_, r)| r);
                 let without_query = after_scheme.split(['?', '#']).next().unwrap_or("");
                 let (authority, db) = without_query.split_once('/').unwrap_or((without_query, ""));
@@ -200,6 +244,68 @@ mod tests {
         assert_eq!(target.backend(), Backend::Postgres);
         assert_eq!(target.describe(), "postgres://db.example:5433/onboarding");
         assert!(parse("postgres:foo").is_err());
+    }
+
+    fn pg(url: &str) -> PgUrl {
+        match parse(url) {
+            Ok(Target::Postgres(pg)) => pg,
+            other => panic!("{url}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn tls_parameters_are_taken_out_and_the_rest_passed_on() {
+        let plain = pg("postgres://u:pw@h:5432/db");
+        assert_eq!(plain.url, "postgres://u:pw@h:5432/db");
+        assert_eq!(plain.tls, TlsSettings::default());
+        assert_eq!(plain.tls.mode, SslMode::Prefer);
+
+        let full = pg("postgres://u@h/db?sslmode=verify-full&sslrootcert=/etc/ssl/ca.pem");
+        assert_eq!(full.url, "postgres://u@h/db");
+        assert_eq!(full.tls.mode, SslMode::VerifyFull);
+        assert_eq!(full.tls.root_cert, Some(PathBuf::from("/etc/ssl/ca.pem")));
+
+        let mixed = pg(
+            "postgresql://u@h/db?application_name=a%20b&sslrootcert=%2Fca%20dir%2Fca.pem\
+             &connect_timeout=5&sslmode=verify-ca",
+        );
+        assert_eq!(
+            mixed.url,
+            "postgresql://u@h/db?application_name=a%20b&connect_timeout=5"
+        );
+        assert_eq!(mixed.tls.mode, SslMode::VerifyCa);
+        assert_eq!(mixed.tls.root_cert, Some(PathBuf::from("/ca dir/ca.pem")));
+
+        assert_eq!(
+            pg("postgres://h/db?sslmode=disable").tls.mode,
+            SslMode::Disable
+        );
+        assert_eq!(
+            pg("postgres://h/db?sslmode=require").tls.mode,
+            SslMode::Require
+        );
+    }
+
+    #[test]
+    fn an_unknown_sslmode_is_refused_by_name_without_the_password() {
+        for url in [
+            "postgres://u:hunter2@h/db?sslmode=verify_full",
+            "postgres://u:hunter2@h/db?sslmode=hunter2",
+            "postgres://u:hunter2@h/db?x=1&sslmode=",
+        ] {
+            match parse(url) {
+                Err(DbError::Config(m)) => {
+                    assert!(m.contains("sslmode"), "{m}");
+                    assert!(!m.contains("hunter2"), "{m}");
+                }
+                other => panic!("{url}: expected a configuration error, got {other:?}"),
+            }
+        }
+        assert!(
+            DbConfig::new("postgres://h/db?sslmode=nope")
+                .backend()
+                .is_err()
+        );
     }
 
     #[test]

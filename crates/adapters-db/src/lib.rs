@@ -17,6 +17,7 @@ mod repos;
 mod rows;
 mod schema;
 mod seed;
+mod tls;
 
 #[cfg(feature = "test-support")]
 pub mod test_support;

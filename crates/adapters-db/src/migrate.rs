@@ -57,16 +57,35 @@ pub async fn revert_all_migrations(pool: &DbPool) -> Result<Vec<String>, DbError
 
 /// How many embedded migrations the database has not applied yet (0 when ready).
 ///
-/// Like diesel's harness it creates the empty bookkeeping table when it is missing, so a
-/// fresh database answers with the number of migrations rather than an error.
+/// Read-only, since it backs the readiness probe: a runtime role that may not create tables
+/// must still be found ready. A database without the bookkeeping table has applied nothing.
 pub async fn pending_migrations(pool: &DbPool) -> Result<usize, DbError> {
     use diesel::prelude::*;
+    use diesel::sql_types::Bool;
     use diesel_async::RunQueryDsl;
 
+    #[derive(QueryableByName)]
+    struct Exists {
+        #[diesel(sql_type = Bool)]
+        exists: bool,
+    }
+    // The catalogs differ; the question is the same.
+    let exists_sql = match pool {
+        DbPool::Sqlite(_) => {
+            "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE type = 'table' \
+             AND name = '__diesel_schema_migrations') AS \"exists\""
+        }
+        DbPool::Postgres(_) => {
+            "SELECT to_regclass('__diesel_schema_migrations') IS NOT NULL AS \"exists\""
+        }
+    };
     let applied: Vec<String> = with_conn!(pool, |conn| {
-        diesel::sql_query(diesel::migration::CREATE_MIGRATIONS_TABLE)
-            .execute(conn)
+        let table = diesel::sql_query(exists_sql)
+            .get_result::<Exists>(conn)
             .await?;
+        if !table.exists {
+            return Ok(Vec::new());
+        }
         __diesel_schema_migrations::table
             .select(__diesel_schema_migrations::version)
             .load(conn)

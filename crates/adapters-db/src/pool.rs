@@ -3,6 +3,7 @@
 
 use std::fmt;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool::Runtime;
@@ -18,8 +19,9 @@ use diesel_async::pooled_connection::{
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
 use onboarding_domain::ports::RepoError;
 use secrecy::ExposeSecret;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
-use crate::config::{DbConfig, Target};
+use crate::config::{DbConfig, PgUrl, Target};
 use crate::dispatch::with_conn;
 use crate::error::DbError;
 
@@ -153,7 +155,9 @@ pub async fn connect(config: &DbConfig) -> Result<Database, DbError> {
     let target = Target::parse(config.url.expose_secret())?;
     let pool = match &target {
         Target::Sqlite(path) => DbPool::Sqlite(sqlite_pool(path, config)?),
-        Target::Postgres(url) => DbPool::Postgres(postgres_pool(url, config)?),
+        Target::Postgres(url) => DbPool::Postgres(
+            postgres_pool(url, config).map_err(|e| scrub(e, config.url.expose_secret()))?,
+        ),
     };
     let db = Database::new(pool);
     if let Err(e) = db.ping_inner().await {
@@ -181,21 +185,37 @@ fn sqlite_pool(path: &Path, config: &DbConfig) -> Result<Pool<SqliteConn>, DbErr
     let path = path
         .to_str()
         .ok_or_else(|| DbError::Config("the SQLite path is not valid UTF-8".into()))?;
+    // Every statement runs on the blocking pool of the runtime the connection was made
+    // for. Made for an HTTP worker, it would fail ("task was cancelled") once that worker
+    // stops, while the debug-log writer still writes its last rows: so every connection
+    // uses the runtime that built the pool, which outlives the workers.
+    let runtime = pool_runtime()?;
     let mut manager_config = ManagerConfig::<SqliteConn>::default();
-    manager_config.custom_setup = Box::new(|path| {
+    manager_config.custom_setup = Box::new(move |path| {
         let path = path.to_owned();
-        Box::pin(async move {
+        // The wrapper takes the runtime it is made on: make it in a task of the pool's.
+        let made = runtime.spawn(async move {
             // Opening the file and setting pragmas block: keep them off the async workers.
             let conn = tokio::task::spawn_blocking(move || open_sqlite(&path))
                 .await
                 .map_err(|e| ConnectionError::BadConnection(e.to_string()))??;
             Ok(SyncConnectionWrapper::new(conn))
+        });
+        Box::pin(async move {
+            made.await
+                .map_err(|e| ConnectionError::BadConnection(format!("connection task: {e}")))?
         })
     });
     // A file does not go away between checkouts: skip the test query on every checkout.
     manager_config.recycling_method = RecyclingMethod::Fast;
     let manager = AsyncDieselConnectionManager::new_with_config(path, manager_config);
     build_pool(Pool::builder(manager), config, "SQLite")
+}
+
+/// The runtime building the pool: the one its connections are made and driven on.
+fn pool_runtime() -> Result<tokio::runtime::Handle, DbError> {
+    tokio::runtime::Handle::try_current()
+        .map_err(|_| DbError::Config("the connection pool needs a Tokio runtime".into()))
 }
 
 fn open_sqlite(path: &str) -> ConnectionResult<SqliteConnection> {
@@ -209,18 +229,19 @@ fn open_sqlite(path: &str) -> ConnectionResult<SqliteConnection> {
 /// is handed out again.
 const PING_IDLE_AFTER: Duration = Duration::from_secs(1);
 
-fn postgres_pool(url: &str, config: &DbConfig) -> Result<Pool<PgConn>, DbError> {
+fn postgres_pool(url: &PgUrl, config: &DbConfig) -> Result<Pool<PgConn>, DbError> {
+    // Parsed, and the TLS roots read, once for the pool rather than per connection.
+    let connector = Arc::new(PgConnector::new(url)?);
     // A PostgreSQL connection is driven by a task on the runtime that opened it. Opened from
     // an HTTP worker (each has a runtime of its own), it would die with that worker at
     // shutdown while the pool still hands it out: the debug-log writer's last rows would
     // meet "connection closed". So every connection is opened, and driven, on the runtime
     // that built the pool, which outlives the workers.
-    let runtime = tokio::runtime::Handle::try_current()
-        .map_err(|_| DbError::Config("the PostgreSQL pool needs a Tokio runtime".into()))?;
+    let runtime = pool_runtime()?;
     let mut manager_config = ManagerConfig::<PgConn>::default();
-    manager_config.custom_setup = Box::new(move |url| {
-        let url = url.to_owned();
-        let opened = runtime.spawn(async move { open_postgres(&url).await });
+    manager_config.custom_setup = Box::new(move |_url| {
+        let connector = Arc::clone(&connector);
+        let opened = runtime.spawn(async move { connector.open().await });
         Box::pin(async move {
             opened
                 .await
@@ -232,7 +253,7 @@ fn postgres_pool(url: &str, config: &DbConfig) -> Result<Pool<PgConn>, DbError> 
     // round trip, since a silent network may have lost it; a busy one is not, so requests
     // under load pay no extra round trip per checkout.
     manager_config.recycling_method = RecyclingMethod::Fast;
-    let manager = AsyncDieselConnectionManager::new_with_config(url, manager_config);
+    let manager = AsyncDieselConnectionManager::new_with_config(&url.url, manager_config);
     let ping_when_idle = Hook::async_fn(|conn: &mut PgConn, metrics: &Metrics| {
         let idle = metrics.last_used() >= PING_IDLE_AFTER;
         Box::pin(async move {
@@ -274,13 +295,57 @@ where
         .map_err(|e| DbError::Config(format!("cannot build the {backend} pool: {e}")))
 }
 
-/// Opens one PostgreSQL connection (no TLS). Unlike `AsyncPgConnection::establish`, a
-/// failure keeps its cause.
+/// Opens PostgreSQL connections: the URL as tokio-postgres parsed it, with `sslmode` set, and
+/// the TLS configuration (`None` for `sslmode=disable`).
+pub(crate) struct PgConnector {
+    config: tokio_postgres::Config,
+    tls: Option<MakeRustlsConnect>,
+}
+
+impl PgConnector {
+    pub(crate) fn new(url: &PgUrl) -> Result<Self, DbError> {
+        let mut config: tokio_postgres::Config = url
+            .url
+            .parse()
+            .map_err(|e| DbError::Config(format!("invalid PostgreSQL URL: {}", error_chain(&e))))?;
+        config.ssl_mode(url.tls.mode.negotiation());
+        let tls = url.tls.connector()?;
+        Ok(Self { config, tls })
+    }
+
+    /// Opens one connection. Unlike `AsyncPgConnection::establish`, a failure keeps its
+    /// cause ("Connection refused", "invalid peer certificate: UnknownIssuer").
+    pub(crate) async fn open(&self) -> ConnectionResult<PgConn> {
+        let failed = |e: tokio_postgres::Error| ConnectionError::BadConnection(error_chain(&e));
+        match &self.tls {
+            None => {
+                let (client, connection) = self
+                    .config
+                    .connect(tokio_postgres::NoTls)
+                    .await
+                    .map_err(failed)?;
+                AsyncPgConnection::try_from_client_and_connection(client, connection).await
+            }
+            Some(tls) => {
+                let (client, connection) =
+                    self.config.connect(tls.clone()).await.map_err(failed)?;
+                AsyncPgConnection::try_from_client_and_connection(client, connection).await
+            }
+        }
+    }
+}
+
+/// Opens one PostgreSQL connection to `url` (a `postgres://` URL, `sslmode` included), for
+/// the test support's one-off administration connections.
+#[cfg(feature = "test-support")]
 pub(crate) async fn open_postgres(url: &str) -> ConnectionResult<PgConn> {
-    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .map_err(|e| ConnectionError::BadConnection(error_chain(&e)))?;
-    AsyncPgConnection::try_from_client_and_connection(client, connection).await
+    let connector = match Target::parse(url) {
+        Ok(Target::Postgres(url)) => PgConnector::new(&url),
+        Ok(Target::Sqlite(_)) => Err(DbError::Config("not a PostgreSQL URL".into())),
+        Err(e) => Err(e),
+    }
+    .map_err(|e| ConnectionError::InvalidConnectionUrl(scrub(e, url).to_string()))?;
+    connector.open().await
 }
 
 /// The error and its causes, "error connecting to server: Connection refused (os error 111)".

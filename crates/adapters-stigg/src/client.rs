@@ -206,9 +206,13 @@ impl StiggClient {
             }
             let remaining = ctx.deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
-                return Err(StiggError::Unavailable {
-                    attempts: made,
-                    cause: last_cause.unwrap_or_else(|| "deadline passed before the call".into()),
+                // "Unavailable" only for a Stigg that was tried: a call never sent says so.
+                return Err(match last_cause {
+                    None => StiggError::DeadlinePassed,
+                    Some(cause) => StiggError::Unavailable {
+                        attempts: made,
+                        cause,
+                    },
                 });
             }
             let budget = self.config.attempt_timeout.min(remaining);

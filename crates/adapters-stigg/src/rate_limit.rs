@@ -1,4 +1,4 @@
-//! The client-side rate limit: one GCRA bucket (governor) per [`Operation`].
+//! The client-side rate limit: one GCRA bucket per [`Operation`], with reservations.
 //!
 //! Stigg allows 250 calls per minute per mutation and answers 429 beyond. Each bucket banks
 //! `b` calls (see [`bank`]) and releases one every `60 s / (calls_per_minute - b + 1)`, so any
@@ -10,19 +10,19 @@
 //! Stigg counts reads apart from mutations (with higher limits), and a wave of 409s must not
 //! eat the creates' budget.
 //!
+//! A caller is answered at the moment it asks: it reserves the next free slot and sleeps
+//! until then, or, when that slot comes after its deadline, is refused at once and reserves
+//! nothing. (A check-then-sleep bucket such as governor's lets every waiter sleep towards the
+//! same token and decide again on waking: under a burst most of them were refused only at
+//! their deadline.) Reservations are taken in the order callers ask.
+//!
 //! The buckets live in the gateway, so every user of one gateway instance shares them.
 
-use std::num::NonZeroU32;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
-
-use governor::clock::{Clock, DefaultClock};
-use governor::state::{InMemoryState, NotKeyed};
-use governor::{Quota, RateLimiter};
 
 use crate::Operation;
 use crate::retry::Sleeper;
-
-type Bucket = RateLimiter<NotKeyed, InMemoryState, DefaultClock>;
 
 /// Calls a bucket banks: a hundredth of the minute's quota (about 0.6 s of calls), at least 3,
 /// so pauses that short cost nothing. The quota gives up as many calls a minute, 1 %. Tiny
@@ -32,18 +32,43 @@ fn bank(calls_per_minute: u32) -> u32 {
     if calls_per_minute > 2 * bank { bank } else { 1 }
 }
 
-/// The bucket shape for `calls_per_minute`. A GCRA bucket of burst `b` and period `p` lets
-/// through at most `b + floor(60 s / p)` calls in a closed one-minute window, so the period is
-/// a hair over `60 s / (n - b + 1)`: the minute's total stays `n`, for every `n`.
-fn quota(calls_per_minute: NonZeroU32) -> Quota {
-    let n = calls_per_minute.get();
-    let burst = bank(n);
-    let period = Duration::from_secs(60) / (n - burst + 1) + Duration::from_micros(1);
-    // Both are at least 1: `bank` is 1 or less than half of `n`.
-    let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
-    Quota::with_period(period)
-        .unwrap_or_else(|| Quota::per_minute(NonZeroU32::MIN))
-        .allow_burst(burst)
+/// A GCRA bucket with reservations. Of burst `b` and period `p`, it lets through at most
+/// `b + floor(60 s / p)` calls in a closed one-minute window, so the period is a hair over
+/// `60 s / (n - b + 1)`: the minute's total stays `n`, for every `n`.
+struct Bucket {
+    period: Duration,
+    /// How far ahead of the theoretical arrival time a call may go: `(b - 1) * p`.
+    tolerance: Duration,
+    /// The theoretical arrival time of the next call; `None` before the first.
+    next: Mutex<Option<Instant>>,
+}
+
+impl Bucket {
+    fn new(calls_per_minute: u32) -> Self {
+        let n = calls_per_minute.max(1);
+        let burst = bank(n);
+        let period = Duration::from_secs(60) / (n - burst + 1) + Duration::from_micros(1);
+        Self {
+            period,
+            tolerance: period * (burst - 1),
+            next: Mutex::new(None),
+        }
+    }
+
+    /// Reserves the first slot at or after `now` and returns it, or, when that slot is after
+    /// `deadline`, reserves nothing and says how long the wait would have been.
+    fn reserve(&self, now: Instant, deadline: Instant) -> Result<Instant, Duration> {
+        let mut next = self.next.lock().unwrap_or_else(PoisonError::into_inner);
+        let arrival = next.map_or(now, |at| at.max(now));
+        let slot = arrival
+            .checked_sub(self.tolerance)
+            .map_or(now, |at| at.max(now));
+        if slot > now && slot >= deadline {
+            return Err(slot - now);
+        }
+        *next = Some(arrival + self.period);
+        Ok(slot)
+    }
 }
 
 /// The next call would have to wait past its deadline for a token.
@@ -57,41 +82,35 @@ pub(crate) struct RateLimiters {
 }
 
 impl RateLimiters {
-    pub(crate) fn new(calls_per_minute: NonZeroU32) -> Self {
-        let quota = quota(calls_per_minute);
+    pub(crate) fn new(calls_per_minute: std::num::NonZeroU32) -> Self {
         Self {
-            buckets: Operation::ALL.map(|_| RateLimiter::direct(quota)),
+            buckets: Operation::ALL.map(|_| Bucket::new(calls_per_minute.get())),
         }
     }
 
-    /// Takes a token for `operation`, waiting (through `sleeper`) when the next one is due
-    /// before `deadline`, and refusing at once, without waiting, when it is due later.
+    /// Takes a token for `operation`: reserves the next slot and waits for it (through
+    /// `sleeper`) when it comes before `deadline`; refuses at once, reserving nothing, when it
+    /// comes later.
     pub(crate) async fn acquire(
         &self,
         operation: Operation,
         deadline: Instant,
         sleeper: &dyn Sleeper,
     ) -> Result<(), WouldMissDeadline> {
-        let bucket = &self.buckets[operation.index()];
-        loop {
-            let not_until = match bucket.check() {
-                Ok(()) => return Ok(()),
-                Err(not_until) => not_until,
-            };
-            let wait = not_until.wait_time_from(bucket.clock().now());
-            let ready_at = Instant::now().checked_add(wait);
-            if ready_at.is_none_or(|at| at >= deadline) {
-                return Err(WouldMissDeadline { wait });
-            }
-            // Another caller may take the token first; then we check again.
-            sleeper.sleep(wait).await;
+        let now = Instant::now();
+        let slot = self.buckets[operation.index()]
+            .reserve(now, deadline)
+            .map_err(|wait| WouldMissDeadline { wait })?;
+        if slot > now {
+            sleeper.sleep(slot - now).await;
         }
+        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use governor::clock::FakeRelativeClock;
+    use std::num::NonZeroU32;
 
     use super::*;
     use crate::retry::TokioSleeper;
@@ -126,22 +145,19 @@ mod tests {
         assert!(took >= Duration::from_millis(590), "{took:?}");
     }
 
-    /// Takes a token whenever one is free over `minutes`, in steps of `step`, and returns the
-    /// times (from the start) the calls went out.
+    /// Takes a token whenever one is free at once over `minutes`, in steps of `step`, and
+    /// returns the times (from the start) the calls went out.
     fn greedy_calls(n: u32, minutes: u32, step: Duration) -> Vec<Duration> {
-        let clock = FakeRelativeClock::default();
-        let bucket = RateLimiter::direct_with_clock(
-            quota(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)),
-            clock.clone(),
-        );
+        let bucket = Bucket::new(n);
+        let start = Instant::now();
         let end = Duration::from_secs(60 * u64::from(minutes));
         let mut now = Duration::ZERO;
         let mut calls = Vec::new();
         while now < end {
-            while bucket.check().is_ok() {
+            // A deadline of now: only a slot free at once is taken.
+            while bucket.reserve(start + now, start + now) == Ok(start + now) {
                 calls.push(now);
             }
-            clock.advance(step);
             now += step;
         }
         calls
@@ -187,6 +203,35 @@ mod tests {
                 calls.len()
             );
         }
+    }
+
+    /// Under a burst every caller learns at once whether it gets a slot: the refused ones
+    /// never wait, the admitted ones wait for their own slot only.
+    #[tokio::test]
+    async fn a_burst_is_decided_at_the_moment_of_asking() {
+        let limiters = std::sync::Arc::new(per_minute(600)); // 6 banked, then one every ~101 ms
+        let deadline = Instant::now() + Duration::from_millis(500);
+        let op = Operation::ProvisionCustomer;
+        let callers = (0..40).map(|_| {
+            let limiters = limiters.clone();
+            tokio::spawn(async move {
+                let asked = Instant::now();
+                let outcome = limiters.acquire(op, deadline, &TokioSleeper).await;
+                (outcome.is_ok(), asked.elapsed())
+            })
+        });
+        let mut admitted = 0;
+        for caller in callers {
+            let (ok, took) = caller.await.unwrap_or_else(|e| panic!("{e}"));
+            if ok {
+                admitted += 1;
+                assert!(took < Duration::from_millis(520), "admitted after {took:?}");
+            } else {
+                assert!(took < Duration::from_millis(50), "refused after {took:?}");
+            }
+        }
+        // The bank and the slots before the deadline: 6 + 4.
+        assert!((9..=11).contains(&admitted), "{admitted} admitted");
     }
 
     #[tokio::test]

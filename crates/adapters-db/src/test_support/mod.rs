@@ -10,8 +10,13 @@
 //!    `PATH`) in a temporary directory, stopped and deleted when the process exits.
 //!
 //! When neither works the test fails with instructions; it is never skipped.
+//!
+//! A test that needs a server set up differently (e.g. with TLS on) starts a [`Cluster`] of
+//! its own the same way.
 
 mod postgres;
+
+pub use postgres::Cluster;
 
 use std::ops::Deref;
 

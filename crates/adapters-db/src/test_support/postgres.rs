@@ -1,9 +1,9 @@
 //! PostgreSQL for tests: a server from `TEST_DATABASE_URL` or a throwaway cluster, and one
-//! database per test on it.
+//! database per test on it; and throwaway clusters of a test's own (`Cluster`), e.g. with TLS.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
@@ -29,9 +29,91 @@ static SERVER: OnceCell<Result<Server, String>> = OnceCell::const_new();
 struct Server {
     /// Where `CREATE DATABASE` / `DROP DATABASE` are sent.
     admin_url: String,
-    /// The process that stops the throwaway cluster when its stdin closes, i.e. when this
-    /// process exits. Kept only so that the pipe stays open until then.
-    _cluster: Option<Mutex<Child>>,
+    /// The throwaway cluster, when there is one; a static, so it lives until this process
+    /// exits.
+    _cluster: Option<Cluster>,
+}
+
+/// A throwaway PostgreSQL cluster started from the local server binaries, in a temporary
+/// directory, with the role `postgres` trusted on 127.0.0.1. Stopped and deleted when it is
+/// dropped or when this process exits.
+///
+/// `TestDatabase` shares one per process; a test that needs a server set up differently
+/// (TLS on) starts its own.
+pub struct Cluster {
+    port: u16,
+    /// The shell that stops the cluster when its stdin, a pipe from this process, closes:
+    /// when this is dropped or the process exits.
+    process: Mutex<Child>,
+}
+
+impl Cluster {
+    /// A cluster without TLS (PostgreSQL's default `ssl = off`).
+    pub async fn start() -> Result<Self, String> {
+        Self::launch(None).await
+    }
+
+    /// A cluster with `ssl = on`, serving the PEM certificate `cert_pem` (the server's, then
+    /// any intermediates) with the PEM private key `key_pem`. Plain connections are still
+    /// accepted.
+    pub async fn start_with_tls(cert_pem: &str, key_pem: &str) -> Result<Self, String> {
+        Self::launch(Some(ServerTls {
+            cert_pem: cert_pem.to_owned(),
+            key_pem: key_pem.to_owned(),
+        }))
+        .await
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `postgres://postgres@HOST:PORT/postgres` then `query` (e.g. `?sslmode=require`).
+    /// The server listens on 127.0.0.1, which `localhost` also names.
+    pub fn url(&self, host: &str, query: &str) -> String {
+        format!("postgres://postgres@{host}:{}/postgres{query}", self.port)
+    }
+
+    async fn launch(tls: Option<ServerTls>) -> Result<Self, String> {
+        let started = tokio::task::spawn_blocking(move || start_cluster(tls.as_ref()))
+            .await
+            .map_err(|e| format!("starting the cluster panicked: {e}"))??;
+        let cluster = Self {
+            port: started.port,
+            process: Mutex::new(started.child),
+        };
+        let url = cluster.url("127.0.0.1", "");
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            match open_postgres(&url).await {
+                Ok(_) => return Ok(cluster),
+                Err(e) => {
+                    let exited = cluster
+                        .process
+                        .lock()
+                        .map_err(|_| "the cluster's process lock is poisoned".to_owned())?
+                        .try_wait()
+                        .ok()
+                        .flatten();
+                    if exited.is_some() || Instant::now() > deadline {
+                        let log = read_log(&started.dir);
+                        return Err(format!(
+                            "the throwaway PostgreSQL cluster did not start ({}; last error: \
+                             {e}); its log:\n{log}\n{HOW_TO_FIX}",
+                            exited.map_or("timed out".to_owned(), |s| format!("exited with {s}"))
+                        ));
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}
+
+/// The certificate and key a TLS cluster serves.
+struct ServerTls {
+    cert_pem: String,
+    key_pem: String,
 }
 
 impl Server {
@@ -113,32 +195,10 @@ async fn start_server() -> Result<Server, String> {
             _cluster: None,
         });
     }
-    let started = tokio::task::spawn_blocking(start_cluster)
-        .await
-        .map_err(|e| format!("starting the cluster panicked: {e}"))??;
-    let admin_url = format!("postgres://postgres@127.0.0.1:{}/postgres", started.port);
-    let mut child = started.child;
-    let deadline = Instant::now() + STARTUP_TIMEOUT;
-    loop {
-        match open_postgres(&admin_url).await {
-            Ok(_) => break,
-            Err(e) => {
-                let exited = child.try_wait().ok().flatten();
-                if exited.is_some() || Instant::now() > deadline {
-                    let log = read_log(&started.dir);
-                    return Err(format!(
-                        "the throwaway PostgreSQL cluster did not start ({}; last error: {e}); \
-                         its log:\n{log}\n{HOW_TO_FIX}",
-                        exited.map_or("timed out".to_owned(), |s| format!("exited with {s}"))
-                    ));
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
+    let cluster = Cluster::start().await?;
     Ok(Server {
-        admin_url,
-        _cluster: Some(Mutex::new(child)),
+        admin_url: cluster.url("127.0.0.1", ""),
+        _cluster: Some(cluster),
     })
 }
 
@@ -149,8 +209,8 @@ struct StartedCluster {
 }
 
 /// `initdb` then `postgres`, as the `postgres` user when running as root (both refuse to
-/// run as root). Blocking.
-fn start_cluster() -> Result<StartedCluster, String> {
+/// run as root), with TLS on when `tls` is given. Blocking.
+fn start_cluster(tls: Option<&ServerTls>) -> Result<StartedCluster, String> {
     let bin = find_bin_dir()?;
     let dir = tempfile::Builder::new()
         .prefix("onboarding-pg-")
@@ -186,19 +246,34 @@ fn start_cluster() -> Result<StartedCluster, String> {
         ]))
     .map_err(|e| format!("initdb failed: {e}. {HOW_TO_FIX}"))?;
 
+    // Settings beyond the common ones, as `-c name=value` arguments.
+    let mut settings = Vec::new();
+    if let Some(tls) = tls {
+        // The server refuses a key that others may read: 0600, owned by the server's user.
+        let cert = dir.join("server.crt");
+        let key = dir.join("server.key");
+        write_private(&cert, &tls.cert_pem, as_root)?;
+        write_private(&key, &tls.key_pem, as_root)?;
+        settings.push("ssl=on".to_owned());
+        settings.push(format!("ssl_cert_file={}", cert.display()));
+        settings.push(format!("ssl_key_file={}", key.display()));
+    }
+
     let port = free_port()?;
     // The shell starts the server and waits on its stdin, which is a pipe from this
     // process: when this process exits (even killed) the pipe closes, `read` returns, and
     // the shell stops the server (fast shutdown) and deletes the directory.
     let script = r#"
-"$1" -D "$2" -p "$3" -k "$4" -h 127.0.0.1 -F \
+bin=$1 data=$2 port=$3 dir=$4
+shift 4
+"$bin" -D "$data" -p "$port" -k "$dir" -h 127.0.0.1 -F \
     -c max_connections=300 -c shared_buffers=32MB \
-    -c synchronous_commit=off -c full_page_writes=off >"$4/postgres.log" 2>&1 &
+    -c synchronous_commit=off -c full_page_writes=off "$@" >"$dir/postgres.log" 2>&1 &
 pid=$!
 read _ignored
 kill -INT "$pid" 2>/dev/null
 wait "$pid"
-rm -rf "$4"
+rm -rf "$dir"
 "#;
     let child = as_user(as_root, Path::new("sh"))
         .arg("-c")
@@ -208,12 +283,29 @@ rm -rf "$4"
         .arg(&data)
         .arg(port.to_string())
         .arg(&dir)
+        .args(settings.iter().flat_map(|setting| ["-c", setting.as_str()]))
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("cannot start postgres: {e}. {HOW_TO_FIX}"))?;
     Ok(StartedCluster { child, port, dir })
+}
+
+/// Writes a file only its owner may read, owned by the `postgres` user when running as root.
+fn write_private(path: &Path, contents: &str, as_root: bool) -> Result<(), String> {
+    let cannot = |e: &dyn std::fmt::Display| format!("cannot write {}: {e}", path.display());
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut file| file.write_all(contents.as_bytes()))
+        .map_err(|e| cannot(&e))?;
+    if as_root {
+        run(Command::new("chown").arg("postgres:postgres").arg(path)).map_err(|e| cannot(&e))?;
+    }
+    Ok(())
 }
 
 fn as_user(as_root: bool, program: &Path) -> Command {

@@ -1,6 +1,7 @@
 //! Integration tests of the database adapter. Every test in `repos`, `backlog`,
 //! `provisioning`, `debug_log` and `migrations` runs twice, as `<module>::sqlite::<test>` and
 //! `<module>::postgres::<test>`, each on a fresh database of its own (`TestDatabase`).
+//! `tls` runs PostgreSQL only, on throwaway clusters of its own.
 
 mod support;
 
@@ -10,3 +11,4 @@ mod debug_log;
 mod migrations;
 mod provisioning;
 mod repos;
+mod tls;

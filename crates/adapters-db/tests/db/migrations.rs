@@ -193,3 +193,43 @@ async fn ping_answers_until_the_pool_closes(db: TestDatabase) -> TestResult {
     }
     Ok(())
 }
+
+/// The readiness probe reads; it creates nothing, even on a database never migrated.
+#[tokio::test]
+async fn counting_pending_migrations_writes_nothing() -> TestResult {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let db = TestDatabase::unmigrated(backend).await;
+        assert_eq!(pending_migrations(db.pool()).await?, MIGRATIONS.len());
+        // Still unmigrated: the bookkeeping table was not created by the count.
+        assert!(
+            db.execute("SELECT 1 FROM __diesel_schema_migrations")
+                .await
+                .is_err(),
+            "{backend}: the probe created the bookkeeping table"
+        );
+    }
+    Ok(())
+}
+
+/// A least-privilege runtime role (it may read and write rows, not create tables) is ready.
+#[tokio::test]
+async fn a_role_that_may_not_create_tables_sees_the_schema_ready() -> TestResult {
+    let db = TestDatabase::postgres().await;
+    let role = format!("runtime_{}", std::process::id());
+    db.execute(&format!(
+        "DO $$ BEGIN CREATE ROLE {role} LOGIN; EXCEPTION WHEN duplicate_object THEN NULL; END $$;
+         REVOKE CREATE ON SCHEMA public FROM PUBLIC;
+         REVOKE CREATE ON SCHEMA public FROM {role};
+         GRANT USAGE ON SCHEMA public TO {role};
+         GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role};"
+    ))
+    .await?;
+    let mut url = url::Url::parse(db.url())?;
+    url.set_username(&role)
+        .map_err(|()| anyhow::anyhow!("cannot set the user"))?;
+    let runtime =
+        onboarding_adapters_db::connect(&onboarding_adapters_db::DbConfig::new(url.to_string()))
+            .await?;
+    assert_eq!(pending_migrations(runtime.pool()).await?, 0);
+    Ok(())
+}

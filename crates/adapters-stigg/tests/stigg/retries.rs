@@ -319,7 +319,7 @@ async fn a_deadline_already_passed_sends_nothing() -> TestResult {
     let result = gateway.provision_customer(&customer()?, &late).await;
 
     assert!(
-        matches!(result, Err(StiggError::Unavailable { attempts: 0, .. })),
+        matches!(result, Err(StiggError::DeadlinePassed)),
         "{result:?}"
     );
     assert!(received(&server).await.is_empty());

@@ -77,9 +77,14 @@ pub enum StiggError {
     /// or the deadline. `cause` names the last one, e.g. "HTTP 503".
     #[error("Stigg API unavailable after {attempts} attempt{s} ({cause})", s = if *attempts == 1 { "" } else { "s" })]
     Unavailable { attempts: u32, cause: String },
-    /// Our own budget of calls per minute would make this call wait past its deadline.
+    /// Our own budget of calls per minute would make this call wait past its deadline. The
+    /// call was not sent.
     #[error("Stigg rate limit reached, retry later")]
     RateLimited,
+    /// The deadline passed before the call could be sent (the steps before it took the whole
+    /// time). The call was not sent.
+    #[error("the provisioning deadline passed before the Stigg call was sent; retry later")]
+    DeadlinePassed,
     /// 401 or 403: the key is wrong or lacks a permission.
     #[error("Stigg rejected the API key")]
     Unauthorized,

@@ -433,7 +433,7 @@ impl ReconcileProvisioning {
     ///
     /// Two answers mean that: `RateLimited` (the next token of the Stigg client's bucket
     /// comes after this provisioning's deadline, so the client refused at once), and
-    /// `Unavailable` after 0 attempts (the wait for a token, or a slow store, used up the
+    /// `DeadlinePassed` (a slow store, or an earlier step, used up the
     /// deadline before the first attempt). An API caller gets them at once, but a batch
     /// should wait for its turn instead. Nothing reached Stigg, the lease was given back and
     /// a customer already created stays recorded, so trying again is safe and resumes where
@@ -462,7 +462,7 @@ impl ReconcileProvisioning {
                 }
                 Err(
                     error @ ProvisionError::Stigg(
-                        StiggError::RateLimited | StiggError::Unavailable { attempts: 0, .. },
+                        StiggError::RateLimited | StiggError::DeadlinePassed,
                     ),
                 ) => error,
                 Err(error) => {

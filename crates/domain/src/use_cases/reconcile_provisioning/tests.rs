@@ -972,11 +972,8 @@ async fn a_deadline_spent_before_the_first_call_is_waited_out_but_a_sent_call_is
         .returning(move |c, _| {
             let org = c.customer_id.to_string();
             if lock(&first_try).insert(org.clone()) {
-                // Nothing sent: the wait for a token ate the whole deadline.
-                return Err(StiggError::Unavailable {
-                    attempts: 0,
-                    cause: "deadline passed before the call".into(),
-                });
+                // Nothing sent: the steps before it ate the whole deadline.
+                return Err(StiggError::DeadlinePassed);
             }
             if org == "org_2" {
                 // Sent, and failed: this is Stigg's answer, reported as it is.
