@@ -14,7 +14,7 @@ use serde_json::json;
 use crate::config::{Settings, StiggUse};
 use crate::error::{ApiError, TraceIds};
 pub use crate::reconcile::ReconcileArgs;
-use crate::startup::{Application, Services, open_database};
+use crate::startup::{Application, Services, open_database, stop_on_signals};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -71,7 +71,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
             let app = Application::build(&settings).await?;
-            app.run_until_stopped().await?;
+            let force = stop_on_signals(app.handle());
+            app.run_until_stopped_or(force).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {

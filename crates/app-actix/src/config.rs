@@ -139,6 +139,18 @@ pub enum StiggTarget {
     BundledEmulator,
 }
 
+/// The settings a command runs with, once checked.
+#[derive(Debug)]
+pub struct CheckedSettings {
+    pub stigg: StiggTarget,
+    pub catalog: PlanCatalog,
+}
+
+/// Every problem found in the settings, one line each, naming the variable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", .0.join("\n"))]
+pub struct ConfigProblems(pub Vec<String>);
+
 /// Which commands may run on the bundled emulator when no Stigg is configured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StiggUse {
@@ -182,6 +194,12 @@ impl Settings {
             (_, None) if production => {
                 anyhow::bail!("STIGG_API_KEY is required when APP_ENV=production")
             }
+            // Stigg refuses keyless calls, and so does the standalone emulator (it prints the
+            // key it accepts): better said now than on the first request.
+            (Some(_), None) => anyhow::bail!(
+                "STIGG_API_KEY is required when STIGG_API_URL is set (stigg-emulator prints the \
+                 key it accepts at start-up)"
+            ),
             (url, key) => {
                 let base_url = url
                     .clone()
@@ -196,9 +214,6 @@ impl Settings {
                 let api_key = key
                     .clone()
                     .unwrap_or_else(|| SecretString::from(String::new()));
-                if key.is_none() {
-                    tracing::warn!("STIGG_API_KEY is not set: Stigg calls go out without a key");
-                }
                 Ok(StiggTarget::Remote {
                     base_url: base_url.trim_end_matches('/').to_owned(),
                     api_key,
@@ -212,12 +227,31 @@ impl Settings {
         self.stigg_api_url.is_some() || self.stigg_api_key.is_some()
     }
 
-    /// What serving HTTP needs beyond the shared settings.
-    pub fn check_server(&self) -> anyhow::Result<()> {
-        if self.app_env == AppEnv::Production && self.api_token.is_none() {
-            anyhow::bail!("API_TOKEN is required when APP_ENV=production");
+    /// Every problem of the settings for a command, all at once: an operator fixes them in
+    /// one go instead of meeting them one restart at a time. On success, where Stigg is and
+    /// the plan catalog.
+    pub fn check(&self, stigg_use: StiggUse) -> Result<CheckedSettings, ConfigProblems> {
+        let mut problems = Vec::new();
+        if stigg_use == StiggUse::Serve
+            && self.app_env == AppEnv::Production
+            && self.api_token.is_none()
+        {
+            problems.push("API_TOKEN is required when APP_ENV=production".to_owned());
         }
-        Ok(())
+        let stigg = self
+            .stigg_target(stigg_use)
+            .map_err(|e| problems.push(format!("{e:#}")))
+            .ok();
+        let catalog = self
+            .load_plan_catalog()
+            .map_err(|e| problems.push(format!("{e:#}")))
+            .ok();
+        match (stigg, catalog) {
+            (Some(stigg), Some(catalog)) if problems.is_empty() => {
+                Ok(CheckedSettings { stigg, catalog })
+            }
+            _ => Err(ConfigProblems(problems)),
+        }
     }
 
     /// Loads the plan catalog. An explicitly configured file must exist; the default path
@@ -447,21 +481,65 @@ mod tests {
         }
     }
 
-    #[test]
-    fn production_serving_needs_an_api_token() {
-        let prod = settings(&["--app-env=production", "--stigg-api-key=k"]);
-        let error = prod
-            .check_server()
+    fn problems(args: &[&str], stigg_use: StiggUse) -> Vec<String> {
+        settings(args)
+            .check(stigg_use)
             .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
-        assert_eq!(error, "API_TOKEN is required when APP_ENV=production");
-        assert!(
-            settings(&["--app-env=production", "--api-token=t"])
-                .check_server()
-                .is_ok()
+            .map(|e| e.0)
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn every_problem_is_reported_in_one_run() {
+        assert_eq!(
+            problems(&["--app-env=production"], StiggUse::Serve),
+            [
+                "API_TOKEN is required when APP_ENV=production",
+                "STIGG_API_KEY is required when APP_ENV=production",
+            ]
         );
-        assert!(settings(&[]).check_server().is_ok());
+        let three = problems(
+            &[
+                "--app-env=production",
+                "--stigg-api-url=nope",
+                "--plan-catalog=/nonexistent/plans.toml",
+            ],
+            StiggUse::Serve,
+        );
+        assert_eq!(three.len(), 3, "{three:?}");
+        assert!(
+            three[2].starts_with("PLAN_CATALOG: cannot read"),
+            "{three:?}"
+        );
+        // `provision` does not serve: no API_TOKEN needed.
+        assert!(
+            problems(
+                &["--app-env=production", "--stigg-api-key=k"],
+                StiggUse::OneShot {
+                    command: "provision",
+                    emulator: false
+                }
+            )
+            .is_empty()
+        );
+        assert!(problems(&[], StiggUse::Serve).is_empty());
+        assert!(
+            problems(
+                &["--app-env=production", "--api-token=t", "--stigg-api-key=k"],
+                StiggUse::Serve
+            )
+            .is_empty()
+        );
+    }
+
+    #[test]
+    fn a_stigg_url_without_a_key_is_refused() {
+        let refused = problems(&["--stigg-api-url=http://127.0.0.1:8787"], StiggUse::Serve);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert!(
+            refused[0].starts_with("STIGG_API_KEY is required when STIGG_API_URL is set"),
+            "{refused:?}"
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use onboarding_domain::ports::{DebugLog, DebugLogEntry, RepoError};
@@ -48,12 +49,25 @@ pub fn new_row_key() -> String {
 /// The handle requests use; cheap to share.
 pub struct DebugLogWriter {
     queue: mpsc::Sender<DebugLogEntry>,
+    /// Rows of requests still being served (see [`DebugLogWriter::open_row`]).
+    open: Arc<AtomicUsize>,
 }
 
 /// The writer task, to stop at shutdown.
 pub struct DebugLogTask {
     handle: JoinHandle<()>,
     stop: oneshot::Sender<()>,
+    open: Arc<AtomicUsize>,
+}
+
+/// A row promised by a request being served; the writer's stop waits for it. Dropping it
+/// says the row was handed over (or logged).
+pub struct OpenRow(Arc<AtomicUsize>);
+
+impl Drop for OpenRow {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl DebugLogWriter {
@@ -68,7 +82,21 @@ impl DebugLogWriter {
         let (stop, stopped) = oneshot::channel();
         let worker = Worker::new(store, incoming, backlog_capacity, dropped);
         let handle = tokio::spawn(worker.run(stopped));
-        (Arc::new(Self { queue }), DebugLogTask { handle, stop })
+        let open = Arc::new(AtomicUsize::new(0));
+        let task = DebugLogTask {
+            handle,
+            stop,
+            open: open.clone(),
+        };
+        (Arc::new(Self { queue, open }), task)
+    }
+
+    /// Promises a row for a request that has started. A request cut off by a forced stop
+    /// hands its row over from another thread while the server winds down, so the writer's
+    /// stop waits for every promised row before it closes the queue.
+    pub fn open_row(&self) -> OpenRow {
+        self.open.fetch_add(1, Ordering::SeqCst);
+        OpenRow(self.open.clone())
     }
 
     /// Hands the row to the writer. It waits only when the queue is full (the database has
@@ -80,14 +108,31 @@ impl DebugLogWriter {
             log_row(&refused.0);
         }
     }
+
+    /// As [`record`](Self::record), without waiting (from a `Drop`): when the queue is full
+    /// or closed, the row goes to the log instead.
+    pub fn record_now(&self, entry: DebugLogEntry) {
+        if let Err(refused) = self.queue.try_send(entry) {
+            let (mpsc::error::TrySendError::Full(entry) | mpsc::error::TrySendError::Closed(entry)) =
+                refused;
+            log_row(&entry);
+        }
+    }
 }
 
 impl DebugLogTask {
     /// Closes the queue and waits until every row handed over is written (or logged). Call
     /// once the server has stopped: a row handed over after this is logged instead.
     pub async fn finish(self, within: Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        while self.open.load(Ordering::SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let _ = self.stop.send(());
-        if tokio::time::timeout(within, self.handle).await.is_err() {
+        if tokio::time::timeout_at(deadline, self.handle)
+            .await
+            .is_err()
+        {
             error!("the debug-log writer did not finish in time; unwritten rows may be lost");
         }
     }
@@ -265,7 +310,6 @@ fn log_row(row: &DebugLogEntry) {
 mod tests {
     use std::sync::Mutex;
     use std::sync::PoisonError;
-    use std::sync::atomic::{AtomicUsize, Ordering};
 
     use async_trait::async_trait;
     use onboarding_domain::ports::RepoError;

@@ -2,6 +2,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use onboarding_app::cli::{Cli, Command, run};
+use onboarding_app::config::ConfigProblems;
 use onboarding_app::telemetry;
 
 // Every request allocates and frees many small buffers across worker threads; glibc's
@@ -45,8 +46,14 @@ async fn main() -> ExitCode {
     match outcome {
         Ok(code) => code,
         Err(error) => {
-            // One line that names what is wrong (the variable, for configuration).
-            eprintln!("onboarding: {error:#}");
+            // One line per problem, naming what is wrong (the variable, for configuration).
+            match error.downcast_ref::<ConfigProblems>() {
+                Some(problems) => problems
+                    .0
+                    .iter()
+                    .for_each(|problem| eprintln!("onboarding: {problem}")),
+                None => eprintln!("onboarding: {error:#}"),
+            }
             ExitCode::FAILURE
         }
     }

@@ -32,8 +32,41 @@ use crate::openapi::OpenApiJson;
 use crate::routes;
 use crate::state::{AppState, Readiness};
 
-/// How long in-flight requests may run on after SIGTERM/SIGINT.
-const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// What the drain allows beyond the provisioning deadline: the last database writes and the
+/// answer of a request that used its whole deadline.
+const DRAIN_MARGIN: Duration = Duration::from_secs(5);
+
+/// How long in-flight requests may run on after SIGTERM/SIGINT: longer than any request can
+/// take. No Stigg call, retry, `Retry-After` wait or wait for another holder's lease runs
+/// past the provisioning deadline, so the deadline plus a margin covers every request.
+pub fn shutdown_grace(settings: &Settings) -> Duration {
+    settings.provisioning_deadline + DRAIN_MARGIN
+}
+
+/// Descriptors kept for everything but client connections: the database pool, Stigg's
+/// connections, the log, SQLite's files, the listener.
+const RESERVED_DESCRIPTORS: u64 = 256;
+
+/// actix-web's own cap per worker, kept when descriptors allow more.
+const ACTIX_MAX_CONNECTIONS: u64 = 25_000;
+
+/// Most client connections a worker holds at once. Without a cap, one client opening
+/// connections runs the process out of file descriptors, and then every other client, the
+/// database pool and the log with it. The process's descriptor limit (the soft one, raised to
+/// the hard one first) less a reserve is shared by the workers; beyond it new connections wait
+/// in the listen backlog until others close (slow ones are cut off within seconds).
+fn max_connections_per_worker(workers: usize) -> usize {
+    let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(1024);
+    let per_worker = limit.saturating_sub(RESERVED_DESCRIPTORS) / workers.max(1) as u64;
+    let cap = per_worker.clamp(1, ACTIX_MAX_CONNECTIONS);
+    info!(
+        descriptors = limit,
+        workers,
+        connections_per_worker = cap,
+        "connection cap"
+    );
+    usize::try_from(cap).unwrap_or(usize::MAX)
+}
 
 /// The adapters and use cases, built once and shared by the server and the commands.
 pub struct Services {
@@ -63,11 +96,11 @@ impl Services {
         deadline: Duration,
         stigg_use: StiggUse,
     ) -> anyhow::Result<Self> {
+        // Before the database is opened: a refusal touches nothing.
+        let checked = settings.check(stigg_use)?;
+        let (target, catalog) = (checked.stigg, Arc::new(checked.catalog));
         // One registry per instance, never the process-global one.
         let metrics = Arc::new(Metrics::new().context("cannot register the metrics")?);
-        let catalog = Arc::new(settings.load_plan_catalog()?);
-        // Before the database is opened: a refusal touches nothing.
-        let target = settings.stigg_target(stigg_use)?;
         let db = open_database(settings, true).await?;
         let (gateway, emulator, stigg) = connect_stigg(settings, target, metrics.clone()).await?;
         let db_port = Arc::new(db.clone());
@@ -183,11 +216,12 @@ pub struct Application {
     address: SocketAddr,
     services: Services,
     debug_log_task: DebugLogTask,
+    /// The drain: how long in-flight requests may run on after a stop.
+    grace: Duration,
 }
 
 impl Application {
     pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        settings.check_server()?;
         let services = Services::build(settings, StiggUse::Serve).await?;
         Self::serve(services, settings)
     }
@@ -223,10 +257,16 @@ impl Application {
                 // Outermost, so it sees every answer once, the API middleware's included.
                 .wrap(from_fn(record_request_metrics))
         })
-        .shutdown_timeout(SHUTDOWN_GRACE.as_secs());
-        if let Some(workers) = settings.http_workers {
-            server = server.workers(workers.get());
-        }
+        // Signals are ours (see `stop_on_signals`): actix's own treat SIGINT as a forced stop.
+        .disable_signals()
+        .shutdown_timeout(shutdown_grace(settings).as_secs_f64().ceil() as u64);
+        let workers = settings
+            .http_workers
+            .or_else(|| std::thread::available_parallelism().ok())
+            .map_or(1, std::num::NonZeroUsize::get);
+        server = server
+            .workers(workers)
+            .max_connections(max_connections_per_worker(workers));
         // actix-web's own bind: SO_REUSEADDR and a listen backlog of 1,024 (a std listener
         // would queue only 128, and a burst beyond that waits out SYN retransmits).
         let server = server
@@ -244,6 +284,7 @@ impl Application {
             address,
             services,
             debug_log_task,
+            grace: shutdown_grace(settings),
         })
     }
 
@@ -262,10 +303,56 @@ impl Application {
     /// Serves until SIGTERM/SIGINT (or a stop through the handle), letting in-flight requests
     /// finish, then writes the debug-log rows still waiting and stops the bundled emulator.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        let served = self.server.await;
-        info!("server stopped");
-        self.debug_log_task.finish(SHUTDOWN_GRACE).await;
+        self.run_until_stopped_or(std::future::pending()).await
+    }
+
+    /// As [`run_until_stopped`](Self::run_until_stopped); when `force` resolves first (a
+    /// second stop signal), the requests still running are cut off at once. Their rows are
+    /// written all the same.
+    pub async fn run_until_stopped_or(self, force: impl Future<Output = ()>) -> anyhow::Result<()> {
+        let served = {
+            let server = self.server;
+            tokio::pin!(server);
+            tokio::select! {
+                served = &mut server => served,
+                () = force => {
+                    // Dropping the server stops its workers without waiting for them.
+                    Ok(())
+                }
+            }
+        };
+        self.debug_log_task.finish(self.grace).await;
         self.services.shutdown().await;
         Ok(served?)
     }
+}
+
+/// Stops `server` on SIGTERM or SIGINT alike: no new connections, in-flight requests finish
+/// (up to the drain), exit 0. Resolves on a second signal, which should stop at once (see
+/// [`Application::run_until_stopped_or`]): actix queues a second stop behind the drain.
+pub async fn stop_on_signals(server: ServerHandle) {
+    use tokio::signal::unix::{SignalKind, signal};
+
+    let (Ok(mut terminate), Ok(mut interrupt)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        warn!("cannot listen for SIGTERM/SIGINT; stop the server through its handle");
+        return std::future::pending().await;
+    };
+    let mut next = async || {
+        tokio::select! {
+            _ = terminate.recv() => "SIGTERM",
+            _ = interrupt.recv() => "SIGINT",
+        }
+    };
+    let first = next().await;
+    info!(
+        signal = first,
+        "stopping: in-flight requests finish, no new ones are taken"
+    );
+    // The command is sent now; the drain goes on while this waits for a second signal.
+    drop(server.stop(true));
+    let second = next().await;
+    warn!(signal = second, "second signal: stopping at once");
 }

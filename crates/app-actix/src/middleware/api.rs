@@ -19,12 +19,18 @@ use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 use tracing::{Instrument, info, info_span};
 
-use crate::debug_log::DebugLogWriter;
+use crate::debug_log::{DebugLogWriter, OpenRow};
 use crate::error::{ApiError, ErrorCode, TraceIds};
 use crate::redact::body_for_debug_log;
 
 /// Bodies above this are refused with 413 before they are parsed.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
+
+/// The whole body must arrive within this (16 KiB take milliseconds on any real link).
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Longest path kept in a debug-log row (and quoted in an answer).
+pub const MAX_PATH_BYTES: usize = 1024;
 
 pub const REQUEST_ID: &str = "x-request-id";
 pub const CORRELATION_ID: &str = "x-correlation-id";
@@ -125,13 +131,30 @@ pub async fn api_middleware(
     req.extensions_mut().insert(headers);
 
     async move {
-        let method = req.method().to_string();
-        let path = req.path().to_owned();
-        let mut body = None;
+        // The row exists from the start: a request cut off before its answer still has one.
+        let mut row = PendingRow {
+            _open: guard.debug_log.open_row(),
+            writer: guard.debug_log.clone(),
+            started,
+            entry: Some(DebugLogEntry {
+                key: crate::debug_log::new_row_key(),
+                request_id: ids.request_id.as_ref().map(|id| id.as_str().to_owned()),
+                correlation_id: ids.correlation_id.as_ref().map(|id| id.as_str().to_owned()),
+                tenant_id: tenant.as_ref().map(|id| id.as_str().to_owned()),
+                method: req.method().to_string(),
+                path: onboarding_domain::text::truncate_chars(req.path(), MAX_PATH_BYTES)
+                    .to_owned(),
+                request_body: None,
+                status: CUT_OFF_STATUS,
+                error_code: Some(CUT_OFF_CODE.to_owned()),
+                duration_ms: 0,
+                created_at: chrono::Utc::now(),
+            }),
+        };
         let response = match refuse_early(&guard, &mut req, &ids).await {
             Err(refusal) => req.into_response(refusal.error_response()),
             Ok(bytes) => {
-                body = Some(body_for_debug_log(&bytes));
+                row.set_body(body_for_debug_log(&bytes));
                 req.set_payload(bytes.into());
                 next.call(req).await?.map_into_boxed_body()
             }
@@ -148,26 +171,58 @@ pub async fn api_middleware(
             duration_ms,
             "request finished"
         );
-        let entry = DebugLogEntry {
-            key: crate::debug_log::new_row_key(),
-            request_id: ids.request_id.as_ref().map(|id| id.as_str().to_owned()),
-            correlation_id: ids.correlation_id.as_ref().map(|id| id.as_str().to_owned()),
-            tenant_id: tenant.as_ref().map(|id| id.as_str().to_owned()),
-            method,
-            path,
-            request_body: body.flatten(),
-            status,
-            error_code: error_code.map(|c| c.as_str().to_owned()),
-            duration_ms,
-            created_at: chrono::Utc::now(),
-        };
         // Written off the request path by group commit (ADR 0005). A failure to write it never
         // changes the answer: the writer keeps it.
-        guard.debug_log.record(entry).await;
+        if let Some(mut entry) = row.entry.take() {
+            entry.status = status;
+            entry.error_code = error_code.map(|c| c.as_str().to_owned());
+            entry.duration_ms = duration_ms;
+            guard.debug_log.record(entry).await;
+        }
         Ok(response)
     }
     .instrument(span)
     .await
+}
+
+/// The status and code of a row whose request was cut off before its answer: the server
+/// stopped waiting for it (the end of the drain, or a second stop signal) or the client went
+/// away. 499 as proxies write it: the caller got no answer from us.
+pub const CUT_OFF_STATUS: u16 = 499;
+pub const CUT_OFF_CODE: &str = "CUT_OFF";
+
+/// The row of a request being served. Finished, the middleware takes its entry and records
+/// it with the answer's status. Dropped with its entry still in it (the request's future was
+/// dropped before the answer), it records the entry as cut off.
+struct PendingRow {
+    /// Fields drop after `Drop::drop` has run: the promise ends once the row is handed over.
+    _open: OpenRow,
+    writer: Arc<DebugLogWriter>,
+    started: Instant,
+    entry: Option<DebugLogEntry>,
+}
+
+impl PendingRow {
+    fn set_body(&mut self, body: Option<String>) {
+        if let Some(entry) = &mut self.entry {
+            entry.request_body = body;
+        }
+    }
+}
+
+impl Drop for PendingRow {
+    fn drop(&mut self) {
+        if let Some(mut entry) = self.entry.take() {
+            entry.duration_ms =
+                i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
+            tracing::warn!(
+                request_id = entry.request_id.as_deref(),
+                duration_ms = entry.duration_ms,
+                "request cut off before its answer"
+            );
+            self.writer.record_now(entry);
+        }
+    }
 }
 
 /// The checks that answer before the handler runs: bearer token, then body size. On success
@@ -177,6 +232,19 @@ async fn refuse_early(
     req: &mut ServiceRequest,
     ids: &TraceIds,
 ) -> Result<Bytes, ApiError> {
+    // Two credentials are one too many, whichever would be checked (as for trace headers).
+    if req
+        .headers()
+        .get_all(header::AUTHORIZATION)
+        .nth(1)
+        .is_some()
+    {
+        return Err(ApiError::invalid(
+            "request headers are invalid",
+            vec![FieldError::new("authorization", "must be given once")],
+            ids,
+        ));
+    }
     if let Some(expected) = &guard.api_token
         && !bearer_matches(req.headers(), expected)
     {
@@ -203,28 +271,45 @@ async fn refuse_early(
     }
     let (_, payload) = req.parts_mut();
     let mut payload = std::mem::replace(payload, actix_web::dev::Payload::None);
-    let mut body = BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::new(
-                ErrorCode::BadRequest,
-                format!("request body could not be read: {e}"),
-                ids,
-            )
-        })?;
-        if body.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(too_large());
+    let read = async {
+        let mut body = BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            // The decoder's own words (e.g. a chunk size it could not parse) stay in the log.
+            let chunk = chunk.map_err(|e| {
+                tracing::info!(error = %e, "request body could not be read");
+                ApiError::new(ErrorCode::BadRequest, "request body could not be read", ids)
+            })?;
+            if body.len() + chunk.len() > MAX_BODY_BYTES {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
+        Ok(body.freeze())
+    };
+    // Headers are cut off by actix after 5 s; a body trickling in a byte at a time would
+    // otherwise hold its connection (and a file descriptor) for ever.
+    tokio::time::timeout(BODY_READ_TIMEOUT, read)
+        .await
+        .unwrap_or_else(|_| {
+            Err(ApiError::new(
+                ErrorCode::RequestTimeout,
+                format!(
+                    "request body not received within {} s",
+                    BODY_READ_TIMEOUT.as_secs()
+                ),
+                ids,
+            ))
+        })
 }
 
 fn bearer_matches(headers: &HeaderMap, expected: &SecretString) -> bool {
+    // The scheme name is case-insensitive (RFC 9110): `bearer` and `BEARER` count too.
     let Some(given) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim_start_matches(' '))
     else {
         return false;
     };

@@ -44,10 +44,16 @@ fn ids(req: &HttpRequest) -> crate::error::TraceIds {
     RequestHeaders::read(req.headers()).ids()
 }
 
+/// Longest part of a path quoted back in a 404: a 64 KB path is not echoed.
+const MAX_QUOTED_PATH_CHARS: usize = 128;
+
 async fn not_found(req: HttpRequest) -> HttpResponse {
+    let path = req.path();
+    let quoted = onboarding_domain::text::truncate_chars(path, MAX_QUOTED_PATH_CHARS);
+    let ellipsis = if quoted.len() < path.len() { "…" } else { "" };
     ApiError::new(
         ErrorCode::NotFound,
-        format!("no route for {} {}", req.method(), req.path()),
+        format!("no route for {} {quoted}{ellipsis}", req.method()),
         &ids(&req),
     )
     .error_response()

@@ -110,7 +110,7 @@ pub struct ProvisionResponse<'a> {
     responses(
         (status = 200, description = "Provisioned now, or earlier (answered from the stored record).",
             body = ProvisionResponse, content_type = "application/json"),
-        (status = 400, description = "A header or body rule is broken, or the plan code is unknown or not the subscription's; `details` names every offending field.",
+        (status = 400, description = "A header or body rule is broken (`Content-Type` must be `application/json`; `Authorization` at most once), the plan code is unknown or not the subscription's, or the subscription's status is not provisioned (only `trialing`, `active` and `past_due` are); `details` names every offending field.",
             body = ErrorBody, content_type = "application/json"),
         (status = 401, description = "`API_TOKEN` is configured and the bearer token is missing or wrong.",
             body = ErrorBody, content_type = "application/json"),
@@ -119,6 +119,8 @@ pub struct ProvisionResponse<'a> {
         (status = 405, description = "Any method but POST.",
             body = ErrorBody, content_type = "application/json",
             headers(("allow" = String, description = "`POST`"))),
+        (status = 408, description = "The body did not arrive within 10 s of the headers.",
+            body = ErrorBody, content_type = "application/json"),
         (status = 413, description = "The body is larger than 16 KiB; refused before it is parsed.",
             body = ErrorBody, content_type = "application/json"),
         (status = 500, description = "Stigg failed (after retries) or rejected the call, or the database failed; the message says what failed.",
@@ -234,10 +236,9 @@ fn parse_body(
     body: &[u8],
     catalog: &PlanCatalog,
 ) -> Result<ProvisionRequest, Vec<FieldError>> {
+    // A missing type is refused like a wrong one: the contract's body is JSON, said so.
     let declared_type = content_type.map(|v| v.to_str().unwrap_or_default());
-    if let Some(content_type) = declared_type
-        && !is_json(content_type)
-    {
+    if !declared_type.is_some_and(is_json) {
         return Err(vec![FieldError::new(
             "content-type",
             "must be application/json",

@@ -677,3 +677,97 @@ async fn a_thousand_idle_connections_do_not_block_requests() {
         20
     );
 }
+
+/// A broken chunked encoding answers a plain message, not the decoder's own words.
+#[tokio::test]
+async fn a_broken_chunked_body_is_400_with_a_plain_message() {
+    let app = spawn_app().await;
+    let request = b"POST /api/stigg/provision HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+        Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\
+        x-request-id: req-chunk\r\nx-correlation-id: c\r\n\r\nzz\r\n{}\r\n0\r\n\r\n";
+    let answer = exchange(&app, request).await;
+    assert_eq!(answer.status, 400, "{}", answer.head);
+    assert_eq!(answer.json()["message"], "request body could not be read");
+    assert_still_serving(&app).await;
+}
+
+/// A body that trickles in is cut off: the connection is not held for ever.
+#[tokio::test]
+async fn a_body_that_does_not_arrive_in_time_is_408() {
+    let app = spawn_app().await;
+    let mut stream = connect(&app).await;
+    stream
+        .write_all(
+            b"POST /api/stigg/provision HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+              Content-Type: application/json\r\nContent-Length: 100\r\nConnection: close\r\n\
+              x-request-id: req-trickle\r\nx-correlation-id: c\r\n\r\n{",
+        )
+        .await
+        .unwrap_or_else(|e| panic!("write: {e}"));
+    let started = Instant::now();
+    // A byte every 2 s, never the whole body.
+    let trickle = async {
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            if stream.write_all(b" ").await.is_err() {
+                break;
+            }
+        }
+    };
+    let _ = timeout(Duration::from_secs(13), trickle).await;
+    let mut answer = Vec::new();
+    let _ = timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    let answer = RawResponse::parse(&answer);
+    assert_eq!(answer.status, 408, "{}", answer.head);
+    assert_eq!(answer.json()["code"], "REQUEST_TIMEOUT");
+    assert!(started.elapsed() < Duration::from_secs(15));
+}
+
+/// Which requests get a debug-log row: those routed to the API scope (`/api/...`, exactly as
+/// written), whatever the answer; other paths, look-alikes included, get none.
+#[tokio::test]
+async fn api_paths_get_a_row_and_look_alikes_do_not() {
+    let app = spawn_app().await;
+    for (path, id) in [
+        ("/api/other", "req-other"),
+        ("//api/stigg/provision", "req-double"),
+        ("/API/STIGG/PROVISION", "req-upper"),
+    ] {
+        let answer = app
+            .client
+            .post(format!("{}{path}", app.address))
+            .header("x-request-id", id)
+            .header("x-correlation-id", "c")
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(answer.status(), 404, "{path}");
+    }
+    assert_eq!(app.debug_rows("req-other").await.len(), 1);
+    assert!(app.debug_rows("req-double").await.is_empty());
+    assert!(app.debug_rows("req-upper").await.is_empty());
+}
+
+/// A long path is neither stored whole nor echoed whole.
+#[tokio::test]
+async fn long_paths_are_cut_in_the_row_and_in_the_answer() {
+    let app = spawn_app().await;
+    let path = format!("/api/{}", "x".repeat(60_000));
+    let answer = app
+        .client
+        .post(format!("{}{path}", app.address))
+        .header("x-request-id", "req-long-path")
+        .header("x-correlation-id", "c")
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(answer.status(), 404);
+    let body: Value = answer.json().await.unwrap_or_else(|e| panic!("{e}"));
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(message.len() < 300, "{} bytes", message.len());
+    let rows = app.debug_rows("req-long-path").await;
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].path.len(), 1024);
+}

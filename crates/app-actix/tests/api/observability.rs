@@ -256,7 +256,10 @@ async fn openapi_document_describes_the_provisioning_route() {
         .unwrap_or_else(|| panic!("no responses: {operation}"));
     let mut statuses: Vec<&str> = responses.keys().map(String::as_str).collect();
     statuses.sort_unstable();
-    assert_eq!(statuses, ["200", "400", "401", "404", "405", "413", "500"]);
+    assert_eq!(
+        statuses,
+        ["200", "400", "401", "404", "405", "408", "413", "500"]
+    );
     for (status, response) in responses {
         let content = response["content"].as_object();
         let types: Vec<&String> = content.map(|c| c.keys().collect()).unwrap_or_default();

@@ -404,7 +404,7 @@ const CONTENT_TYPES: [(Option<&str>, bool); 8] = [
     (Some("application/json; charset=utf-8"), true),
     (Some("Application/JSON"), true),
     (Some("application/merge-patch+json"), true),
-    (None, true),
+    (None, false),
     (Some("text/plain"), false),
     (Some("application/x-www-form-urlencoded"), false),
     (Some("application/jsonx"), false),

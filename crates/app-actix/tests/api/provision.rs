@@ -611,6 +611,28 @@ async fn bearer_token_is_required_when_configured(backend: Backend) {
         app.debug_rows("req-n").await[0].error_code.as_deref(),
         Some("UNAUTHORIZED")
     );
+    // The scheme name is case-insensitive.
+    for scheme in ["bearer", "BEARER"] {
+        let answer = app
+            .provision_request(&acme_body(), &format!("req-{scheme}"))
+            .header("authorization", format!("{scheme} t0ken-secret"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(answer.status(), 200, "{scheme}");
+    }
+    // Two credentials are refused like repeated trace headers, even if one is right.
+    let (status, body) = read(
+        app.provision_request(&acme_body(), "req-twice")
+            .header("authorization", "Bearer t0ken-secret")
+            .header("authorization", "Bearer other")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{e}")),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(detail_fields(&body), ["authorization"]);
 }
 
 async fn other_methods_and_paths_answer_json_errors(backend: Backend) {

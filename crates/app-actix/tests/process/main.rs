@@ -66,6 +66,29 @@ impl Sandbox {
         command
     }
 
+    /// The binary started under a descriptor limit of `nofile` (soft and hard), through the
+    /// shell's `ulimit`; the command's environment is kept.
+    fn spawn_with_nofile(&self, nofile: u32) -> Child {
+        let command = self.command(&[]);
+        let program = command.get_program().to_owned();
+        let mut shell = Command::new("sh");
+        shell
+            .arg("-c")
+            .arg(format!("ulimit -n {nofile} && exec \"$0\" serve"))
+            .arg(program)
+            .env_clear()
+            .envs(
+                command
+                    .get_envs()
+                    .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v.to_owned()))),
+            )
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        shell.spawn().unwrap_or_else(|e| panic!("sh: {e}"))
+    }
+
     fn run(&self, args: &[&str]) -> Output {
         self.command(args)
             .output()
@@ -159,14 +182,32 @@ fn seed(sandbox: &Sandbox) {
 // Multi-threaded: blocking on a child process must not stall the emulator served here.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_a_slow_stigg_call_lets_the_request_finish_and_exits_0() {
+    a_stop_signal_lets_the_request_finish("TERM", 1500).await;
+}
+
+/// Ctrl-C drains like SIGTERM (actix's own handling made it a forced stop).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_drains_like_sigterm() {
+    a_stop_signal_lets_the_request_finish("INT", 1500).await;
+}
+
+/// The drain outlasts the longest request: one that runs longer than the old fixed 10 s
+/// drain, within the provisioning deadline, still gets its answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_longer_than_ten_seconds_is_drained_too() {
+    a_stop_signal_lets_the_request_finish("TERM", 11_000).await;
+}
+
+async fn a_stop_signal_lets_the_request_finish(name: &str, stigg_delay_ms: u64) {
     let sandbox = Sandbox::new().await;
     seed(&sandbox);
-    sandbox
-        .stigg
-        .emulator()
-        .push_fault(Fault::new(FaultAction::Delay { ms: 1500 }).on_path("/api/v1/customers"));
+    sandbox.stigg.emulator().push_fault(
+        Fault::new(FaultAction::Delay { ms: stigg_delay_ms }).on_path("/api/v1/customers"),
+    );
     let mut server = sandbox
         .command(&["serve"])
+        // One slow attempt, not a retry after a timeout.
+        .env("STIGG_ATTEMPT_TIMEOUT_MS", "14000")
         .spawn()
         .unwrap_or_else(|e| panic!("{e}"));
     sandbox.wait_ready(&mut server).await;
@@ -182,7 +223,7 @@ async fn sigterm_during_a_slow_stigg_call_lets_the_request_finish_and_exits_0() 
     );
     // Let the request reach the slow Stigg call, then ask the server to stop.
     tokio::time::sleep(Duration::from_millis(400)).await;
-    signal(&server, "TERM");
+    signal(&server, name);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let refused = reqwest::Client::new()
         .get(sandbox.url("/healthz"))
@@ -206,6 +247,51 @@ async fn sigterm_during_a_slow_stigg_call_lets_the_request_finish_and_exits_0() 
     assert_eq!(status.code(), Some(0));
     // The answered request's debug-log row is there.
     assert!(sandbox.debug_bodies().await.contains("req-slow"));
+}
+
+/// A second signal stops at once; the request it cut off still has its debug-log row.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_stops_at_once_and_the_cut_request_keeps_its_row() {
+    let sandbox = Sandbox::new().await;
+    seed(&sandbox);
+    sandbox
+        .stigg
+        .emulator()
+        .push_fault(Fault::new(FaultAction::Delay { ms: 4000 }).on_path("/api/v1/customers"));
+    let mut server = sandbox
+        .command(&["serve"])
+        .spawn()
+        .unwrap_or_else(|e| panic!("{e}"));
+    sandbox.wait_ready(&mut server).await;
+    let in_flight = tokio::spawn(
+        reqwest::Client::new()
+            .post(sandbox.url("/api/stigg/provision"))
+            .header("x-request-id", "req-cut")
+            .header("x-correlation-id", "corr-cut")
+            .json(&demo_body())
+            .send(),
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    signal(&server, "TERM");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    signal(&server, "INT");
+    let started = Instant::now();
+    let status =
+        tokio::task::spawn_blocking(move || wait_exit(&mut server, Duration::from_secs(10)))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(status.code(), Some(0));
+    assert!(in_flight.await.unwrap_or_else(|e| panic!("{e}")).is_err());
+    let rows = sandbox.debug_bodies().await;
+    assert!(
+        rows.contains("req-cut") && rows.contains("CUT_OFF"),
+        "{rows}"
+    );
 }
 
 // Multi-threaded: blocking on a child process must not stall the emulator served here.
@@ -292,6 +378,29 @@ async fn production_refuses_to_start_without_a_stigg_key_or_an_api_token() {
         .env("APP_ENV", "production")
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
+
+    let neither = sandbox
+        .command(&["serve"])
+        .env("APP_ENV", "production")
+        .env_remove("STIGG_API_KEY")
+        .env_remove("STIGG_API_URL")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    // Every problem in one run, one line each.
+    assert_eq!(neither.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&neither.stderr);
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("onboarding: "))
+        .collect();
+    assert_eq!(
+        lines,
+        [
+            "onboarding: API_TOKEN is required when APP_ENV=production",
+            "onboarding: STIGG_API_KEY is required when APP_ENV=production",
+        ],
+        "{stderr}"
+    );
 
     for (output, variable) in [(no_key, "STIGG_API_KEY"), (no_token, "API_TOKEN")] {
         assert_eq!(output.status.code(), Some(1));
@@ -502,4 +611,62 @@ async fn two_instances_and_a_sigterm_leave_exactly_one_row_per_request() {
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(rows.len(), 1, "req-burst-{i}: {rows:?}");
     }
+}
+
+/// One client holding more slow connections than the process has file descriptors cannot
+/// take the last of them: connections are capped below the limit (the rest wait in the
+/// listen backlog), slow bodies are cut off after 10 s, and another client is served once the
+/// connections ahead of it in the backlog have had their turn. Before, the process ran out
+/// of descriptors and nobody else was ever served.
+// Multi-threaded: blocking on a child process must not stall the emulator served here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_connections_beyond_the_descriptor_limit_do_not_starve_others() {
+    use tokio::io::AsyncWriteExt;
+
+    let sandbox = Sandbox::new().await;
+    let mut server = sandbox.spawn_with_nofile(512);
+    sandbox.wait_ready(&mut server).await;
+
+    // 600 connections (more than 512 descriptors) that send their headers, then nothing.
+    let address = format!("127.0.0.1:{}", sandbox.port);
+    let mut held = Vec::new();
+    for i in 0..600 {
+        let Ok(Ok(mut stream)) = tokio::time::timeout(
+            Duration::from_millis(200),
+            tokio::net::TcpStream::connect(&address),
+        )
+        .await
+        else {
+            continue;
+        };
+        let head = format!(
+            "POST /api/stigg/provision HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: 1000\r\nx-request-id: slow-{i}\r\nx-correlation-id: c\r\n\r\n{{"
+        );
+        let _ = stream.write_all(head.as_bytes()).await;
+        held.push(stream);
+    }
+    let started = Instant::now();
+    let healthz = reqwest::Client::new()
+        .get(sandbox.url("/healthz"))
+        .timeout(Duration::from_secs(40))
+        .send()
+        .await;
+    assert!(
+        healthz.as_ref().is_ok_and(|r| r.status() == 200),
+        "another client was not served: {healthz:?}"
+    );
+    // Two rounds of cut-offs at most: 256 connections at a time, 10 s each.
+    assert!(
+        started.elapsed() < Duration::from_secs(35),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(held);
+    signal(&server, "TERM");
+    let status =
+        tokio::task::spawn_blocking(move || wait_exit(&mut server, Duration::from_secs(30)))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(status.code(), Some(0));
 }
