@@ -69,6 +69,17 @@ pub struct Settings {
     #[arg(long, env = "HTTP_WORKERS", value_name = "HTTP_WORKERS", global = true)]
     pub http_workers: Option<std::num::NonZeroUsize>,
 
+    /// Days `debug_logs` rows are kept; older ones are deleted by the running service (at
+    /// start-up, then hourly). 0 keeps them forever.
+    #[arg(
+        long,
+        env = "DEBUG_LOG_RETENTION_DAYS",
+        value_name = "DEBUG_LOG_RETENTION_DAYS",
+        default_value_t = 30,
+        global = true
+    )]
+    pub debug_log_retention_days: u32,
+
     /// Stigg server key, sent as X-API-KEY (secret).
     #[arg(long, env = "STIGG_API_KEY", value_name = "STIGG_API_KEY", value_parser = secret, hide_env_values = true, global = true)]
     pub stigg_api_key: Option<SecretString>,

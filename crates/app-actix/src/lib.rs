@@ -14,6 +14,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod reconcile;
 pub mod redact;
+pub mod retention;
 pub mod routes;
 pub mod startup;
 pub mod state;

@@ -27,6 +27,7 @@ use crate::config::{Settings, StiggTarget, StiggUse};
 use crate::debug_log::{DEFAULT_BACKLOG_CAPACITY, DebugLogTask, DebugLogWriter};
 use crate::metrics::Metrics;
 use crate::middleware::api::ApiGuard;
+use crate::middleware::connection;
 use crate::middleware::metrics::record_request_metrics;
 use crate::openapi::OpenApiJson;
 use crate::routes;
@@ -218,6 +219,8 @@ pub struct Application {
     debug_log_task: DebugLogTask,
     /// The drain: how long in-flight requests may run on after a stop.
     grace: Duration,
+    /// Deletes old debug-log rows; `None` when they are kept forever.
+    retention: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -256,7 +259,9 @@ impl Application {
                 .configure(routes::configure)
                 // Outermost, so it sees every answer once, the API middleware's included.
                 .wrap(from_fn(record_request_metrics))
+                .wrap(from_fn(connection::close_after_many_requests))
         })
+        .on_connect(connection::on_connect)
         // Signals are ours (see `stop_on_signals`): actix's own treat SIGINT as a forced stop.
         .disable_signals()
         .shutdown_timeout(shutdown_grace(settings).as_secs_f64().ceil() as u64);
@@ -279,12 +284,15 @@ impl Application {
         let server = server.run();
         // The summary an operator reads first: where it listens and which Stigg it uses.
         info!(%address, stigg = %services.stigg, "listening on http://{address}");
+        let retention =
+            crate::retention::start(services.db.clone(), settings.debug_log_retention_days);
         Ok(Self {
             server,
             address,
             services,
             debug_log_task,
             grace: shutdown_grace(settings),
+            retention,
         })
     }
 
@@ -321,6 +329,10 @@ impl Application {
                 }
             }
         };
+        info!("server stopped");
+        if let Some(retention) = &self.retention {
+            retention.abort();
+        }
         self.debug_log_task.finish(self.grace).await;
         self.services.shutdown().await;
         Ok(served?)

@@ -59,6 +59,31 @@ fn new_rows(entries: &[DebugLogEntry]) -> Vec<NewDebugLogRow<'_>> {
 }
 
 impl Database {
+    /// Deletes up to `batch` rows written before `cutoff`, oldest first; how many it deleted.
+    /// One short statement per batch, so pruning a large backlog never holds the table for
+    /// long: the caller loops while a whole batch went.
+    pub async fn prune_debug_logs(
+        &self,
+        cutoff: chrono::DateTime<chrono::Utc>,
+        batch: usize,
+    ) -> Result<usize, RepoError> {
+        let cutoff = cutoff.naive_utc();
+        let batch = i64::try_from(batch).unwrap_or(i64::MAX);
+        // diesel cannot delete through a subquery with LIMIT; the statement is the same on
+        // both backends (SQLite numbers `$1`, `$2` in order of appearance).
+        let deleted = with_conn!(self.pool, |conn| {
+            diesel::sql_query(
+                "DELETE FROM debug_logs WHERE id IN \
+                 (SELECT id FROM debug_logs WHERE created_at < $1 ORDER BY id LIMIT $2)",
+            )
+            .bind::<diesel::sql_types::Timestamp, _>(cutoff)
+            .bind::<diesel::sql_types::BigInt, _>(batch)
+            .execute(conn)
+            .await
+        })?;
+        Ok(deleted)
+    }
+
     /// The debug log rows of one request id, oldest first (for support and tests).
     pub async fn debug_logs_for_request(
         &self,

@@ -11,6 +11,7 @@ on_both_backends!(
     a_batch_of_many_rows_is_one_insert,
     a_row_written_again_under_its_key_is_kept_once,
     nul_in_any_text_column_is_stored_as_a_replacement_character,
+    old_rows_are_pruned_in_batches,
 );
 
 async fn records_and_reads_back(db: TestDatabase) -> TestResult {
@@ -144,5 +145,24 @@ async fn nul_in_any_text_column_is_stored_as_a_replacement_character(
     assert_eq!(row.method, "PO\u{FFFD}ST");
     assert_eq!(row.tenant_id.as_deref(), Some("t\u{FFFD}x"));
     assert_eq!(row.error_code.as_deref(), Some("E\u{FFFD}"));
+    Ok(())
+}
+
+async fn old_rows_are_pruned_in_batches(db: TestDatabase) -> TestResult {
+    let now = chrono::Utc::now();
+    let rows: Vec<DebugLogEntry> = (0..25)
+        .map(|i| DebugLogEntry {
+            created_at: now - chrono::Duration::days(if i < 20 { 40 } else { 1 }),
+            ..entry(&format!("k-prune-{i}"), &format!("req-prune-{i}"))
+        })
+        .collect();
+    db.record(&rows).await?;
+    let cutoff = now - chrono::Duration::days(30);
+
+    assert_eq!(db.prune_debug_logs(cutoff, 8).await?, 8);
+    assert_eq!(db.prune_debug_logs(cutoff, 8).await?, 8);
+    assert_eq!(db.prune_debug_logs(cutoff, 8).await?, 4);
+    assert_eq!(db.prune_debug_logs(cutoff, 8).await?, 0);
+    assert_eq!(db.recent_debug_logs(100).await?.len(), 5);
     Ok(())
 }

@@ -1,4 +1,5 @@
 //! Request middleware.
 
 pub mod api;
+pub mod connection;
 pub mod metrics;

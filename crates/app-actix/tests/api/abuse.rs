@@ -771,3 +771,46 @@ async fn long_paths_are_cut_in_the_row_and_in_the_answer() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].path.len(), 1024);
 }
+
+/// A client that pipelines requests without reading the answers is served 1,000 answers at
+/// full speed, the last saying `Connection: close`; past that one per 5 s, so that what waits
+/// for it stays bounded.
+#[tokio::test]
+async fn a_pipelining_connection_is_slowed_after_a_thousand_requests() {
+    let app = spawn_app().await;
+    let mut stream = connect(&app).await;
+    let requests = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".repeat(3_000);
+    let (mut reader, mut writer) = stream.split();
+    let write = async {
+        let _ = timeout(
+            Duration::from_secs(3),
+            writer.write_all(requests.as_bytes()),
+        )
+        .await;
+    };
+    let mut answers = Vec::new();
+    let read = async {
+        let mut chunk = [0_u8; 65_536];
+        let until = Instant::now() + Duration::from_secs(3);
+        while let Ok(Ok(n)) = timeout(
+            until.saturating_duration_since(Instant::now()),
+            reader.read(&mut chunk),
+        )
+        .await
+        {
+            if n == 0 {
+                break;
+            }
+            answers.extend_from_slice(&chunk[..n]);
+        }
+    };
+    tokio::join!(write, read);
+    let text = String::from_utf8_lossy(&answers);
+    let served = text.matches("HTTP/1.1 200 OK").count();
+    assert_eq!(
+        served, 1_000,
+        "{served} answers within 3 s on one connection"
+    );
+    assert_eq!(text.matches("connection: close").count(), 1);
+    assert_still_serving(&app).await;
+}
