@@ -33,11 +33,33 @@ impl From<DieselError> for DbError {
                 DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
                 info,
             ) => Self::Unavailable(info.message().to_owned()),
+            DieselError::DatabaseError(DatabaseErrorKind::Unknown, info)
+                if is_server_going_away(info.message()) =>
+            {
+                Self::Unavailable(info.message().to_owned())
+            }
             DieselError::NotFound => Self::Query("expected row not found".into()),
             // diesel's Display shows the database's message, never the statement.
             other => Self::Query(other.to_string()),
         }
     }
+}
+
+/// The server ended the session or refuses sessions for now (SQLSTATE class 57P, and
+/// 53300): a retry later may succeed. diesel does not pass SQLSTATE on, so the server's
+/// (English) messages for these codes are matched.
+fn is_server_going_away(message: &str) -> bool {
+    const MESSAGES: [&str; 5] = [
+        // 57P01 admin_shutdown, 57P02 crash_shutdown, 57P05 idle_session_timeout, …
+        "terminating connection due to",
+        // 57P03 cannot_connect_now
+        "the database system is starting up",
+        "the database system is shutting down",
+        "the database system is in recovery mode",
+        // 53300 too_many_connections
+        "sorry, too many clients already",
+    ];
+    MESSAGES.iter().any(|known| message.starts_with(known))
 }
 
 impl From<PoolError> for DbError {

@@ -321,7 +321,7 @@ impl StiggClient {
                 let hint = retry_after(response.headers(), Utc::now());
                 return Ok((status, hint, None));
             }
-            Ok::<_, reqwest::Error>((status, None, Some(response.bytes().await)))
+            Ok::<_, reqwest::Error>((status, None, Some(read_capped(response).await)))
         };
         match tokio::time::timeout(budget, exchange).await {
             Err(_) => Attempt::Transient {
@@ -350,10 +350,7 @@ impl StiggClient {
                     cause: format!("HTTP {}", status.as_u16()),
                     retry_after: hint,
                 },
-                Some(Ok(bytes)) => Attempt::Final(Answer {
-                    status,
-                    body: bytes.to_vec(),
-                }),
+                Some(Ok(body)) => Attempt::Final(Answer { status, body }),
                 // A success we could not read may have created the entity: retrying with the
                 // same idempotency key is safe and gets the answer again.
                 Some(Err(_)) if status.is_success() => Attempt::Transient {
@@ -370,6 +367,24 @@ impl StiggClient {
             },
         }
     }
+}
+
+/// Most of an answer read: Stigg's answers are a few KiB. A longer one is cut here, so that a
+/// misbehaving server or proxy cannot make the service hold megabytes per call; cut, it no
+/// longer reads as JSON and is reported as an unexpected answer.
+pub(crate) const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+
+async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        let room = MAX_ANSWER_BYTES - body.len();
+        if chunk.len() >= room {
+            body.extend_from_slice(&chunk[..room]);
+            break;
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// 408, 429 and 5xx: worth another attempt.

@@ -134,9 +134,17 @@ impl ApiError {
                 vec![FieldError::new("stripeSubscriptionId", error.to_string())],
                 ids,
             ),
-            ProvisionError::InProgress { .. } | ProvisionError::Stigg(_) => {
+            ProvisionError::InProgress { .. } => {
                 Self::new(ErrorCode::Internal, error.to_string(), ids)
             }
+            // Stigg's own words reach the caller (cut to 200 characters by the adapter) only
+            // after the redaction debug-log bodies get: a key or card number it echoes stays
+            // out of the answer.
+            ProvisionError::Stigg(_) => Self::new(
+                ErrorCode::Internal,
+                crate::redact::redact_message(&error.to_string()),
+                ids,
+            ),
             ProvisionError::Store(RepoError::Unavailable(_)) => Self::new(
                 ErrorCode::Internal,
                 "database unavailable, retry later",
@@ -271,5 +279,23 @@ mod tests {
             "Stigg API unavailable after 3 attempts (HTTP 503)"
         );
         assert_eq!(api.code, ErrorCode::Internal);
+    }
+
+    #[test]
+    fn secrets_in_stiggs_words_are_masked() {
+        let error = ProvisionError::Stigg(StiggError::Rejected {
+            operation: "provision_customer",
+            status: 400,
+            code: "BadUserInput".into(),
+            message: "key sk_live_51HabcDEF refused; password=hunter2".into(),
+        });
+        let api = ApiError::from_provision(&error, &ids());
+        assert!(
+            api.message
+                .starts_with("Stigg rejected the provision_customer request")
+        );
+        for secret in ["sk_live_51HabcDEF", "hunter2"] {
+            assert!(!api.message.contains(secret), "{}", api.message);
+        }
     }
 }

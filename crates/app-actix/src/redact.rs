@@ -291,6 +291,12 @@ fn redact(body: &[u8]) -> String {
     }
 }
 
+/// Text from outside (e.g. Stigg's error message) as it may be shown to a caller: masked by
+/// the same rules as a body that is not JSON.
+pub fn redact_message(text: &str) -> String {
+    redact_text(text)
+}
+
 /// The body to store for a request: secrets masked, cut at 8 KiB on a character boundary.
 /// `None` for an empty body.
 pub fn body_for_debug_log(body: &[u8]) -> Option<String> {

@@ -202,3 +202,45 @@ struct Slept {
     #[allow(dead_code)]
     slept: String,
 }
+
+/// A connection the server terminates (`pg_terminate_backend`, SQLSTATE 57P01, as in a
+/// restart or failover) is "unavailable, retry later", not a database error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminated_connection_is_unavailable() -> TestResult {
+    use onboarding_adapters_db::DbPool;
+    use onboarding_domain::ports::RepoError;
+
+    let test_db = TestDatabase::postgres().await;
+    let db = connect(&DbConfig::new(test_db.url().to_owned())).await?;
+    let DbPool::Postgres(pool) = db.pool() else {
+        anyhow::bail!("not PostgreSQL");
+    };
+    let mut victim = pool.get().await?;
+    #[derive(diesel::QueryableByName)]
+    struct Pid {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        pid: i32,
+    }
+    use diesel_async::RunQueryDsl;
+    let pid = diesel::sql_query("SELECT pg_backend_pid() AS pid")
+        .get_result::<Pid>(&mut *victim)
+        .await?
+        .pid;
+    let sleeping = async {
+        diesel::sql_query("SELECT pg_sleep(5)")
+            .execute(&mut *victim)
+            .await
+    };
+    let terminate = async {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        TestDatabase::execute(&test_db, &format!("SELECT pg_terminate_backend({pid})")).await
+    };
+    let (slept, terminated) = futures::join!(sleeping, terminate);
+    terminated?;
+    let error = slept
+        .err()
+        .ok_or_else(|| anyhow::anyhow!("the query survived its backend"))?;
+    let repo = RepoError::from(DbError::from(error));
+    assert!(matches!(repo, RepoError::Unavailable(_)), "{repo:?}");
+    Ok(())
+}

@@ -351,3 +351,32 @@ async fn payment_required_is_a_failure() -> TestResult {
     );
     Ok(())
 }
+
+/// An answer is read up to 1 MiB: a longer one is cut, no longer reads as JSON, and is
+/// reported as an unexpected answer, never held in memory whole.
+#[tokio::test]
+async fn answers_over_a_mebibyte_are_cut_and_refused() -> TestResult {
+    let server = MockServer::start().await;
+    let huge = format!(
+        r#"{{"data":{{"id":"org_8Yp2","billingId":"cus_Q1w2E3","note":"{}"}}}}"#,
+        "x".repeat(2 * 1024 * 1024)
+    );
+    mount_post(
+        &server,
+        CREATE_CUSTOMER,
+        ResponseTemplate::new(201).set_body_raw(huge, "application/json"),
+        1,
+    )
+    .await;
+    let gateway = HttpStiggGateway::new(config_for(&server))?;
+
+    let result = gateway.provision_customer(&customer()?, &ctx15()?).await;
+
+    match result {
+        Err(StiggError::InvalidResponse { detail, .. }) => {
+            assert!(detail.contains("not the expected JSON"), "{detail}")
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    Ok(())
+}
