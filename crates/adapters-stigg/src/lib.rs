@@ -4,7 +4,7 @@
 //! It creates customers and subscriptions with idempotency keys, reads an entity back after a
 //! 409 and compares it with what was asked, retries transient failures with full-jitter
 //! backoff inside the caller's deadline, and keeps a client-side rate limit per operation.
-//! The contract it follows is `shared/spec/stigg-integration.md`.
+//! The contract it follows is `docs/stigg.md`.
 
 mod client;
 mod config;

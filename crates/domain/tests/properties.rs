@@ -1,5 +1,5 @@
 //! Properties of the parsed ids and of `ProvisionRequest::parse`, checked against an
-//! independent oracle: the contract's regexes (`shared/spec/provision-api.md`) compiled by the
+//! independent oracle: the contract's regexes (`docs/api.md`) compiled by the
 //! `regex` crate. The hand-written checks in `model/ids.rs` must accept exactly what the
 //! regexes accept, for valid values generated from the regexes, for near misses of them and for
 //! arbitrary Unicode.

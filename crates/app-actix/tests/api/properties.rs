@@ -27,7 +27,7 @@ use serde_json::Value;
 
 use crate::helpers::{NOT_SETTLING, TestApp, read, spawn_app_on};
 
-// The contract's rules, word for word (shared/spec/provision-api.md).
+// The contract's rules, word for word (docs/api.md).
 const ORG_ID: &str = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$";
 const STRIPE_CUSTOMER_ID: &str = r"^cus_[A-Za-z0-9]{1,250}$";
 const STRIPE_SUBSCRIPTION_ID: &str = r"^sub_[A-Za-z0-9]{1,250}$";

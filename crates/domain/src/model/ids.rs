@@ -1,6 +1,6 @@
 //! Identifiers, parsed once at the edge so the rest of the code never re-checks them.
 //!
-//! Each type's rule is the contract's (`shared/spec/provision-api.md`); the error message is
+//! Each type's rule is the contract's (`docs/api.md`); the error message is
 //! written for the caller who sent the value.
 
 use std::fmt;
