@@ -42,9 +42,10 @@ enum Direction {
 pub async fn run_migrations(pool: &DbPool) -> Result<Vec<String>, DbError> {
     let applied = migrate(pool, Direction::Up).await?;
     if applied.is_empty() {
-        tracing::debug!(backend = %pool.backend(), "database schema is up to date");
+        tracing::info!(backend = %pool.backend(), "database schema is up to date");
     } else {
-        tracing::info!(backend = %pool.backend(), migrations = ?applied, "applied database migrations");
+        let migrations = applied.join(", ");
+        tracing::info!(backend = %pool.backend(), %migrations, "applied database migrations");
     }
     Ok(applied)
 }

@@ -11,7 +11,7 @@ use onboarding_domain::use_cases::provision_subscription::{
 };
 use serde_json::json;
 
-use crate::config::{Settings, StiggUse};
+use crate::config::{ServerSettings, Settings, StiggUse};
 use crate::error::{ApiError, TraceIds};
 pub use crate::reconcile::ReconcileArgs;
 use crate::startup::{Application, Services, open_database, stop_on_signals};
@@ -19,12 +19,16 @@ use crate::startup::{Application, Services, open_database, stop_on_signals};
 #[derive(Debug, Parser)]
 #[command(
     name = "onboarding",
-    version,
+    version = crate::build_info::VERSION_LINE,
     about = "Provisions organizations' subscriptions in Stigg after Stripe created them."
 )]
 pub struct Cli {
     #[command(flatten)]
     pub settings: Settings,
+    /// `serve`'s own settings: given before the command (`onboarding --bind-addr … serve`) or
+    /// as environment variables; the other commands do not offer them.
+    #[command(flatten)]
+    pub server: ServerSettings,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -42,16 +46,26 @@ pub enum Command {
     /// Provision every subscription not yet provisioned (never tried, or stopped halfway),
     /// within the Stigg rate limit, and print a summary.
     Reconcile(ReconcileArgs),
+    /// Print a shell completion script (e.g. `onboarding completions bash >
+    /// /etc/bash_completion.d/onboarding`).
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Debug, clap::Args)]
 pub struct ProvisionArgs {
+    /// The organization (`organizations.id`); it becomes the Stigg customer id.
     #[arg(long)]
     pub org_id: String,
+    /// The organization's Stripe customer (`cus_…`).
     #[arg(long)]
     pub stripe_customer_id: String,
+    /// The Stripe subscription to provision (`sub_…`).
     #[arg(long)]
     pub stripe_subscription_id: String,
+    /// The subscription's plan code, as in the plan catalog.
     #[arg(long)]
     pub plan_code: String,
     /// Correlation id passed on to Stigg [default: a new one].
@@ -70,14 +84,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let settings = cli.settings;
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            let app = Application::build(&settings).await?;
+            let app = Application::build(&settings, &cli.server).await?;
             let force = stop_on_signals(app.handle());
             app.run_until_stopped_or(force).await?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Migrate => {
+            // The adapter logs what it applied, or that nothing was pending: one line.
             open_database(&settings, true).await?;
-            tracing::info!("migrations are up to date");
             Ok(ExitCode::SUCCESS)
         }
         Command::SeedDemo => {
@@ -91,6 +105,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Provision(args) => provision_once(&settings, args).await,
         Command::Reconcile(args) => crate::reconcile::run(&settings, args).await,
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "onboarding", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -100,7 +120,7 @@ async fn provision_once(settings: &Settings, args: ProvisionArgs) -> anyhow::Res
         command: "provision",
         emulator: args.emulator,
     };
-    let services = Services::build(settings, stigg_use).await?;
+    let services = Services::build(settings, stigg_use, None).await?;
     let raw = RawProvisionRequest {
         org_id: Field::Value(&args.org_id),
         stripe_customer_id: Field::Value(&args.stripe_customer_id),
@@ -149,10 +169,8 @@ async fn provision_once(settings: &Settings, args: ProvisionArgs) -> anyhow::Res
             }),
             ExitCode::SUCCESS,
         ),
-        Err(error) => (
-            json!({ "code": error.code, "message": error.message, "details": error.details }),
-            ExitCode::FAILURE,
-        ),
+        // The HTTP API's error shape, `details` only when there are some.
+        Err(error) => (json!(error.body()), ExitCode::FAILURE),
     };
     let mut out = std::io::stdout().lock();
     writeln!(out, "{body}")?;

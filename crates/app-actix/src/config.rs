@@ -39,13 +39,28 @@ pub const DEFAULT_PLAN_CATALOG: &str = "config/plans.toml";
 /// The catalog shipped in the binary, so the service starts from any working directory.
 const BUILT_IN_PLAN_CATALOG: &str = include_str!("../../../config/plans.toml");
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+fn log_filter(raw: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::try_new(raw)
+        .map(|_| raw.to_owned())
+        .map_err(|e| format!("not a log filter ({e}), e.g. `info` or `info,onboarding_app=debug`"))
+}
+
+/// The settings of every command.
 #[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Settings (each also an environment variable; `.env` is read)")]
 pub struct Settings {
     /// `sqlite://PATH` (embedded) or `postgres://…` (production).
     #[arg(long, env = "DATABASE_URL", value_name = "DATABASE_URL", default_value = "sqlite://onboarding.db", value_parser = secret, hide_env_values = true, hide_default_value = false, global = true)]
     pub database_url: SecretString,
 
-    /// Most database connections in the pool.
+    /// Most database connections in the pool [default: 8 on SQLite, 16 on PostgreSQL].
     #[arg(
         long,
         env = "DATABASE_MAX_CONNECTIONS",
@@ -53,32 +68,6 @@ pub struct Settings {
         global = true
     )]
     pub database_max_connections: Option<usize>,
-
-    /// Listen address of the HTTP server.
-    #[arg(
-        long,
-        env = "BIND_ADDR",
-        value_name = "BIND_ADDR",
-        default_value = "127.0.0.1:8080",
-        global = true
-    )]
-    pub bind_addr: SocketAddr,
-
-    /// HTTP worker threads [default: one per CPU the process may use]. Set it where the CPUs
-    /// seen are not the CPUs granted (a container's CPU quota).
-    #[arg(long, env = "HTTP_WORKERS", value_name = "HTTP_WORKERS", global = true)]
-    pub http_workers: Option<std::num::NonZeroUsize>,
-
-    /// Days `debug_logs` rows are kept; older ones are deleted by the running service (at
-    /// start-up, then hourly). 0 keeps them forever.
-    #[arg(
-        long,
-        env = "DEBUG_LOG_RETENTION_DAYS",
-        value_name = "DEBUG_LOG_RETENTION_DAYS",
-        default_value_t = 30,
-        global = true
-    )]
-    pub debug_log_retention_days: u32,
 
     /// Stigg server key, sent as X-API-KEY (secret).
     #[arg(long, env = "STIGG_API_KEY", value_name = "STIGG_API_KEY", value_parser = secret, hide_env_values = true, global = true)]
@@ -122,10 +111,6 @@ pub struct Settings {
     #[arg(long, env = "PLAN_CATALOG", value_name = "PLAN_CATALOG", default_value = DEFAULT_PLAN_CATALOG, global = true)]
     pub plan_catalog: PathBuf,
 
-    /// When set, API routes require `Authorization: Bearer <API_TOKEN>` (secret).
-    #[arg(long, env = "API_TOKEN", value_name = "API_TOKEN", value_parser = secret, hide_env_values = true, global = true)]
-    pub api_token: Option<SecretString>,
-
     /// `production` refuses the bundled emulator and a missing STIGG_API_KEY.
     #[arg(
         long,
@@ -136,6 +121,64 @@ pub struct Settings {
         global = true
     )]
     pub app_env: AppEnv,
+
+    /// Log levels, `tracing` filter syntax [default: info,actix_server=warn].
+    #[arg(long = "rust-log", env = "RUST_LOG", value_name = "RUST_LOG", value_parser = log_filter, global = true)]
+    pub rust_log: Option<String>,
+
+    /// `json` or `text` [default: json when standard error is not a terminal, else text].
+    #[arg(
+        long,
+        env = "LOG_FORMAT",
+        value_name = "LOG_FORMAT",
+        value_enum,
+        global = true
+    )]
+    pub log_format: Option<LogFormat>,
+}
+
+/// The settings of `serve` alone (the default command).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Server settings (each also an environment variable)")]
+pub struct ServerSettings {
+    /// Listen address of the HTTP server.
+    #[arg(
+        long,
+        env = "BIND_ADDR",
+        value_name = "BIND_ADDR",
+        default_value = "127.0.0.1:8080"
+    )]
+    pub bind_addr: SocketAddr,
+
+    /// HTTP worker threads [default: one per CPU the process may use]. Set it where the CPUs
+    /// seen are not the CPUs granted (a container's CPU quota).
+    #[arg(long, env = "HTTP_WORKERS", value_name = "HTTP_WORKERS")]
+    pub http_workers: Option<std::num::NonZeroUsize>,
+
+    /// When set, API routes require `Authorization: Bearer <API_TOKEN>` (secret).
+    #[arg(long, env = "API_TOKEN", value_name = "API_TOKEN", value_parser = secret, hide_env_values = true)]
+    pub api_token: Option<SecretString>,
+
+    /// Days `debug_logs` rows are kept; older ones are deleted by the running service (at
+    /// start-up, then hourly). 0 keeps them forever.
+    #[arg(
+        long,
+        env = "DEBUG_LOG_RETENTION_DAYS",
+        value_name = "DEBUG_LOG_RETENTION_DAYS",
+        default_value_t = 30
+    )]
+    pub debug_log_retention_days: u32,
+}
+
+impl ServerSettings {
+    /// What serving needs beyond the shared settings, as problems (see [`Settings::check`]).
+    pub fn problems(&self, app_env: AppEnv) -> Vec<String> {
+        let mut problems = Vec::new();
+        if app_env == AppEnv::Production && self.api_token.is_none() {
+            problems.push("API_TOKEN is required when APP_ENV=production".to_owned());
+        }
+        problems
+    }
 }
 
 /// Where Stigg is, once the settings are checked.
@@ -241,14 +284,13 @@ impl Settings {
     /// Every problem of the settings for a command, all at once: an operator fixes them in
     /// one go instead of meeting them one restart at a time. On success, where Stigg is and
     /// the plan catalog.
-    pub fn check(&self, stigg_use: StiggUse) -> Result<CheckedSettings, ConfigProblems> {
-        let mut problems = Vec::new();
-        if stigg_use == StiggUse::Serve
-            && self.app_env == AppEnv::Production
-            && self.api_token.is_none()
-        {
-            problems.push("API_TOKEN is required when APP_ENV=production".to_owned());
-        }
+    /// `server`'s problems come first when serving.
+    pub fn check(
+        &self,
+        stigg_use: StiggUse,
+        server: Option<&ServerSettings>,
+    ) -> Result<CheckedSettings, ConfigProblems> {
+        let mut problems = server.map_or_else(Vec::new, |s| s.problems(self.app_env));
         let stigg = self
             .stigg_target(stigg_use)
             .map_err(|e| problems.push(format!("{e:#}")))
@@ -381,17 +423,25 @@ mod tests {
         );
     }
 
-    fn settings(args: &[&str]) -> Settings {
+    #[derive(clap::Parser)]
+    struct Both {
+        #[command(flatten)]
+        settings: Settings,
+        #[command(flatten)]
+        server: ServerSettings,
+    }
+
+    fn parse(args: &[&str]) -> Result<Both, clap::Error> {
         use clap::Parser;
-        #[derive(Parser)]
-        struct Only {
-            #[command(flatten)]
-            settings: Settings,
-        }
-        let argv = std::iter::once("onboarding").chain(args.iter().copied());
-        Only::try_parse_from(argv)
-            .unwrap_or_else(|e| panic!("{e}"))
-            .settings
+        Both::try_parse_from(std::iter::once("onboarding").chain(args.iter().copied()))
+    }
+
+    fn both(args: &[&str]) -> Both {
+        parse(args).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn settings(args: &[&str]) -> Settings {
+        both(args).settings
     }
 
     fn refusal(settings: &Settings) -> String {
@@ -461,20 +511,15 @@ mod tests {
 
     #[test]
     fn http_workers_default_to_actix_and_zero_is_refused() {
-        assert_eq!(settings(&[]).http_workers, None);
+        assert_eq!(both(&[]).server.http_workers, None);
         assert_eq!(
-            settings(&["--http-workers=3"])
+            both(&["--http-workers=3"])
+                .server
                 .http_workers
                 .map(|n| n.get()),
             Some(3)
         );
-        use clap::Parser;
-        #[derive(Parser)]
-        struct Only {
-            #[command(flatten)]
-            settings: Settings,
-        }
-        let refused = Only::try_parse_from(["onboarding", "--http-workers=0"]).err();
+        let refused = parse(&["--http-workers=0"]).err();
         assert!(
             refused.is_some_and(|e| e.to_string().contains("HTTP_WORKERS")),
             "0 workers accepted"
@@ -493,11 +538,29 @@ mod tests {
     }
 
     fn problems(args: &[&str], stigg_use: StiggUse) -> Vec<String> {
-        settings(args)
-            .check(stigg_use)
+        let Both { settings, server } = both(args);
+        let server = (stigg_use == StiggUse::Serve).then_some(&server);
+        settings
+            .check(stigg_use, server)
             .err()
             .map(|e| e.0)
             .unwrap_or_default()
+    }
+
+    #[test]
+    fn log_settings_are_checked_by_name() {
+        let refused = parse(&["--log-format=xml"]).err().map(|e| e.to_string());
+        assert!(refused.is_some_and(|e| e.contains("LOG_FORMAT")));
+        let refused = parse(&["--rust-log=info,=[bad"])
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            refused.as_deref().is_some_and(|e| e.contains("RUST_LOG")),
+            "{refused:?}"
+        );
+        let fine = settings(&["--log-format=json", "--rust-log=debug,actix_server=warn"]);
+        assert_eq!(fine.log_format, Some(LogFormat::Json));
+        assert_eq!(fine.rust_log.as_deref(), Some("debug,actix_server=warn"));
     }
 
     #[test]
@@ -555,12 +618,12 @@ mod tests {
 
     #[test]
     fn secrets_never_show_in_debug_output() {
-        let s = settings(&[
+        let s = both(&[
             "--stigg-api-key=server-secret-1",
             "--api-token=token-secret-2",
             "--database-url=postgres://u:hunter2@db/x",
         ]);
-        let shown = format!("{s:?}");
+        let shown = format!("{:?} {:?}", s.settings, s.server);
         for secret in ["server-secret-1", "token-secret-2", "hunter2"] {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }

@@ -100,6 +100,17 @@ pub struct FieldErrorBody {
 }
 
 impl ApiError {
+    /// The JSON body of the answer; the CLI prints the same shape.
+    pub fn body(&self) -> ErrorBody<'_> {
+        ErrorBody {
+            code: self.code,
+            message: &self.message,
+            details: &self.details,
+            request_id: self.ids.request_id.as_ref().map(RequestId::as_str),
+            correlation_id: self.ids.correlation_id.as_ref().map(CorrelationId::as_str),
+        }
+    }
+
     pub fn new(code: ErrorCode, message: impl Into<String>, ids: &TraceIds) -> Self {
         Self {
             code,
@@ -169,14 +180,7 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let body = ErrorBody {
-            code: self.code,
-            message: &self.message,
-            details: &self.details,
-            request_id: self.ids.request_id.as_ref().map(RequestId::as_str),
-            correlation_id: self.ids.correlation_id.as_ref().map(CorrelationId::as_str),
-        };
-        let mut response = HttpResponse::build(self.status_code()).json(body);
+        let mut response = HttpResponse::build(self.status_code()).json(self.body());
         // The API middleware reads the code back for the debug-log row and metrics.
         response.extensions_mut().insert(self.code);
         response

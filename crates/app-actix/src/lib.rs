@@ -4,6 +4,7 @@
 //! It stays thin: parsing at the edge, one mapping of errors to HTTP (`error`), no business
 //! rules.
 
+pub mod build_info;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -17,11 +17,7 @@ async fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(error) if error.use_stderr() => {
-            // clap's first line names the variable (`<BIND_ADDR>`) and the reason; the rest
-            // is a hint to run --help.
-            let rendered = error.render().to_string();
-            let line = rendered.lines().next().unwrap_or_default();
-            eprintln!("onboarding: {}", line.trim_start_matches("error: "));
+            eprintln!("onboarding: {}", usage_error_line(&error));
             return ExitCode::from(2);
         }
         Err(help_or_version) => help_or_version.exit(),
@@ -29,9 +25,9 @@ async fn main() -> ExitCode {
     // The server logs a line per request, so its lines are written in bursts; one-shot
     // commands write each line at once.
     let logs = match cli.command {
-        None | Some(Command::Serve) => Some(telemetry::init_buffered()),
+        None | Some(Command::Serve) => Some(telemetry::init_buffered(&cli.settings)),
         Some(_) => {
-            telemetry::init();
+            telemetry::init_with(&cli.settings);
             None
         }
     };
@@ -57,4 +53,51 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// One line for a refused setting or argument. Every setting's value name is its variable,
+/// so an invalid value is said by the variable, with the values allowed when there is a list
+/// (`APP_ENV: invalid value 'prod' (allowed: development, test, production)`); anything else
+/// is clap's own first line.
+fn usage_error_line(error: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue};
+
+    let variable = match error.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(arg)) => arg
+            .split_once('<')
+            .and_then(|(_, rest)| rest.split_once('>'))
+            .map(|(name, _)| name.to_owned()),
+        _ => None,
+    };
+    let value = match error.get(ContextKind::InvalidValue) {
+        Some(ContextValue::String(value)) => Some(value.clone()),
+        _ => None,
+    };
+    let allowed = match error.get(ContextKind::ValidValue) {
+        Some(ContextValue::Strings(values)) => Some(values.join(", ")),
+        _ => None,
+    };
+    match (variable, value) {
+        (Some(variable), Some(value)) => {
+            let why = match allowed {
+                Some(allowed) => format!("allowed: {allowed}"),
+                None => clap_reason(error),
+            };
+            format!("{variable}: invalid value '{value}' ({why})")
+        }
+        _ => {
+            let rendered = error.render().to_string();
+            let line = rendered.lines().next().unwrap_or_default();
+            line.trim_start_matches("error: ").to_owned()
+        }
+    }
+}
+
+/// clap's reason for refusing a value: what the value parser said.
+fn clap_reason(error: &clap::Error) -> String {
+    let rendered = error.render().to_string();
+    let line = rendered.lines().next().unwrap_or_default();
+    line.rsplit_once(": ")
+        .map_or(line, |(_, reason)| reason)
+        .to_owned()
 }

@@ -9,8 +9,11 @@ use std::time::Duration;
 use actix_web::http::{Method, StatusCode};
 use onboarding_adapters_stigg::{CallEvent, CallObserver, CallOutcome, Operation};
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
+
+use crate::build_info;
 
 /// The content type of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
@@ -133,6 +136,24 @@ impl Metrics {
         )?;
         registry.register(Box::new(provisionings.clone()))?;
         registry.register(Box::new(debug_log_rows_dropped.clone()))?;
+        // The registry keeps the one series; nothing changes it afterwards.
+        let build = IntGaugeVec::new(
+            Opts::new(
+                "onboarding_build_info",
+                "Always 1; the labels say which build is running: version, commit (short hash, \
+                 `-dirty` when built from a changed tree, `unknown` without git) and build date \
+                 (UTC).",
+            ),
+            &["version", "commit", "build_date"],
+        )?;
+        registry.register(Box::new(build.clone()))?;
+        build
+            .get_metric_with_label_values(&[
+                build_info::VERSION,
+                build_info::COMMIT,
+                build_info::BUILD_DATE,
+            ])?
+            .set(1);
 
         // Touching a series creates it at zero.
         for operation in Operation::ALL {
@@ -273,6 +294,22 @@ mod tests {
                 assert!(text.contains(&series), "{series} missing from {text}");
             }
         }
+    }
+
+    #[test]
+    fn the_build_is_a_series_of_its_own() {
+        let text = render(&metrics());
+        let series = format!(
+            r#"onboarding_build_info{{build_date="{}",commit="{}",version="{}"}} 1"#,
+            build_info::BUILD_DATE,
+            build_info::COMMIT,
+            build_info::VERSION,
+        );
+        assert!(text.contains(&series), "{series} missing from {text}");
+        assert!(
+            text.contains("# TYPE onboarding_build_info gauge"),
+            "{text}"
+        );
     }
 
     #[test]

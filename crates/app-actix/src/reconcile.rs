@@ -112,7 +112,7 @@ pub async fn run(settings: &Settings, args: ReconcileArgs) -> anyhow::Result<Exi
         emulator: args.emulator || (args.dry_run && !settings.has_stigg_settings()),
     };
     let deadline = batch_deadline(settings, args.concurrency);
-    let services = Services::build_with_deadline(settings, deadline, stigg_use).await?;
+    let services = Services::build_with_deadline(settings, deadline, stigg_use, None).await?;
     let run_id = uuid::Uuid::now_v7().simple().to_string();
     let options = args.options(&run_id);
     let stop = StopFlag::default();
@@ -154,12 +154,14 @@ pub async fn run(settings: &Settings, args: ReconcileArgs) -> anyhow::Result<Exi
     };
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}", text.trim_end())?;
-    Ok(exit_code(&summary))
+    Ok(exit_code(&summary, args.dry_run))
 }
 
 /// 0 clean, 1 when something failed, 130 when stopped (and nothing failed).
-pub fn exit_code(summary: &ReconcileSummary) -> ExitCode {
-    let failed = !summary.failed.is_empty() || matches!(summary.halt, Some(Halt::StoreFailed(_)));
+pub fn exit_code(summary: &ReconcileSummary, dry_run: bool) -> ExitCode {
+    // A dry run that ran reports data problems as its findings: they are not its failure.
+    let failed = (!dry_run && !summary.failed.is_empty())
+        || matches!(summary.halt, Some(Halt::StoreFailed(_)));
     if failed {
         ExitCode::FAILURE
     } else if summary.halt == Some(Halt::Stopped) || summary.interrupted > 0 {
@@ -234,6 +236,7 @@ fn listen_for_ctrl_c(stop: StopFlag, notice: Notice) -> tokio::task::JoinHandle<
 struct TerminalProgress {
     bar: ProgressBar,
     failed: AtomicU64,
+    recent: Arc<RecentRate>,
 }
 
 impl TerminalProgress {
@@ -245,6 +248,7 @@ impl TerminalProgress {
         Self {
             bar,
             failed: AtomicU64::new(0),
+            recent: Arc::default(),
         }
     }
 
@@ -273,7 +277,7 @@ impl ReconcileObserver for TerminalProgress {
     fn on_total(&self, total: Option<u64>) {
         if let Some(total) = total {
             self.bar.set_length(total);
-            self.bar.set_style(bar_style());
+            self.bar.set_style(bar_style(self.recent.clone()));
         }
         self.bar.set_message("");
     }
@@ -289,22 +293,80 @@ impl ReconcileObserver for TerminalProgress {
     }
 }
 
-fn bar_style() -> ProgressStyle {
+fn bar_style(recent: Arc<RecentRate>) -> ProgressStyle {
+    let for_eta = recent.clone();
     ProgressStyle::with_template(
         "{spinner} {elapsed_precise} [{wide_bar}] {pos}/{len}  {rate}  ETA {eta}  {msg}",
     )
-    .map(|style| style.with_key("rate", rate).progress_chars("=> "))
+    .map(|style| {
+        style
+            .with_key(
+                "rate",
+                move |state: &ProgressState, out: &mut dyn std::fmt::Write| {
+                    let _ = write!(out, "{:.1}/s", recent.per_sec(state.pos()));
+                },
+            )
+            .with_key(
+                "eta",
+                move |state: &ProgressState, out: &mut dyn std::fmt::Write| {
+                    let left = state.len().unwrap_or(0).saturating_sub(state.pos());
+                    let _ = match for_eta.eta(state.pos(), left) {
+                        Some(eta) => write!(out, "{}s", eta.as_secs()),
+                        None => write!(out, "?"),
+                    };
+                },
+            )
+            .progress_chars("=> ")
+    })
     .unwrap_or_else(|_| ProgressStyle::default_bar())
 }
 
 fn spinner_style() -> ProgressStyle {
-    ProgressStyle::with_template("{spinner} {elapsed_precise} {pos} handled  {rate}  {msg}")
-        .map(|style| style.with_key("rate", rate))
+    ProgressStyle::with_template("{spinner} {elapsed_precise} {pos} handled  {msg}")
         .unwrap_or_else(|_| ProgressStyle::default_spinner())
 }
 
-fn rate(state: &ProgressState, out: &mut dyn std::fmt::Write) {
-    let _ = write!(out, "{:.1}/s", state.per_sec());
+/// The pace of the last [`RecentRate::WINDOW`]: a run starts fast (the rate limit's bank, no
+/// queue yet) and then settles at the rate limit; an average since the start would promise
+/// an ETA the run cannot keep.
+#[derive(Default)]
+struct RecentRate {
+    samples: std::sync::Mutex<std::collections::VecDeque<(Instant, u64)>>,
+}
+
+impl RecentRate {
+    const WINDOW: Duration = Duration::from_secs(20);
+
+    /// Items per second over the window, seeing `pos` items handled now.
+    fn per_sec(&self, pos: u64) -> f64 {
+        self.per_sec_at(Instant::now(), pos)
+    }
+
+    fn per_sec_at(&self, now: Instant, pos: u64) -> f64 {
+        let mut samples = self
+            .samples
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        samples.push_back((now, pos));
+        while samples.len() > 2
+            && samples
+                .get(1)
+                .is_some_and(|(at, _)| now.duration_since(*at) >= Self::WINDOW)
+        {
+            samples.pop_front();
+        }
+        match samples.front() {
+            Some((since, from)) if now.duration_since(*since) >= Duration::from_secs(1) => {
+                pos.saturating_sub(*from) as f64 / now.duration_since(*since).as_secs_f64()
+            }
+            _ => 0.0,
+        }
+    }
+
+    fn eta(&self, pos: u64, left: u64) -> Option<Duration> {
+        let rate = self.per_sec(pos);
+        (rate > 0.0).then(|| Duration::from_secs_f64(left as f64 / rate))
+    }
 }
 
 /// One log line, written to standard error with the bar out of the way.
@@ -338,20 +400,22 @@ impl Drop for AboveBar {
 
 /// Progress without a terminal: counters, logged every few seconds.
 struct PlainProgress {
-    started: Instant,
     /// `u64::MAX` until known.
     total: AtomicU64,
     handled: AtomicU64,
     failed: AtomicU64,
+    recent: RecentRate,
 }
 
 impl PlainProgress {
     fn new(started: Instant) -> Self {
+        let recent = RecentRate::default();
+        recent.per_sec_at(started, 0);
         Self {
-            started,
             total: AtomicU64::new(u64::MAX),
             handled: AtomicU64::new(0),
             failed: AtomicU64::new(0),
+            recent,
         }
     }
 
@@ -369,12 +433,7 @@ impl PlainProgress {
         let handled = self.handled.load(Ordering::Relaxed);
         let total = Some(self.total.load(Ordering::Relaxed)).filter(|t| *t != u64::MAX);
         let failed = self.failed.load(Ordering::Relaxed);
-        let elapsed = self.started.elapsed().as_secs_f64();
-        let rate = if elapsed > 0.0 {
-            handled as f64 / elapsed
-        } else {
-            0.0
-        };
+        let rate = self.recent.per_sec(handled);
         let eta_secs = total
             .filter(|_| rate > 0.0)
             .map(|total| (total.saturating_sub(handled) as f64 / rate).round() as u64);
@@ -382,7 +441,7 @@ impl PlainProgress {
             handled,
             total,
             failed,
-            rate_per_sec = format!("{rate:.1}"),
+            rate_per_sec = (rate * 10.0).round() / 10.0,
             eta_secs,
             "reconcile progress: {handled}/{} handled, {rate:.1}/s, ETA {}",
             total.map_or_else(|| "?".to_owned(), |t| t.to_string()),
@@ -425,12 +484,17 @@ impl Report<'_> {
     pub fn to_text(&self) -> String {
         let s = self.summary;
         let mut out = String::new();
-        let total = s
-            .total
-            .map_or_else(|| "unknown".to_owned(), |t| t.to_string());
+        let pending = s
+            .pending
+            .map_or_else(|| "unknown".to_owned(), |p| p.to_string());
+        // Say when the limit, not the backlog, decided how many were taken.
+        let limited = match (s.pending, s.total) {
+            (Some(pending), Some(total)) if total < pending => format!(" (limit {total})"),
+            _ => String::new(),
+        };
         let _ = writeln!(
             out,
-            "{} {}: {} of {total} pending subscriptions handled in {:.1}s",
+            "{} {}: {} of {pending} pending subscriptions handled{limited} in {:.1}s",
             if self.dry_run {
                 "reconcile (dry run)"
             } else {
@@ -515,6 +579,7 @@ impl Report<'_> {
             "runId": self.run_id,
             "dryRun": self.dry_run,
             "total": s.total,
+            "pending": s.pending,
             "handled": s.handled(),
             "provisioned": s.provisioned,
             "alreadyProvisioned": s.already_provisioned,
@@ -560,34 +625,45 @@ mod tests {
             provisioned: 3,
             ..ReconcileSummary::default()
         };
-        assert_eq!(exit_code(&clean), ExitCode::SUCCESS);
+        assert_eq!(exit_code(&clean, false), ExitCode::SUCCESS);
         let with_failure = ReconcileSummary {
             failed: vec![failed("sub_A1", "x")],
             halt: Some(Halt::Stopped),
             ..clean.clone()
         };
-        assert_eq!(exit_code(&with_failure), ExitCode::FAILURE);
+        assert_eq!(exit_code(&with_failure, false), ExitCode::FAILURE);
+        // A dry run reports data problems; it did its job.
+        let dry_findings = ReconcileSummary {
+            failed: vec![failed("sub_A1", "unknown plan code 'plan_gone'")],
+            ..clean.clone()
+        };
+        assert_eq!(exit_code(&dry_findings, true), ExitCode::SUCCESS);
+        assert_eq!(exit_code(&dry_findings, false), ExitCode::FAILURE);
         let store = ReconcileSummary {
             halt: Some(Halt::StoreFailed("down".into())),
             ..clean.clone()
         };
-        assert_eq!(exit_code(&store), ExitCode::FAILURE);
+        assert_eq!(exit_code(&store, false), ExitCode::FAILURE);
         let stopped = ReconcileSummary {
             halt: Some(Halt::Stopped),
             ..clean.clone()
         };
-        assert_eq!(exit_code(&stopped), ExitCode::from(EXIT_INTERRUPTED));
+        assert_eq!(exit_code(&stopped, false), ExitCode::from(EXIT_INTERRUPTED));
         let interrupted = ReconcileSummary {
             interrupted: 1,
             ..clean
         };
-        assert_eq!(exit_code(&interrupted), ExitCode::from(EXIT_INTERRUPTED));
+        assert_eq!(
+            exit_code(&interrupted, false),
+            ExitCode::from(EXIT_INTERRUPTED)
+        );
     }
 
     #[test]
     fn text_summary_lists_counts_and_failures() {
         let summary = ReconcileSummary {
             total: Some(4),
+            pending: Some(4),
             provisioned: 2,
             already_provisioned: 1,
             failed: vec![failed("sub_B2", "unknown plan code 'plan_gone'")],
@@ -711,5 +787,43 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(1), stop.stopped())
             .await
             .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    #[test]
+    fn a_limit_that_took_fewer_than_pending_is_said() {
+        let summary = ReconcileSummary {
+            total: Some(30),
+            pending: Some(46),
+            provisioned: 30,
+            ..ReconcileSummary::default()
+        };
+        let report = Report {
+            run_id: "r3",
+            dry_run: false,
+            elapsed: Duration::from_secs(2),
+            summary: &summary,
+        };
+        assert!(
+            report.to_text().starts_with(
+                "reconcile r3: 30 of 46 pending subscriptions handled (limit 30) in 2.0s\n"
+            ),
+            "{}",
+            report.to_text()
+        );
+        assert_eq!(report.to_json()["pending"], 46);
+    }
+
+    #[test]
+    fn the_rate_follows_the_last_twenty_seconds_not_the_start() {
+        let recent = RecentRate::default();
+        let start = Instant::now();
+        // A burst of 100 in the first second, then 1 a second for a minute.
+        recent.per_sec_at(start, 0);
+        recent.per_sec_at(start + Duration::from_secs(1), 100);
+        let mut rate = 0.0;
+        for s in 2..=60 {
+            rate = recent.per_sec_at(start + Duration::from_secs(s), 100 + (s - 1));
+        }
+        assert!((0.9..=1.1).contains(&rate), "{rate}/s");
     }
 }

@@ -23,7 +23,7 @@ use stigg_emulator::{EmulatorConfig, RunningEmulator};
 use tracing::{info, warn};
 
 use crate::clock::SystemClock;
-use crate::config::{Settings, StiggTarget, StiggUse};
+use crate::config::{ServerSettings, Settings, StiggTarget, StiggUse};
 use crate::debug_log::{DEFAULT_BACKLOG_CAPACITY, DebugLogTask, DebugLogWriter};
 use crate::metrics::Metrics;
 use crate::middleware::api::ApiGuard;
@@ -86,8 +86,13 @@ pub struct Services {
 impl Services {
     /// Loads the catalog, opens the database and applies pending migrations, and connects to
     /// Stigg (or starts the bundled emulator outside production).
-    pub async fn build(settings: &Settings, stigg_use: StiggUse) -> anyhow::Result<Self> {
-        Self::build_with_deadline(settings, settings.provisioning_deadline, stigg_use).await
+    /// `server` when serving: its problems are reported with the others.
+    pub async fn build(
+        settings: &Settings,
+        stigg_use: StiggUse,
+        server: Option<&ServerSettings>,
+    ) -> anyhow::Result<Self> {
+        Self::build_with_deadline(settings, settings.provisioning_deadline, stigg_use, server).await
     }
 
     /// As [`Services::build`], with a provisioning deadline other than the configured one
@@ -96,9 +101,10 @@ impl Services {
         settings: &Settings,
         deadline: Duration,
         stigg_use: StiggUse,
+        server: Option<&ServerSettings>,
     ) -> anyhow::Result<Self> {
         // Before the database is opened: a refusal touches nothing.
-        let checked = settings.check(stigg_use)?;
+        let checked = settings.check(stigg_use, server)?;
         let (target, catalog) = (checked.stigg, Arc::new(checked.catalog));
         // One registry per instance, never the process-global one.
         let metrics = Arc::new(Metrics::new().context("cannot register the metrics")?);
@@ -224,14 +230,18 @@ pub struct Application {
 }
 
 impl Application {
-    pub async fn build(settings: &Settings) -> anyhow::Result<Self> {
-        let services = Services::build(settings, StiggUse::Serve).await?;
-        Self::serve(services, settings)
+    pub async fn build(settings: &Settings, server: &ServerSettings) -> anyhow::Result<Self> {
+        let services = Services::build(settings, StiggUse::Serve, Some(server)).await?;
+        Self::serve(services, settings, server)
     }
 
     /// Builds the server around already-built services and binds it. The OpenAPI
     /// document is rendered here, once.
-    pub fn serve(services: Services, settings: &Settings) -> anyhow::Result<Self> {
+    pub fn serve(
+        services: Services,
+        settings: &Settings,
+        server_settings: &ServerSettings,
+    ) -> anyhow::Result<Self> {
         let openapi = Data::new(
             OpenApiJson::render(&services.catalog).context("cannot render the OpenAPI document")?,
         );
@@ -247,7 +257,7 @@ impl Application {
             services.metrics.debug_log_rows_dropped(),
         );
         let guard = Data::new(ApiGuard {
-            api_token: settings.api_token.clone(),
+            api_token: server_settings.api_token.clone(),
             debug_log,
         });
         let mut server = HttpServer::new(move || {
@@ -265,7 +275,7 @@ impl Application {
         // Signals are ours (see `stop_on_signals`): actix's own treat SIGINT as a forced stop.
         .disable_signals()
         .shutdown_timeout(shutdown_grace(settings).as_secs_f64().ceil() as u64);
-        let workers = settings
+        let workers = server_settings
             .http_workers
             .or_else(|| std::thread::available_parallelism().ok())
             .map_or(1, std::num::NonZeroUsize::get);
@@ -274,9 +284,9 @@ impl Application {
             .max_connections(max_connections_per_worker(workers));
         // actix-web's own bind: SO_REUSEADDR and a listen backlog of 1,024 (a std listener
         // would queue only 128, and a burst beyond that waits out SYN retransmits).
-        let server = server
-            .bind(settings.bind_addr)
-            .with_context(|| format!("BIND_ADDR: cannot listen on {}", settings.bind_addr))?;
+        let server = server.bind(server_settings.bind_addr).with_context(|| {
+            format!("BIND_ADDR: cannot listen on {}", server_settings.bind_addr)
+        })?;
         let address = *server
             .addrs()
             .first()
@@ -284,8 +294,10 @@ impl Application {
         let server = server.run();
         // The summary an operator reads first: where it listens and which Stigg it uses.
         info!(%address, stigg = %services.stigg, "listening on http://{address}");
-        let retention =
-            crate::retention::start(services.db.clone(), settings.debug_log_retention_days);
+        let retention = crate::retention::start(
+            services.db.clone(),
+            server_settings.debug_log_retention_days,
+        );
         Ok(Self {
             server,
             address,

@@ -1,5 +1,6 @@
 //! `stigg-emulator`: serves the Stigg emulator on its own until Ctrl-C or SIGTERM.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 
 use clap::Parser;
@@ -13,8 +14,10 @@ struct Args {
     /// Address to listen on.
     #[arg(long, env = "STIGG_EMULATOR_BIND", default_value = "127.0.0.1:8787")]
     bind: SocketAddr,
-    /// The only `X-API-KEY` value accepted.
-    #[arg(long, env = "STIGG_API_KEY", default_value = DEFAULT_API_KEY, hide_env_values = true)]
+    /// The only `X-API-KEY` value accepted. Its own variable, not the service's
+    /// `STIGG_API_KEY`: a real Stigg key exported in the shell must never become the
+    /// emulator's, which is logged.
+    #[arg(long, env = "STIGG_EMULATOR_API_KEY", default_value = DEFAULT_API_KEY)]
     api_key: String,
     /// Limit each mutating operation to N calls per minute (429 with `Retry-After` beyond).
     #[arg(long, value_name = "N")]
@@ -30,8 +33,13 @@ async fn main() -> anyhow::Result<()> {
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
         )
+        // Logs go to standard error, coloured only for a person at a terminal, never into a
+        // file or a collector.
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let args = Args::parse();
+    let api_key = args.api_key.clone();
     let config = EmulatorConfig {
         api_key: args.api_key,
         rate_limit: args.rate_limit_per_minute.map(|per_minute| RateLimit {
@@ -42,11 +50,19 @@ async fn main() -> anyhow::Result<()> {
         ..EmulatorConfig::default()
     };
     let running = RunningEmulator::start(Emulator::new(config), args.bind).await?;
-    tracing::info!(url = %running.base_url(), "Stigg emulator listening on {}", running.base_url());
+    // The key is logged on purpose: it is this development tool's key, the one a client must
+    // send to it, not a secret of the service, and whoever starts the emulator needs it to
+    // point the service at it (`STIGG_API_URL` and `STIGG_API_KEY`).
+    tracing::info!("{}", listening_line(&running.base_url(), &api_key));
     shutdown_signal().await?;
     tracing::info!("stopping the Stigg emulator");
     running.stop().await;
     Ok(())
+}
+
+/// The start-up line: where the emulator listens and the one `X-API-KEY` it accepts.
+fn listening_line(url: &str, api_key: &str) -> String {
+    format!("Stigg emulator listening on {url}, accepting X-API-KEY {api_key}")
 }
 
 async fn shutdown_signal() -> anyhow::Result<()> {
@@ -62,4 +78,29 @@ async fn shutdown_signal() -> anyhow::Result<()> {
     #[cfg(not(unix))]
     tokio::signal::ctrl_c().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_start_up_line_names_the_url_and_the_accepted_key() {
+        assert_eq!(
+            listening_line("http://127.0.0.1:8787", DEFAULT_API_KEY),
+            "Stigg emulator listening on http://127.0.0.1:8787, accepting X-API-KEY emulator-key"
+        );
+    }
+
+    #[test]
+    fn the_accepted_key_defaults_to_the_emulators_own() {
+        use clap::CommandFactory;
+        let command = Args::command();
+        let defaults: Vec<_> = command
+            .get_arguments()
+            .filter(|arg| arg.get_id() == "api_key")
+            .flat_map(|arg| arg.get_default_values().to_vec())
+            .collect();
+        assert_eq!(defaults, [DEFAULT_API_KEY]);
+    }
 }

@@ -180,7 +180,7 @@ pub async fn provision(
             });
             if answer.code == ErrorCode::Internal {
                 // The full cause (driver or Stigg detail) goes to the log only.
-                error!(error = ?failure, "provisioning failed");
+                error!(error = %failure, "provisioning failed");
             } else {
                 info!(error = %failure, "provisioning refused");
             }

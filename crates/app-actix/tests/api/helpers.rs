@@ -92,7 +92,7 @@ pub async fn spawn_app_on(backend: Backend) -> TestApp {
 }
 
 pub async fn spawn_app_with(options: Options) -> TestApp {
-    onboarding_app::telemetry::init();
+    onboarding_app::telemetry::init_for_tests();
     let db = TestDatabase::new(options.backend).await;
     let stigg = RunningEmulator::start_on_loopback(EmulatorConfig {
         api_key: STIGG_KEY.into(),
@@ -141,7 +141,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
 /// Builds and starts the application; returns its base URL.
 async fn start_server(args: &[String]) -> String {
     let cli = Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{e}"));
-    let app = Application::build(&cli.settings)
+    let app = Application::build(&cli.settings, &cli.server)
         .await
         .unwrap_or_else(|e| panic!("app: {e:#}"));
     let address = format!("http://{}", app.address());

@@ -38,7 +38,7 @@ impl Setup {
         extra_args: &[&str],
         concurrency: u16,
     ) -> Self {
-        onboarding_app::telemetry::init();
+        onboarding_app::telemetry::init_for_tests();
         let db = TestDatabase::new(backend).await;
         let stigg = RunningEmulator::start_on_loopback(EmulatorConfig {
             api_key: KEY.into(),
@@ -61,7 +61,7 @@ impl Setup {
             command: "reconcile",
             emulator: false,
         };
-        let services = Services::build_with_deadline(&cli.settings, deadline, stigg_use)
+        let services = Services::build_with_deadline(&cli.settings, deadline, stigg_use, None)
             .await
             .unwrap_or_else(|e| panic!("services: {e:#}"));
         Self {

@@ -429,6 +429,31 @@ async fn an_invalid_setting_stops_start_up_with_one_line_naming_it() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("BIND_ADDR"), "{stderr}");
+
+    // Named by the variable, not the flag, with the values allowed when there is a list.
+    for (variable, value, expected) in [
+        (
+            "APP_ENV",
+            "prod",
+            "onboarding: APP_ENV: invalid value 'prod' (allowed: development, test, production)",
+        ),
+        (
+            "LOG_FORMAT",
+            "xml",
+            "onboarding: LOG_FORMAT: invalid value 'xml' (allowed: json, text)",
+        ),
+        ("RUST_LOG", "info,=[x", "onboarding: RUST_LOG: invalid value 'info,=[x'"),
+    ] {
+        let output = sandbox
+            .command(&["migrate"])
+            .env(variable, value)
+            .output()
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(output.status.code(), Some(2), "{variable}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.starts_with(expected), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
 }
 
 // Multi-threaded: blocking on a child process must not stall the emulator served here.
@@ -466,6 +491,10 @@ async fn provision_command_prints_the_result_and_fails_with_the_error_code() {
     let error: Value = serde_json::from_slice(&missing.stdout)
         .unwrap_or_else(|e| panic!("stdout is not JSON: {e}"));
     assert_eq!(error["code"], "NOT_FOUND");
+    // The HTTP API's shape: trace ids, and `details` only when there are some.
+    assert!(error.get("details").is_none(), "{error}");
+    assert!(error["correlationId"].as_str().is_some(), "{error}");
+    assert!(error.get("requestId").is_some(), "{error}");
 }
 
 /// Against a throwaway in-memory Stigg, a one-shot command would record provisioning that
@@ -669,4 +698,75 @@ async fn slow_connections_beyond_the_descriptor_limit_do_not_starve_others() {
             .await
             .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(status.code(), Some(0));
+}
+
+/// One log line per event, and JSON values of their own type: a first `migrate` says what it
+/// applied (not also "up to date"), a second one that nothing was pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrate_says_one_thing_per_run() {
+    let sandbox = Sandbox::new().await;
+    let lines = |output: &Output| -> Vec<Value> {
+        String::from_utf8_lossy(&output.stderr)
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .filter(|line: &Value| line["target"] == "onboarding_adapters_db::migrate")
+            .collect()
+    };
+    let first = sandbox.run(&["migrate"]);
+    assert!(first.status.success());
+    let first = lines(&first);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0]["message"], "applied database migrations");
+    assert!(
+        first[0]["migrations"]
+            .as_str()
+            .is_some_and(|m| !m.contains('['))
+    );
+    let second = lines(&sandbox.run(&["migrate"]));
+    assert_eq!(second.len(), 1, "{second:?}");
+    assert_eq!(second[0]["message"], "database schema is up to date");
+}
+
+/// `--help` reads well: a command's own options first, each with a line; the shared settings
+/// under their heading with their defaults; `serve`'s settings only where they apply.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_shows_each_commands_options_first_and_only_its_settings() {
+    let sandbox = Sandbox::new().await;
+    let help = |args: &[&str]| String::from_utf8_lossy(&sandbox.run(args).stdout).into_owned();
+
+    let provision = help(&["provision", "--help"]);
+    let own = provision.find("--org-id").unwrap_or(usize::MAX);
+    let shared = provision.find("Settings (").unwrap_or(0);
+    assert!(own < shared, "{provision}");
+    assert!(
+        provision.contains("it becomes the Stigg customer id"),
+        "{provision}"
+    );
+    for setting in [
+        "DATABASE_MAX_CONNECTIONS",
+        "RUST_LOG",
+        "LOG_FORMAT",
+        "[default: 8 on SQLite",
+    ] {
+        assert!(
+            provision.contains(setting),
+            "{setting} missing:\n{provision}"
+        );
+    }
+    for server_only in ["BIND_ADDR", "API_TOKEN", "HTTP_WORKERS"] {
+        assert!(
+            !provision.contains(server_only),
+            "{server_only} offered on provision"
+        );
+        assert!(!help(&["migrate", "--help"]).contains(server_only));
+        assert!(
+            help(&["--help"]).contains(server_only),
+            "{server_only} not on serve"
+        );
+    }
+    let completions = sandbox.run(&["completions", "bash"]);
+    assert!(completions.status.success());
+    assert!(String::from_utf8_lossy(&completions.stdout).contains("onboarding"));
+    let version = String::from_utf8_lossy(&sandbox.run(&["--version"]).stdout).into_owned();
+    assert!(version.starts_with("onboarding 0.1.0 ("), "{version}");
 }

@@ -97,6 +97,20 @@ pub enum ItemOutcome {
     Skipped { status: String },
 }
 
+impl ItemOutcome {
+    /// A label for logs.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Provisioned { .. } => "provisioned",
+            Self::AlreadyProvisioned => "already_provisioned",
+            Self::WouldProvision => "would_provision",
+            Self::Failed { .. } => "failed",
+            Self::Interrupted => "interrupted",
+            Self::Skipped { .. } => "skipped",
+        }
+    }
+}
+
 /// One handled subscription, as the observer and the summary see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ItemReport {
@@ -133,11 +147,23 @@ pub enum Halt {
     StoreFailed(String),
 }
 
+impl Halt {
+    /// A label for logs and metrics.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Stopped => "stopped",
+            Self::StoreFailed(_) => "store_failed",
+        }
+    }
+}
+
 /// What a run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReconcileSummary {
     /// Pending subscriptions when the run started (capped by the limit), when known.
     pub total: Option<u64>,
+    /// Pending subscriptions when the run started, whatever the limit, when known.
+    pub pending: Option<u64>,
     pub provisioned: usize,
     pub already_provisioned: usize,
     /// Dry run only, sorted by Stripe subscription id.
@@ -282,8 +308,11 @@ impl ReconcileProvisioning {
         observer: &dyn ReconcileObserver,
         stop: &dyn StopSignal,
     ) -> ReconcileSummary {
+        let pending = self.count_pending().await;
+        let limit = options.limit.map(|l| u64::try_from(l).unwrap_or(u64::MAX));
         let mut summary = ReconcileSummary {
-            total: self.expected_total(options.limit).await,
+            total: pending.map(|count| limit.map_or(count, |limit| count.min(limit))),
+            pending,
             ..ReconcileSummary::default()
         };
         match self.backlog.count_skipped_by_status().await {
@@ -337,20 +366,17 @@ impl ReconcileProvisioning {
             failed = summary.failed.len(),
             interrupted = summary.interrupted,
             skipped = summary.skipped_count(),
-            halt = ?summary.halt,
+            halt = summary.halt.as_ref().map(Halt::as_str),
             "reconcile finished"
         );
         summary
     }
 
-    /// The size of the backlog, capped by the limit; `None` when it cannot be counted (the
-    /// run goes on: the listing says whether the store is really gone).
-    async fn expected_total(&self, limit: Option<usize>) -> Option<u64> {
+    /// The size of the backlog; `None` when it cannot be counted (the run goes on: the
+    /// listing says whether the store is really gone).
+    async fn count_pending(&self) -> Option<u64> {
         match self.backlog.count_pending().await {
-            Ok(count) => Some(match limit {
-                Some(limit) => count.min(u64::try_from(limit).unwrap_or(u64::MAX)),
-                None => count,
-            }),
+            Ok(count) => Some(count),
             Err(error) => {
                 warn!(%error, "cannot count the pending subscriptions");
                 None
@@ -417,7 +443,7 @@ impl ReconcileProvisioning {
         debug!(
             subscription = %subscription.stripe_subscription_id,
             org_id = %organization.id,
-            outcome = ?outcome,
+            outcome = outcome.as_str(),
             "reconcile item done"
         );
         ItemReport {

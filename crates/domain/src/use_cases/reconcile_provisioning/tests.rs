@@ -475,6 +475,8 @@ async fn the_limit_caps_the_subscriptions_handled() {
 
     assert_eq!(*lock(&pages), [(None, 2), (Some("sub_A2".to_owned()), 1)]);
     assert_eq!(summary.total, Some(3));
+    // The backlog held more than the limit took.
+    assert_eq!(summary.pending, Some(5));
     assert_eq!(provisioned(&summary), 3);
     assert_eq!(calls.load(Ordering::SeqCst), 3);
 }
@@ -905,6 +907,7 @@ async fn an_empty_backlog_reads_one_page_and_does_nothing() {
         summary,
         ReconcileSummary {
             total: Some(0),
+            pending: Some(0),
             ..ReconcileSummary::default()
         }
     );
