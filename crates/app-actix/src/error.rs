@@ -248,6 +248,7 @@ mod tests {
             (
                 ProvisionError::InProgress {
                     stripe_subscription_id: parse("sub_1"),
+                    until: None,
                 },
                 500,
             ),

@@ -109,6 +109,22 @@ impl ProvisioningStore for Database {
         }))
     }
 
+    async fn lease_expiry(
+        &self,
+        subscription: &StripeSubscriptionId,
+    ) -> Result<Option<DateTime<Utc>>, RepoError> {
+        let expires: Option<Option<NaiveDateTime>> = with_conn!(self.pool, |conn| {
+            ssp::table
+                .find(subscription.as_str())
+                .filter(ssp::provisioned_at.is_null())
+                .select(ssp::lease_expires_at)
+                .first(conn)
+                .await
+                .optional()
+        })?;
+        Ok(expires.flatten().map(crate::rows::utc))
+    }
+
     async fn release_lease(&self, lease: &LeaseToken, failure: &str) -> Result<(), RepoError> {
         let last_error = storable(truncate_chars(failure, MAX_ERROR_CHARS));
         let now = Utc::now().naive_utc();

@@ -134,6 +134,9 @@ async fn lease_is_exclusive_until_it_expires(db: TestDatabase) -> TestResult {
         .context("first lease")?;
     assert_eq!(first.stripe_subscription_id, sub);
     assert_eq!(first.expires_at, t0 + Span::seconds(30));
+    // A waiting caller can be told when the holder's lease ends.
+    assert_eq!(db.lease_expiry(&sub).await?, Some(t0 + Span::seconds(30)));
+    assert_eq!(db.lease_expiry(&sub_id("sub_Unknown1")).await?, None);
     assert!(db.try_acquire_lease(&org, &sub, t0, TTL).await?.is_none());
     assert!(
         db.try_acquire_lease(&org, &sub, t0 + Span::seconds(29), TTL)

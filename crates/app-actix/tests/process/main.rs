@@ -442,7 +442,11 @@ async fn an_invalid_setting_stops_start_up_with_one_line_naming_it() {
             "xml",
             "onboarding: LOG_FORMAT: invalid value 'xml' (allowed: json, text)",
         ),
-        ("RUST_LOG", "info,=[x", "onboarding: RUST_LOG: invalid value 'info,=[x'"),
+        (
+            "RUST_LOG",
+            "info,=[x",
+            "onboarding: RUST_LOG: invalid value 'info,=[x'",
+        ),
     ] {
         let output = sandbox
             .command(&["migrate"])

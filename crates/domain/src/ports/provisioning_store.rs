@@ -32,6 +32,12 @@ pub trait ProvisioningStore: Send + Sync {
         ttl: Duration,
     ) -> Result<Option<LeaseToken>, RepoError>;
 
+    /// When the subscription's current lease ends, if one was ever taken and the
+    /// subscription is not provisioned: for telling a waiting caller how long to wait.
+    async fn lease_expiry(
+        &self,
+        subscription: &StripeSubscriptionId,
+    ) -> Result<Option<DateTime<Utc>>, RepoError>;
     /// Gives the lease back early (after a failure), recording why the attempt failed.
     /// A lease that has since passed to another holder is left alone.
     async fn release_lease(&self, lease: &LeaseToken, failure: &str) -> Result<(), RepoError>;

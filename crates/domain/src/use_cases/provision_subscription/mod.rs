@@ -13,6 +13,7 @@ mod tests;
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use tracing::{debug, info, warn};
 
 pub use request::{Field, FieldError, ProvisionRequest, RawProvisionRequest};
@@ -71,10 +72,13 @@ pub enum ProvisionError {
         status: SubscriptionStatus,
     },
     #[error(
-        "subscription '{stripe_subscription_id}' is being provisioned by another request; retry later"
+        "subscription '{stripe_subscription_id}' is being provisioned by another request{}; retry later",
+        until.map(|at| format!(" (its lease ends by {})", at.format("%Y-%m-%dT%H:%M:%SZ"))).unwrap_or_default()
     )]
     InProgress {
         stripe_subscription_id: StripeSubscriptionId,
+        /// When the other holder's lease ends at the latest, when the store knows.
+        until: Option<DateTime<Utc>>,
     },
     #[error(transparent)]
     Stigg(#[from] StiggError),
@@ -214,8 +218,16 @@ impl ProvisionSubscription {
             // Another request holds the lease: wait for it to finish (or for its lease to
             // lapse), but never past our own deadline.
             if self.clock.monotonic() + pause >= deadline {
+                // Best effort: the caller's error matters more than this detail.
+                let until = self
+                    .store
+                    .lease_expiry(&subscription.stripe_subscription_id)
+                    .await
+                    .ok()
+                    .flatten();
                 return Err(ProvisionError::InProgress {
                     stripe_subscription_id: subscription.stripe_subscription_id,
+                    until,
                 });
             }
             self.clock.sleep(pause).await;

@@ -568,6 +568,12 @@ async fn gives_up_waiting_at_the_deadline() {
         .store
         .expect_try_acquire_lease()
         .returning(|_, _, _, _| Ok(None));
+    let other_holders_end = t0() + chrono::Duration::seconds(65);
+    ports
+        .store
+        .expect_lease_expiry()
+        .times(1)
+        .returning(move |_| Ok(Some(other_holders_end)));
     let (clock, slept) = fake_clock();
 
     let result = ports
@@ -578,8 +584,14 @@ async fn gives_up_waiting_at_the_deadline() {
     assert_eq!(
         result,
         Err(ProvisionError::InProgress {
-            stripe_subscription_id: parse("sub_A1")
+            stripe_subscription_id: parse("sub_A1"),
+            until: Some(other_holders_end),
         })
+    );
+    assert_eq!(
+        result.err().map(|e| e.to_string()).unwrap_or_default(),
+        "subscription 'sub_A1' is being provisioned by another request (its lease ends by \
+         2026-11-24T12:01:05Z); retry later"
     );
     let waited = *slept.lock().unwrap_or_else(PoisonError::into_inner);
     assert!(waited <= Duration::from_secs(15), "waited {waited:?}");
