@@ -179,7 +179,8 @@ async fn a_live_lease_of_another_holder_makes_the_request_wait_then_give_up(back
     assert_eq!(status, 500, "{body}");
     assert_eq!(
         body["message"],
-        "subscription 'sub_A1' is being provisioned by another request; retry later"
+        "subscription 'sub_A1' is being provisioned by another request (its lease ends by \
+         2999-01-01T00:00:00Z); retry later"
     );
     assert!(
         waited >= Duration::from_millis(1200),
