@@ -269,7 +269,6 @@ impl Application {
                 .configure(routes::configure)
                 // Outermost, so it sees every answer once, the API middleware's included.
                 .wrap(from_fn(record_request_metrics))
-                .wrap(from_fn(connection::close_after_many_requests))
         })
         .on_connect(connection::on_connect)
         // Signals are ours (see `stop_on_signals`): actix's own treat SIGINT as a forced stop.

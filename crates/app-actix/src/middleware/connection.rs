@@ -12,11 +12,8 @@
 
 use std::cell::Cell;
 
-use actix_web::Error;
-use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::ConnectionType;
-use actix_web::middleware::Next;
 
 /// Requests one connection may make (1,000, as nginx's `keepalive_requests`).
 pub const MAX_REQUESTS_PER_CONNECTION: u32 = 1_000;
@@ -32,26 +29,26 @@ pub fn on_connect(_: &dyn std::any::Any, data: &mut actix_web::dev::Extensions) 
     data.insert(RequestCount(Cell::new(0)));
 }
 
-/// The middleware function (see [`actix_web::middleware::from_fn`]).
-pub async fn close_after_many_requests(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, Error> {
+/// Counts `req` on its connection and, past the limit, waits first. True when its answer
+/// must close the connection (see [`close`]). Called by the outermost middleware
+/// ([`record_request_metrics`](super::metrics::record_request_metrics)), so that this costs
+/// no middleware layer of its own.
+pub async fn count(req: &ServiceRequest) -> bool {
     let made = req.conn_data::<RequestCount>().map_or(0, |count| {
         let made = count.0.get().saturating_add(1);
         count.0.set(made);
         made
     });
-    let last = made >= MAX_REQUESTS_PER_CONNECTION;
     if made > MAX_REQUESTS_PER_CONNECTION {
         tokio::time::sleep(LATE_REQUEST_PAUSE).await;
     }
-    let mut response = next.call(req).await?;
-    if last {
-        response
-            .response_mut()
-            .head_mut()
-            .set_connection_type(ConnectionType::Close);
-    }
-    Ok(response)
+    made >= MAX_REQUESTS_PER_CONNECTION
+}
+
+/// Marks the answer `Connection: close`.
+pub fn close<B>(response: &mut ServiceResponse<B>) {
+    response
+        .response_mut()
+        .head_mut()
+        .set_connection_type(ConnectionType::Close);
 }

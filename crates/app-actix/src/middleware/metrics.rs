@@ -11,6 +11,7 @@ use actix_web::middleware::Next;
 use actix_web::web::Data;
 
 use crate::metrics::{Metrics, UNMATCHED_ROUTE};
+use crate::middleware::connection;
 
 /// The middleware function (see [`actix_web::middleware::from_fn`]). Mounted once, outermost,
 /// so the latency covers the API middleware (debug-log row included) and nothing is counted
@@ -20,11 +21,16 @@ pub async fn record_request_metrics(
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = Instant::now();
+    // The connection's request count rides along here rather than in a layer of its own.
+    let last_on_connection = connection::count(&req).await;
     let Some(metrics) = req.app_data::<Data<Metrics>>().cloned() else {
         return next.call(req).await;
     };
     let method = req.method().clone();
-    let result = next.call(req).await;
+    let mut result = next.call(req).await;
+    if last_on_connection && let Ok(response) = &mut result {
+        connection::close(response);
+    }
     match &result {
         Ok(response) => {
             let route = response.request().match_pattern();
