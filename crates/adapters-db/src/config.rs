@@ -180,13 +180,15 @@ impl Target {
     pub(crate) fn describe(&self) -> String {
         match self {
             Self::Sqlite(path) => format!("sqlite:{}", path.display()),
-            Self::Postgres(PgUrl { url, .. }) => {
-                let after_scheme = url.split_once("://").map_or("", |(_, r)| r);
-                let without_query = after_scheme.split(['?', '#']).next().unwrap_or("");
-                let (authority, db) = without_query.split_once('/').unwrap_or((without_query, ""));
-                let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-                format!("postgres://{host}/{db}")
-            }
+            Self::Postgres(PgUrl { url, .. }) => match url::Url::parse(url) {
+                Ok(parsed) => {
+                    let host = parsed.host_str().unwrap_or_default();
+                    let port = parsed.port().map(|p| format!(":{p}")).unwrap_or_default();
+                    format!("postgres://{host}{port}{}", parsed.path())
+                }
+                // Never the raw text: it may hold a password.
+                Err(_) => "postgres://(unparsable URL)".to_owned(),
+            },
         }
     }
 }

@@ -259,10 +259,10 @@ impl Settings {
                     .clone()
                     .unwrap_or_else(|| "https://api.stigg.io".to_owned());
                 let shown = shown_url(&base_url);
-                let parsed = url_host(&base_url).with_context(|| {
+                let parsed = http_url(&base_url).with_context(|| {
                     format!("STIGG_API_URL is not a valid http(s) URL: {shown}")
                 })?;
-                if production && is_loopback(parsed) {
+                if production && is_loopback(&parsed) {
                     tracing::warn!(base_url = %shown, "STIGG_API_URL points at this machine in production");
                 }
                 let api_key = key
@@ -330,19 +330,23 @@ impl Settings {
 }
 
 /// The host part of an http(s) URL, checked without pulling an HTTP client into config.
-fn url_host(url: &str) -> anyhow::Result<&str> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(|| anyhow::anyhow!("must start with http:// or https://"))?;
-    let host = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    anyhow::ensure!(!host.is_empty(), "has no host");
-    Ok(host)
+fn http_url(raw: &str) -> anyhow::Result<url::Url> {
+    let url = url::Url::parse(raw)?;
+    anyhow::ensure!(
+        matches!(url.scheme(), "http" | "https"),
+        "must start with http:// or https://"
+    );
+    anyhow::ensure!(url.host().is_some(), "has no host");
+    Ok(url)
 }
 
-fn is_loopback(host: &str) -> bool {
-    let name = host.rsplit_once(':').map_or(host, |(h, _)| h);
-    name == "localhost" || name.starts_with("127.") || name == "[::1]"
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 #[derive(Deserialize)]
@@ -631,10 +635,19 @@ mod tests {
 
     #[test]
     fn urls_are_checked() {
-        assert_eq!(url_host("http://127.0.0.1:9/x").ok(), Some("127.0.0.1:9"));
-        assert!(url_host("ftp://x").is_err());
-        assert!(url_host("https://").is_err());
-        assert!(is_loopback("127.0.0.1:8787"));
-        assert!(!is_loopback("api.stigg.io"));
+        let url = |raw: &str| http_url(raw).unwrap_or_else(|e| panic!("{raw}: {e}"));
+        assert_eq!(url("http://127.0.0.1:9/x").port(), Some(9));
+        assert!(http_url("ftp://x").is_err());
+        assert!(http_url("https://").is_err());
+        assert!(http_url("nope").is_err());
+        for local in [
+            "http://127.0.0.1:8787",
+            "http://127.1.2.3",
+            "http://[::1]:80",
+            "http://LocalHost",
+        ] {
+            assert!(is_loopback(&url(local)), "{local}");
+        }
+        assert!(!is_loopback(&url("https://api.stigg.io")));
     }
 }
