@@ -113,9 +113,7 @@ impl DebugLogWriter {
     /// or closed, the row goes to the log instead.
     pub fn record_now(&self, entry: DebugLogEntry) {
         if let Err(refused) = self.queue.try_send(entry) {
-            let (mpsc::error::TrySendError::Full(entry) | mpsc::error::TrySendError::Closed(entry)) =
-                refused;
-            log_row(&entry);
+            log_row(&refused.into_inner());
         }
     }
 }
