@@ -15,7 +15,7 @@ use onboarding_domain::ports::{DebugLogEntry, RepoError};
 
 use crate::error::bad_row;
 use crate::schema::{
-    debug_logs, organizations, stigg_customer_provisions, stigg_subscription_provisions,
+    debug_logs, leases, organizations, stigg_customer_provisions, stigg_subscription_provisions,
     subscriptions,
 };
 
@@ -189,16 +189,27 @@ impl SubscriptionProvisionRow {
     }
 }
 
-/// The row a first lease attempt creates.
+/// The row a subscription's first attempt creates.
 #[derive(Debug, Insertable)]
 #[diesel(table_name = stigg_subscription_provisions)]
-pub(crate) struct NewLeaseRow<'a> {
+pub(crate) struct FirstAttemptRow<'a> {
     pub stripe_subscription_id: &'a str,
     pub organization_id: &'a str,
+    pub attempts: i32,
     pub updated_at: NaiveDateTime,
 }
 
-/// The row of a finished provisioning (inserted when no lease row exists yet).
+/// A lease as taken.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = leases)]
+pub(crate) struct LeaseRow<'a> {
+    pub lease_key: &'a str,
+    pub holder: &'a str,
+    pub expires_at: NaiveDateTime,
+    pub taken_at: NaiveDateTime,
+}
+
+/// The row of a finished provisioning (inserted when no attempt was recorded before).
 #[derive(Debug, Insertable)]
 #[diesel(table_name = stigg_subscription_provisions)]
 pub(crate) struct DoneRow<'a> {
@@ -207,8 +218,6 @@ pub(crate) struct DoneRow<'a> {
     pub stigg_customer_id: Option<&'a str>,
     pub stigg_subscription_id: Option<&'a str>,
     pub provisioned_at: Option<NaiveDateTime>,
-    pub lease_holder: Option<&'a str>,
-    pub lease_expires_at: Option<NaiveDateTime>,
     pub last_error: Option<&'a str>,
     pub updated_at: NaiveDateTime,
 }

@@ -43,11 +43,21 @@ diesel::table! {
         stigg_customer_id -> Nullable<Text>,
         stigg_subscription_id -> Nullable<Text>,
         provisioned_at -> Nullable<Timestamp>,
+        // Unused since the `leases` table; dropped by a later migration.
         lease_holder -> Nullable<Text>,
         lease_expires_at -> Nullable<Timestamp>,
         attempts -> Integer,
         last_error -> Nullable<Text>,
         updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    leases (lease_key) {
+        lease_key -> Text,
+        holder -> Text,
+        expires_at -> Timestamp,
+        taken_at -> Timestamp,
     }
 }
 
@@ -77,4 +87,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     stigg_customer_provisions,
     stigg_subscription_provisions,
     debug_logs,
+    leases,
 );

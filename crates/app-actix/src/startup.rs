@@ -114,6 +114,7 @@ impl Services {
         let provision = ProvisionSubscription::new(
             db_port.clone(),
             db_port.clone(),
+            db_port.clone(),
             db_port,
             gateway,
             Arc::new(SystemClock),

@@ -1,24 +1,24 @@
-//! Provisioning state and the lease, with single portable statements: the lease is taken by
-//! one conditional `UPDATE`, which both backends apply atomically (PostgreSQL re-checks the
-//! condition after waiting for a concurrent writer; SQLite has one writer at a time).
-
-use std::time::Duration;
+//! The record of provisioning, one portable statement per step. An attempt is counted by one
+//! upsert that leaves provisioned records alone; the lease that serialises attempts is in
+//! `lease_store.rs`.
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
+// `filter` on an upsert: the `WHERE` of `ON CONFLICT … DO UPDATE`.
+use diesel::query_dsl::methods::FilterDsl;
 use diesel_async::RunQueryDsl;
 use onboarding_domain::model::{
-    LeaseToken, OrgId, ProvisionedCustomer, ProvisionedSubscription, ProvisioningState,
-    StripeSubscriptionId,
+    OrgId, ProvisionedCustomer, ProvisionedSubscription, ProvisioningState, StripeSubscriptionId,
 };
 use onboarding_domain::ports::{ProvisioningStore, RepoError};
 use onboarding_domain::text::truncate_chars;
-use uuid::Uuid;
 
 use crate::dispatch::with_conn;
 use crate::pool::Database;
-use crate::rows::{CustomerProvisionRow, DoneRow, NewLeaseRow, SubscriptionProvisionRow, storable};
+use crate::rows::{
+    CustomerProvisionRow, DoneRow, FirstAttemptRow, SubscriptionProvisionRow, storable,
+};
 use crate::schema::{stigg_customer_provisions, stigg_subscription_provisions as ssp};
 
 /// `last_error` keeps the start of the failure message; the full one is in the logs.
@@ -59,85 +59,46 @@ impl ProvisioningStore for Database {
         })
     }
 
-    async fn try_acquire_lease(
+    async fn start_attempt(
         &self,
         org_id: &OrgId,
         subscription: &StripeSubscriptionId,
         now: DateTime<Utc>,
-        ttl: Duration,
-    ) -> Result<Option<LeaseToken>, RepoError> {
-        let expires_at = chrono::Duration::from_std(ttl)
-            .ok()
-            .and_then(|ttl| now.checked_add_signed(ttl))
-            .ok_or_else(|| RepoError::Unexpected(format!("lease duration {ttl:?} is too long")))?;
-        let holder = Uuid::now_v7().to_string();
-        let now_naive = now.naive_utc();
-        let new_row = NewLeaseRow {
+    ) -> Result<bool, RepoError> {
+        let now = now.naive_utc();
+        let first = FirstAttemptRow {
             stripe_subscription_id: subscription.as_str(),
             organization_id: org_id.as_str(),
-            updated_at: now_naive,
+            attempts: 1,
+            updated_at: now,
         };
-        let taken = with_conn!(self.pool, |conn| {
-            // Make sure the row exists, then claim it if nobody holds a live lease.
+        // One statement: the record is created by the first attempt and counted by the
+        // others, and the WHERE leaves a provisioned record alone (0 rows).
+        let counted = with_conn!(self.pool, |conn| {
             diesel::insert_into(ssp::table)
-                .values(&new_row)
+                .values(&first)
                 .on_conflict(ssp::stripe_subscription_id)
-                .do_nothing()
-                .execute(conn)
-                .await?;
-            diesel::update(ssp::table)
-                .filter(ssp::stripe_subscription_id.eq(subscription.as_str()))
+                .do_update()
+                .set((ssp::attempts.eq(ssp::attempts + 1), ssp::updated_at.eq(now)))
                 .filter(ssp::provisioned_at.is_null())
-                .filter(
-                    ssp::lease_holder
-                        .is_null()
-                        .or(ssp::lease_expires_at.lt(now_naive)),
-                )
-                .set((
-                    ssp::lease_holder.eq(&holder),
-                    ssp::lease_expires_at.eq(expires_at.naive_utc()),
-                    ssp::attempts.eq(ssp::attempts + 1),
-                    ssp::updated_at.eq(now_naive),
-                ))
                 .execute(conn)
                 .await
         })?;
-        Ok((taken == 1).then(|| LeaseToken {
-            stripe_subscription_id: subscription.clone(),
-            holder,
-            expires_at,
-        }))
+        Ok(counted == 1)
     }
 
-    async fn lease_expiry(
+    async fn record_failure(
         &self,
         subscription: &StripeSubscriptionId,
-    ) -> Result<Option<DateTime<Utc>>, RepoError> {
-        let expires: Option<Option<NaiveDateTime>> = with_conn!(self.pool, |conn| {
-            ssp::table
-                .find(subscription.as_str())
-                .filter(ssp::provisioned_at.is_null())
-                .select(ssp::lease_expires_at)
-                .first(conn)
-                .await
-                .optional()
-        })?;
-        Ok(expires.flatten().map(crate::rows::utc))
-    }
-
-    async fn release_lease(&self, lease: &LeaseToken, failure: &str) -> Result<(), RepoError> {
+        failure: &str,
+    ) -> Result<(), RepoError> {
         let last_error = storable(truncate_chars(failure, MAX_ERROR_CHARS));
         let now = Utc::now().naive_utc();
         with_conn!(self.pool, |conn| {
             diesel::update(ssp::table)
-                .filter(ssp::stripe_subscription_id.eq(lease.stripe_subscription_id.as_str()))
-                .filter(ssp::lease_holder.eq(&lease.holder))
-                .set((
-                    ssp::lease_holder.eq(None::<String>),
-                    ssp::lease_expires_at.eq(None::<NaiveDateTime>),
-                    ssp::last_error.eq(last_error),
-                    ssp::updated_at.eq(now),
-                ))
+                .filter(ssp::stripe_subscription_id.eq(subscription.as_str()))
+                .filter(ssp::provisioned_at.is_null())
+                .set((ssp::last_error.eq(last_error), ssp::updated_at.eq(now)))
                 .execute(conn)
                 .await
         })?;
@@ -183,8 +144,6 @@ impl ProvisioningStore for Database {
             stigg_customer_id: Some(&subscription.stigg_customer_id),
             stigg_subscription_id: Some(&subscription.stigg_subscription_id),
             provisioned_at: Some(provisioned_at),
-            lease_holder: None,
-            lease_expires_at: None,
             last_error: None,
             updated_at: now,
         };
@@ -198,8 +157,6 @@ impl ProvisioningStore for Database {
                     ssp::stigg_customer_id.eq(row.stigg_customer_id),
                     ssp::stigg_subscription_id.eq(row.stigg_subscription_id),
                     ssp::provisioned_at.eq(row.provisioned_at),
-                    ssp::lease_holder.eq(None::<String>),
-                    ssp::lease_expires_at.eq(None::<NaiveDateTime>),
                     ssp::last_error.eq(None::<String>),
                     ssp::updated_at.eq(now),
                 ))

@@ -1,8 +1,5 @@
 //! ProvisioningBacklog: which subscriptions are pending, and keyset pagination over them.
 
-use std::time::Duration;
-
-use anyhow::Context;
 use chrono::Utc;
 use onboarding_adapters_db::test_support::TestDatabase;
 use onboarding_domain::model::ProvisionedSubscription;
@@ -75,25 +72,13 @@ async fn only_unfinished_subscriptions_are_pending(db: TestDatabase) -> TestResu
         ["org_1/s_1", "org_2/s_2", "org_2/s_3"]
     );
 
-    // A lease, and a failed attempt, leave a subscription pending; a recorded result does not.
-    db.try_acquire_lease(
-        &org_id("org_1"),
-        &sub_id("sub_A1"),
-        Utc::now(),
-        Duration::from_secs(30),
-    )
-    .await?
-    .context("lease on sub_A1")?;
-    let lease = db
-        .try_acquire_lease(
-            &org_id("org_2"),
-            &sub_id("sub_B3"),
-            Utc::now(),
-            Duration::from_secs(30),
-        )
-        .await?
-        .context("lease on sub_B3")?;
-    db.release_lease(&lease, "Stigg API unavailable").await?;
+    // An attempt, and a failed one, leave a subscription pending; a recorded result does not.
+    db.start_attempt(&org_id("org_1"), &sub_id("sub_A1"), Utc::now())
+        .await?;
+    db.start_attempt(&org_id("org_2"), &sub_id("sub_B3"), Utc::now())
+        .await?;
+    db.record_failure(&sub_id("sub_B3"), "Stigg API unavailable")
+        .await?;
     db.record_subscription(&finished("org_2", "sub_B2")).await?;
 
     assert_eq!(db.count_pending().await?, 2);

@@ -12,19 +12,22 @@ on_both_backends!(
     migrations_go_down_and_up_again,
     concurrent_migrations_apply_once,
     columns_are_the_same_on_both_backends,
+    live_provisioning_leases_of_the_previous_release_carry_over,
     ping_answers_until_the_pool_closes,
 );
 
-const MIGRATIONS: [&str; 2] = [
+const MIGRATIONS: [&str; 3] = [
     "2026-11-24-000001_onboarding_tables",
     "2026-12-04-000001_debug_log_row_key",
+    "2026-12-04-000002_leases",
 ];
-const TABLES: [&str; 5] = [
+const TABLES: [&str; 6] = [
     "organizations",
     "subscriptions",
     "stigg_customer_provisions",
     "stigg_subscription_provisions",
     "debug_logs",
+    "leases",
 ];
 
 async fn nothing_is_pending_after_migrating(db: TestDatabase) -> TestResult {
@@ -40,9 +43,9 @@ async fn migrations_go_down_and_up_again(db: TestDatabase) -> TestResult {
     db.execute(CONTRACT_SEED).await?;
     assert_eq!(
         revert_all_migrations(db.pool()).await?,
-        ["20261204000001", "20261124000001"]
+        ["20261204000002", "20261204000001", "20261124000001"]
     );
-    assert_eq!(pending_migrations(db.pool()).await?, 2);
+    assert_eq!(pending_migrations(db.pool()).await?, 3);
     for table in TABLES {
         assert!(
             db.execute(&format!("SELECT 1 FROM {table}")).await.is_err(),
@@ -89,7 +92,7 @@ struct Column {
 
 async fn columns_are_the_same_on_both_backends(db: TestDatabase) -> TestResult {
     // (column, nullable) in creation order, as schema.rs declares them.
-    let expected: [(&str, &[(&str, bool)]); 5] = [
+    let expected: [(&str, &[(&str, bool)]); 6] = [
         (
             "organizations",
             &[
@@ -156,6 +159,15 @@ async fn columns_are_the_same_on_both_backends(db: TestDatabase) -> TestResult {
                 ("row_key", true),
             ],
         ),
+        (
+            "leases",
+            &[
+                ("lease_key", false),
+                ("holder", false),
+                ("expires_at", false),
+                ("taken_at", false),
+            ],
+        ),
     ];
     for (table, columns) in expected {
         let sql = match db.backend() {
@@ -181,6 +193,59 @@ async fn columns_are_the_same_on_both_backends(db: TestDatabase) -> TestResult {
             .collect();
         assert_eq!(actual, expected, "{table} on {}", db.backend());
     }
+    Ok(())
+}
+
+#[derive(Debug, PartialEq, Eq, diesel::QueryableByName)]
+struct CarriedLease {
+    #[diesel(sql_type = Text)]
+    lease_key: String,
+    #[diesel(sql_type = Text)]
+    holder: String,
+}
+
+/// An instance of the previous release may hold a provisioning lease (in the provisioning
+/// row) while the new release migrates: the lease moves to `leases`, so no second attempt
+/// starts before it ends. Finished provisionings leave nothing behind.
+async fn live_provisioning_leases_of_the_previous_release_carry_over(
+    db: TestDatabase,
+) -> TestResult {
+    db.execute(CONTRACT_SEED).await?;
+    db.execute("DROP TABLE leases").await?;
+    db.execute("DELETE FROM __diesel_schema_migrations WHERE version = '20261204000002'")
+        .await?;
+    db.execute(
+        "INSERT INTO stigg_subscription_provisions \
+           (stripe_subscription_id, organization_id, lease_holder, lease_expires_at, attempts, updated_at) \
+         VALUES ('sub_A1', 'org_1', 'old-holder', '2030-01-01 00:00:00', 1, '2029-12-31 23:59:40'), \
+                ('sub_A2', 'org_1', NULL, NULL, 1, '2029-12-31 23:59:40')",
+    )
+    .await?;
+    db.execute(
+        "INSERT INTO stigg_subscription_provisions \
+           (stripe_subscription_id, organization_id, stigg_customer_id, stigg_subscription_id, \
+            provisioned_at, lease_holder, lease_expires_at, attempts, updated_at) \
+         VALUES ('sub_A3', 'org_1', 'org_1', 'sub_A3', '2029-12-31 23:59:50', 'done-holder', \
+                 '2030-01-01 00:00:00', 1, '2029-12-31 23:59:50')",
+    )
+    .await?;
+
+    assert_eq!(
+        run_migrations(db.pool()).await?,
+        ["2026-12-04-000002_leases"]
+    );
+    let carried = query::<CarriedLease>(
+        &db,
+        "SELECT lease_key, holder FROM leases ORDER BY lease_key",
+    )
+    .await?;
+    assert_eq!(
+        carried,
+        [CarriedLease {
+            lease_key: "subscription:sub_A1".into(),
+            holder: "old-holder".into(),
+        }]
+    );
     Ok(())
 }
 

@@ -1,9 +1,6 @@
-//! ProvisioningStore: state, the lease, and what recording a result does.
-
-use std::time::Duration;
+//! ProvisioningStore: state, attempts, and what recording a result or a failure does.
 
 use anyhow::Context;
-use chrono::Duration as Span;
 use diesel::sql_types::{Integer, Nullable, Text};
 use onboarding_adapters_db::test_support::TestDatabase;
 use onboarding_domain::model::{ProvisionedCustomer, ProvisionedSubscription, ProvisioningState};
@@ -16,13 +13,11 @@ use crate::support::{
 on_both_backends!(
     load_is_pending_then_done,
     record_customer_replaces_and_forget_removes,
-    lease_is_exclusive_until_it_expires,
-    release_lease_records_the_failure,
-    record_subscription_ends_the_lease,
-    fifty_concurrent_acquires_yield_one_lease,
+    attempts_are_counted_until_the_subscription_is_provisioned,
+    record_failure_keeps_the_start_of_the_reason,
+    record_subscription_clears_the_failure,
+    fifty_concurrent_first_attempts_make_one_record,
 );
-
-const TTL: Duration = Duration::from_secs(30);
 
 fn customer() -> anyhow::Result<ProvisionedCustomer> {
     Ok(ProvisionedCustomer {
@@ -44,19 +39,17 @@ fn done() -> anyhow::Result<ProvisionedSubscription> {
 }
 
 #[derive(Debug, diesel::QueryableByName)]
-struct LeaseColumns {
+struct AttemptColumns {
     #[diesel(sql_type = Integer)]
     attempts: i32,
     #[diesel(sql_type = Nullable<Text>)]
     last_error: Option<String>,
-    #[diesel(sql_type = Nullable<Text>)]
-    lease_holder: Option<String>,
 }
 
-async fn lease_columns(db: &TestDatabase) -> anyhow::Result<LeaseColumns> {
-    query::<LeaseColumns>(
+async fn attempt_columns(db: &TestDatabase) -> anyhow::Result<AttemptColumns> {
+    query::<AttemptColumns>(
         db,
-        "SELECT attempts, last_error, lease_holder FROM stigg_subscription_provisions \
+        "SELECT attempts, last_error FROM stigg_subscription_provisions \
          WHERE stripe_subscription_id = 'sub_A1'",
     )
     .await?
@@ -80,11 +73,9 @@ async fn load_is_pending_then_done(db: TestDatabase) -> TestResult {
         }
     );
 
-    // A lease row without a result is still pending.
+    // An attempt without a result is still pending.
     let now = utc(2026, 11, 24, 10, 0, 1)?;
-    db.try_acquire_lease(&org, &sub, now, TTL)
-        .await?
-        .context("lease")?;
+    assert!(db.start_attempt(&org, &sub, now).await?);
     assert_eq!(
         db.load(&org, &sub).await?,
         ProvisioningState::Pending {
@@ -123,97 +114,63 @@ async fn record_customer_replaces_and_forget_removes(db: TestDatabase) -> TestRe
     Ok(())
 }
 
-async fn lease_is_exclusive_until_it_expires(db: TestDatabase) -> TestResult {
+async fn attempts_are_counted_until_the_subscription_is_provisioned(
+    db: TestDatabase,
+) -> TestResult {
     db.execute(CONTRACT_SEED).await?;
     let (org, sub) = (org_id("org_1"), sub_id("sub_A1"));
     let t0 = utc(2026, 11, 24, 10, 0, 0)?;
-
-    let first = db
-        .try_acquire_lease(&org, &sub, t0, TTL)
-        .await?
-        .context("first lease")?;
-    assert_eq!(first.stripe_subscription_id, sub);
-    assert_eq!(first.expires_at, t0 + Span::seconds(30));
-    // A waiting caller can be told when the holder's lease ends.
-    assert_eq!(db.lease_expiry(&sub).await?, Some(t0 + Span::seconds(30)));
-    assert_eq!(db.lease_expiry(&sub_id("sub_Unknown1")).await?, None);
-    assert!(db.try_acquire_lease(&org, &sub, t0, TTL).await?.is_none());
     assert!(
-        db.try_acquire_lease(&org, &sub, t0 + Span::seconds(29), TTL)
-            .await?
-            .is_none(),
-        "the lease is live until it expires"
+        db.start_attempt(&org, &sub, t0).await?,
+        "the first attempt makes the record"
     );
+    assert!(db.start_attempt(&org, &sub, t0).await?);
+    assert_eq!(attempt_columns(&db).await?.attempts, 2);
 
-    let second = db
-        .try_acquire_lease(&org, &sub, t0 + Span::seconds(31), TTL)
-        .await?
-        .context("an expired lease can be taken over")?;
-    assert_ne!(second.holder, first.holder);
-
-    // The first holder's late release must not free the second holder's lease.
-    db.release_lease(&first, "late failure").await?;
+    db.record_subscription(&done()?).await?;
     assert!(
-        db.try_acquire_lease(&org, &sub, t0 + Span::seconds(32), TTL)
-            .await?
-            .is_none()
+        !db.start_attempt(&org, &sub, t0).await?,
+        "a provisioned subscription takes no more attempts"
     );
-    assert_eq!(lease_columns(&db).await?.last_error, None);
-
-    db.release_lease(&second, "Stigg API unavailable after 3 attempts (HTTP 503)")
-        .await?;
-    let third = db
-        .try_acquire_lease(&org, &sub, t0 + Span::seconds(33), TTL)
-        .await?;
-    assert!(third.is_some(), "a released lease can be taken at once");
-    assert_eq!(lease_columns(&db).await?.attempts, 3);
+    assert_eq!(attempt_columns(&db).await?.attempts, 2);
+    assert_eq!(db.load(&org, &sub).await?, ProvisioningState::Done(done()?));
     Ok(())
 }
 
-async fn release_lease_records_the_failure(db: TestDatabase) -> TestResult {
+async fn record_failure_keeps_the_start_of_the_reason(db: TestDatabase) -> TestResult {
     db.execute(CONTRACT_SEED).await?;
-    let t0 = utc(2026, 11, 24, 10, 0, 0)?;
-    let lease = db
-        .try_acquire_lease(&org_id("org_1"), &sub_id("sub_A1"), t0, TTL)
-        .await?
-        .context("lease")?;
+    let (org, sub) = (org_id("org_1"), sub_id("sub_A1"));
+    db.start_attempt(&org, &sub, utc(2026, 11, 24, 10, 0, 0)?)
+        .await?;
     let long = format!("boom {}", "é".repeat(2000));
-    db.release_lease(&lease, &long).await?;
-    let row = lease_columns(&db).await?;
-    assert_eq!(row.lease_holder, None);
+    db.record_failure(&sub, &long).await?;
+    let row = attempt_columns(&db).await?;
     assert_eq!(row.attempts, 1);
     let stored = row.last_error.context("last_error")?;
     assert_eq!(stored.chars().count(), 1000);
     assert!(long.starts_with(&stored));
+
+    // A failure reported after another holder finished is not kept.
+    db.record_subscription(&done()?).await?;
+    db.record_failure(&sub, "late failure").await?;
+    assert_eq!(attempt_columns(&db).await?.last_error, None);
     Ok(())
 }
 
-async fn record_subscription_ends_the_lease(db: TestDatabase) -> TestResult {
+async fn record_subscription_clears_the_failure(db: TestDatabase) -> TestResult {
     db.execute(CONTRACT_SEED).await?;
     let (org, sub) = (org_id("org_1"), sub_id("sub_A1"));
     let t0 = utc(2026, 11, 24, 10, 0, 0)?;
-    let lease = db
-        .try_acquire_lease(&org, &sub, t0, TTL)
-        .await?
-        .context("lease")?;
-    db.release_lease(&lease, "first try failed").await?;
-    db.try_acquire_lease(&org, &sub, t0 + Span::seconds(1), TTL)
-        .await?
-        .context("second lease")?;
+    db.start_attempt(&org, &sub, t0).await?;
+    db.record_failure(&sub, "first try failed").await?;
+    db.start_attempt(&org, &sub, t0).await?;
 
     db.record_subscription(&done()?).await?;
-    let row = lease_columns(&db).await?;
-    assert_eq!(row.lease_holder, None);
+    let row = attempt_columns(&db).await?;
     assert_eq!(row.last_error, None, "a success clears the last failure");
     assert_eq!(row.attempts, 2);
-    // Provisioned: nobody gets a lease again, even long after.
-    assert!(
-        db.try_acquire_lease(&org, &sub, t0 + Span::days(1), TTL)
-            .await?
-            .is_none()
-    );
 
-    // Recording without any lease row (e.g. by the reconcile command) works too.
+    // Recording without any attempt recorded before works too.
     db.execute(
         "INSERT INTO subscriptions (id, organization_id, stripe_subscription_id, plan_code, status, trial_ends_at) \
          VALUES ('s_9', 'org_1', 'sub_A9', 'plan_starter_m', 'active', NULL)",
@@ -230,29 +187,21 @@ async fn record_subscription_ends_the_lease(db: TestDatabase) -> TestResult {
     Ok(())
 }
 
-async fn fifty_concurrent_acquires_yield_one_lease(db: TestDatabase) -> TestResult {
+async fn fifty_concurrent_first_attempts_make_one_record(db: TestDatabase) -> TestResult {
     db.execute(CONTRACT_SEED).await?;
     let now = chrono::Utc::now();
     let tasks: Vec<_> = (0..50)
         .map(|_| {
             let db = db.database().clone();
             tokio::spawn(async move {
-                db.try_acquire_lease(&org_id("org_1"), &sub_id("sub_A1"), now, TTL)
+                db.start_attempt(&org_id("org_1"), &sub_id("sub_A1"), now)
                     .await
             })
         })
         .collect();
-    let mut leases = Vec::new();
     for task in tasks {
-        if let Some(lease) = task.await?? {
-            leases.push(lease);
-        }
+        assert!(task.await??);
     }
-    assert_eq!(
-        leases.len(),
-        1,
-        "exactly one caller holds the lease: {leases:?}"
-    );
-    assert_eq!(lease_columns(&db).await?.attempts, 1);
+    assert_eq!(attempt_columns(&db).await?.attempts, 50);
     Ok(())
 }

@@ -140,8 +140,10 @@ async fn an_expired_lease_of_a_crashed_holder_is_taken_over(backend: Backend) {
     app.seed_acme().await;
     app.exec(
         "INSERT INTO stigg_subscription_provisions
-           (stripe_subscription_id, organization_id, lease_holder, lease_expires_at, attempts, updated_at)
-         VALUES ('sub_A1', 'org_1', 'crashed-holder', '2000-01-01 00:00:00', 1, '2000-01-01 00:00:00');",
+           (stripe_subscription_id, organization_id, attempts, updated_at)
+         VALUES ('sub_A1', 'org_1', 1, '2000-01-01 00:00:00');
+         INSERT INTO leases (lease_key, holder, expires_at, taken_at)
+         VALUES ('subscription:sub_A1', 'crashed-holder', '2000-01-01 00:00:00', '2000-01-01 00:00:00');",
     )
     .await;
 
@@ -167,8 +169,10 @@ async fn a_live_lease_of_another_holder_makes_the_request_wait_then_give_up(back
     app.seed_acme().await;
     app.exec(
         "INSERT INTO stigg_subscription_provisions
-           (stripe_subscription_id, organization_id, lease_holder, lease_expires_at, attempts, updated_at)
-         VALUES ('sub_A1', 'org_1', 'busy-holder', '2999-01-01 00:00:00', 1, '2000-01-01 00:00:00');",
+           (stripe_subscription_id, organization_id, attempts, updated_at)
+         VALUES ('sub_A1', 'org_1', 1, '2000-01-01 00:00:00');
+         INSERT INTO leases (lease_key, holder, expires_at, taken_at)
+         VALUES ('subscription:sub_A1', 'busy-holder', '2999-01-01 00:00:00', '2000-01-01 00:00:00');",
     )
     .await;
 

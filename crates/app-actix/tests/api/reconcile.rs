@@ -211,8 +211,10 @@ async fn provisions_every_pending_subscription_once_and_a_second_run_does_nothin
     setup
         .exec(
             "INSERT INTO stigg_subscription_provisions \
-             (stripe_subscription_id, organization_id, lease_holder, lease_expires_at, attempts, last_error, updated_at) \
-             VALUES ('sub_R10', 'org_r04', 'crashed-holder', '2020-01-01 00:00:00', 1, 'connection reset', '2020-01-01 00:00:00')",
+             (stripe_subscription_id, organization_id, attempts, last_error, updated_at) \
+             VALUES ('sub_R10', 'org_r04', 1, 'connection reset', '2020-01-01 00:00:00'); \
+             INSERT INTO leases (lease_key, holder, expires_at, taken_at) \
+             VALUES ('subscription:sub_R10', 'crashed-holder', '2020-01-01 00:00:00', '2020-01-01 00:00:00')",
         )
         .await;
     let emulator = setup.stigg.emulator();

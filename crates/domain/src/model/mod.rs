@@ -1,7 +1,9 @@
 //! What the onboarding domain talks about: identifiers, organizations, subscriptions, plans
-//! and the record of what has been provisioned in Stigg.
+//! and the record of what has been provisioned in Stigg, and the leases that
+//! serialise work on one subscription.
 
 mod ids;
+mod lease;
 mod organization;
 mod plan;
 mod provisioning;
@@ -12,9 +14,8 @@ pub use ids::{
     CorrelationId, IdError, OrgId, PlanCode, RequestId, StripeCustomerId, StripeSubscriptionId,
     TenantId,
 };
+pub use lease::{Lease, LeaseKey};
 pub use organization::Organization;
 pub use plan::{BillingPeriod, Plan, PlanCatalog, PlanCatalogError};
-pub use provisioning::{
-    LeaseToken, ProvisionedCustomer, ProvisionedSubscription, ProvisioningState,
-};
+pub use provisioning::{ProvisionedCustomer, ProvisionedSubscription, ProvisioningState};
 pub use subscription::{Subscription, SubscriptionStatus};

@@ -31,12 +31,3 @@ pub enum ProvisioningState {
         customer: Option<ProvisionedCustomer>,
     },
 }
-
-/// Proof that this caller holds the right to provision one subscription until the lease
-/// expires. Opaque to the domain; the store that issued it checks it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LeaseToken {
-    pub stripe_subscription_id: StripeSubscriptionId,
-    pub holder: String,
-    pub expires_at: DateTime<Utc>,
-}

@@ -6,6 +6,7 @@
 
 mod clock;
 mod debug_log;
+mod lease_store;
 mod org_repo;
 mod provisioning_backlog;
 mod provisioning_store;
@@ -14,6 +15,7 @@ mod subscription_repo;
 
 pub use clock::Clock;
 pub use debug_log::{DebugLog, DebugLogEntry};
+pub use lease_store::LeaseStore;
 pub use org_repo::OrgRepo;
 pub use provisioning_backlog::{PendingProvisioning, ProvisioningBacklog};
 pub use provisioning_store::ProvisioningStore;
@@ -27,6 +29,8 @@ pub use subscription_repo::SubscriptionRepo;
 pub use clock::MockClock;
 #[cfg(any(test, feature = "mocks"))]
 pub use debug_log::MockDebugLog;
+#[cfg(any(test, feature = "mocks"))]
+pub use lease_store::MockLeaseStore;
 #[cfg(any(test, feature = "mocks"))]
 pub use org_repo::MockOrgRepo;
 #[cfg(any(test, feature = "mocks"))]

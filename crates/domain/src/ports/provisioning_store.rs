@@ -1,16 +1,14 @@
-use std::time::Duration;
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::RepoError;
 use crate::model::{
-    LeaseToken, OrgId, ProvisionedCustomer, ProvisionedSubscription, ProvisioningState,
-    StripeSubscriptionId,
+    OrgId, ProvisionedCustomer, ProvisionedSubscription, ProvisioningState, StripeSubscriptionId,
 };
 
-/// The record of what has been provisioned in Stigg, and the lease that lets exactly one
-/// caller (on any instance sharing the store) provision a given subscription at a time.
+/// The record of what has been provisioned in Stigg, step by step, so that an attempt resumes
+/// where the last one stopped. Attempts are serialised by the subscription's lease
+/// (`LeaseStore`), not by this store.
 #[cfg_attr(any(test, feature = "mocks"), mockall::automock)]
 #[async_trait]
 pub trait ProvisioningStore: Send + Sync {
@@ -21,26 +19,21 @@ pub trait ProvisioningStore: Send + Sync {
         subscription: &StripeSubscriptionId,
     ) -> Result<ProvisioningState, RepoError>;
 
-    /// Takes the lease on this subscription until `now + ttl`, unless the subscription is
-    /// already provisioned or another holder's lease has not expired (then `None`).
-    /// Atomic across processes.
-    async fn try_acquire_lease(
+    /// Counts an attempt at provisioning the subscription (recording it if it is new), made
+    /// under its lease. `false` when the subscription is already provisioned: another holder
+    /// finished between `load` and taking the lease, and nothing is counted.
+    async fn start_attempt(
         &self,
         org_id: &OrgId,
         subscription: &StripeSubscriptionId,
         now: DateTime<Utc>,
-        ttl: Duration,
-    ) -> Result<Option<LeaseToken>, RepoError>;
-
-    /// When the subscription's current lease ends, if one was ever taken and the
-    /// subscription is not provisioned: for telling a waiting caller how long to wait.
-    async fn lease_expiry(
+    ) -> Result<bool, RepoError>;
+    /// Records why the last attempt failed (kept until the subscription is provisioned).
+    async fn record_failure(
         &self,
         subscription: &StripeSubscriptionId,
-    ) -> Result<Option<DateTime<Utc>>, RepoError>;
-    /// Gives the lease back early (after a failure), recording why the attempt failed.
-    /// A lease that has since passed to another holder is left alone.
-    async fn release_lease(&self, lease: &LeaseToken, failure: &str) -> Result<(), RepoError>;
+        failure: &str,
+    ) -> Result<(), RepoError>;
 
     /// Records that the organization's customer exists in Stigg with this billing id,
     /// replacing an earlier record of the organization's customer.
@@ -49,7 +42,7 @@ pub trait ProvisioningStore: Send + Sync {
     /// provisioning creates it again. Forgetting an unrecorded customer is a no-op.
     async fn forget_customer(&self, org_id: &OrgId) -> Result<(), RepoError>;
 
-    /// Records that the subscription exists in Stigg and ends its lease.
+    /// Records that the subscription exists in Stigg; the attempt's failure is cleared.
     async fn record_subscription(
         &self,
         subscription: &ProvisionedSubscription,

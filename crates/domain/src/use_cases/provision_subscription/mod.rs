@@ -19,13 +19,14 @@ use tracing::{debug, info, warn};
 pub use request::{Field, FieldError, ProvisionRequest, RawProvisionRequest};
 
 use crate::model::{
-    CorrelationId, LeaseToken, OrgId, Organization, PlanCode, ProvisionedCustomer,
+    CorrelationId, Lease, LeaseKey, OrgId, Organization, PlanCode, ProvisionedCustomer,
     ProvisionedSubscription, ProvisioningState, StripeCustomerId, StripeSubscriptionId,
     Subscription, SubscriptionStatus, TenantId,
 };
 use crate::ports::{
-    CallContext, Clock, CustomerProvisioning, KeyRenewal, OrgRepo, ProvisioningStore, RepoError,
-    StiggError, StiggGateway, SubscriptionProvisioning, SubscriptionRepo, TrialConfiguration,
+    CallContext, Clock, CustomerProvisioning, KeyRenewal, LeaseStore, OrgRepo, ProvisioningStore,
+    RepoError, StiggError, StiggGateway, SubscriptionProvisioning, SubscriptionRepo,
+    TrialConfiguration,
 };
 
 /// Who asks, beyond the request itself.
@@ -93,7 +94,7 @@ struct Attempt<'a> {
     ctx: &'a OperationContext,
     org: &'a Organization,
     subscription: &'a Subscription,
-    lease: &'a LeaseToken,
+    lease: &'a Lease,
     call: &'a CallContext,
 }
 
@@ -127,6 +128,7 @@ pub struct ProvisionSubscription {
     orgs: Arc<dyn OrgRepo>,
     subscriptions: Arc<dyn SubscriptionRepo>,
     store: Arc<dyn ProvisioningStore>,
+    leases: Arc<dyn LeaseStore>,
     stigg: Arc<dyn StiggGateway>,
     clock: Arc<dyn Clock>,
     policy: ProvisioningPolicy,
@@ -137,6 +139,7 @@ impl ProvisionSubscription {
         orgs: Arc<dyn OrgRepo>,
         subscriptions: Arc<dyn SubscriptionRepo>,
         store: Arc<dyn ProvisioningStore>,
+        leases: Arc<dyn LeaseStore>,
         stigg: Arc<dyn StiggGateway>,
         clock: Arc<dyn Clock>,
         policy: ProvisioningPolicy,
@@ -145,6 +148,7 @@ impl ProvisionSubscription {
             orgs,
             subscriptions,
             store,
+            leases,
             stigg,
             clock,
             policy,
@@ -170,6 +174,7 @@ impl ProvisionSubscription {
         let org = check_organization(org, request, ctx)?;
         let subscription = check_subscription(subscription, request)?;
 
+        let key = LeaseKey::subscription(&subscription.stripe_subscription_id);
         let mut pause = self.policy.poll_interval;
         loop {
             let customer = match self
@@ -188,15 +193,25 @@ impl ProvisionSubscription {
                 ProvisioningState::Pending { customer } => customer,
             };
             let lease = self
-                .store
-                .try_acquire_lease(
-                    &org.id,
-                    &subscription.stripe_subscription_id,
-                    self.clock.now(),
-                    self.policy.lease_ttl,
-                )
+                .leases
+                .try_take(&key, self.clock.now(), self.policy.lease_ttl)
                 .await?;
             if let Some(lease) = lease {
+                let started = self
+                    .store
+                    .start_attempt(
+                        &org.id,
+                        &subscription.stripe_subscription_id,
+                        self.clock.now(),
+                    )
+                    .await;
+                if !matches!(started, Ok(true)) {
+                    // Finished by the holder before us (the next `load` answers from the
+                    // record), or the store failed.
+                    self.release(&lease).await;
+                    started?;
+                    continue;
+                }
                 let call = CallContext {
                     correlation_id: ctx.correlation_id.clone(),
                     deadline,
@@ -211,20 +226,17 @@ impl ProvisionSubscription {
                 };
                 let outcome = self.provision(&attempt, customer).await;
                 if let Err(error) = &outcome {
-                    self.give_back(&lease, error).await;
+                    self.record_failure(&subscription.stripe_subscription_id, error)
+                        .await;
                 }
+                self.release(&lease).await;
                 return outcome;
             }
             // Another request holds the lease: wait for it to finish (or for its lease to
             // lapse), but never past our own deadline.
             if self.clock.monotonic() + pause >= deadline {
                 // Best effort: the caller's error matters more than this detail.
-                let until = self
-                    .store
-                    .lease_expiry(&subscription.stripe_subscription_id)
-                    .await
-                    .ok()
-                    .flatten();
+                let until = self.leases.expiry(&key).await.ok().flatten();
                 return Err(ProvisionError::InProgress {
                     stripe_subscription_id: subscription.stripe_subscription_id,
                     until,
@@ -348,15 +360,23 @@ impl ProvisionSubscription {
         Ok(created.id)
     }
 
-    /// Releases the lease after a failure so the next request need not wait for it to lapse.
-    /// If this fails too, the lease lapses by itself; the caller's error matters more.
-    async fn give_back(&self, lease: &LeaseToken, error: &ProvisionError) {
-        if let Err(release_error) = self.store.release_lease(lease, &error.to_string()).await {
-            warn!(
-                subscription = %lease.stripe_subscription_id,
-                error = %release_error,
-                "could not release the provisioning lease; it will lapse"
-            );
+    /// Keeps why the attempt failed, for `reconcile` and operators. Best effort: the
+    /// caller's error matters more.
+    async fn record_failure(&self, subscription: &StripeSubscriptionId, error: &ProvisionError) {
+        if let Err(store_error) = self
+            .store
+            .record_failure(subscription, &error.to_string())
+            .await
+        {
+            warn!(%subscription, error = %store_error, "could not record the provisioning failure");
+        }
+    }
+
+    /// Gives the lease back so the next holder need not wait for it to lapse. If this fails,
+    /// the lease lapses by itself.
+    async fn release(&self, lease: &Lease) {
+        if let Err(error) = self.leases.release(lease).await {
+            warn!(key = %lease.key, %error, "could not release the lease; it will lapse");
         }
     }
 }

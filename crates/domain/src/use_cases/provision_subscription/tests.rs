@@ -10,8 +10,8 @@ use mockall::predicate::always;
 use super::*;
 use crate::model::{BillingPeriod, Plan, PlanCode, SubscriptionStatus};
 use crate::ports::{
-    MockClock, MockOrgRepo, MockProvisioningStore, MockStiggGateway, MockSubscriptionRepo,
-    StiggCustomer, StiggSubscription,
+    MockClock, MockLeaseStore, MockOrgRepo, MockProvisioningStore, MockStiggGateway,
+    MockSubscriptionRepo, StiggCustomer, StiggSubscription,
 };
 
 fn parse<T: std::str::FromStr>(raw: &str) -> T
@@ -69,9 +69,9 @@ fn subscription() -> Subscription {
     }
 }
 
-fn lease() -> LeaseToken {
-    LeaseToken {
-        stripe_subscription_id: parse("sub_A1"),
+fn lease() -> Lease {
+    Lease {
+        key: LeaseKey::subscription(&parse("sub_A1")),
         holder: "holder-1".into(),
         expires_at: t0() + chrono::Duration::seconds(20),
     }
@@ -108,6 +108,7 @@ struct Ports {
     orgs: MockOrgRepo,
     subscriptions: MockSubscriptionRepo,
     store: MockProvisioningStore,
+    leases: MockLeaseStore,
     stigg: MockStiggGateway,
 }
 
@@ -128,6 +129,7 @@ impl Ports {
             orgs: MockOrgRepo::new(),
             subscriptions: MockSubscriptionRepo::new(),
             store: MockProvisioningStore::new(),
+            leases: MockLeaseStore::new(),
             stigg: MockStiggGateway::new(),
         }
     }
@@ -141,6 +143,7 @@ impl Ports {
             Arc::new(self.orgs),
             Arc::new(self.subscriptions),
             Arc::new(self.store),
+            Arc::new(self.leases),
             Arc::new(self.stigg),
             Arc::new(clock),
             ProvisioningPolicy::default(),
@@ -155,11 +158,25 @@ impl Ports {
         });
     }
 
+    /// The subscription's lease is free: taken once, the attempt counted, and the lease
+    /// given back once, whatever the outcome.
     fn lease_granted(&mut self) {
-        self.store
-            .expect_try_acquire_lease()
+        self.leases
+            .expect_try_take()
+            .withf(|key, _, ttl| {
+                key.as_str() == "subscription:sub_A1" && *ttl == Duration::from_secs(20)
+            })
             .times(1)
-            .returning(|_, _, _, _| Ok(Some(lease())));
+            .returning(|_, _, _| Ok(Some(lease())));
+        self.store
+            .expect_start_attempt()
+            .times(1)
+            .returning(|_, _, _| Ok(true));
+        self.leases
+            .expect_release()
+            .withf(|lease| lease.holder == "holder-1")
+            .times(1)
+            .returning(|_| Ok(()));
     }
 }
 
@@ -385,7 +402,7 @@ async fn plan_other_than_the_subscriptions_is_refused() {
 }
 
 #[tokio::test]
-async fn stigg_failure_is_reported_and_the_lease_given_back() {
+async fn stigg_failure_is_recorded_and_the_lease_given_back() {
     let mut ports = Ports::found();
     ports.pending(None);
     ports.lease_granted();
@@ -401,10 +418,8 @@ async fn stigg_failure_is_reported_and_the_lease_given_back() {
         .returning(move |_, _| Err(returned.clone()));
     ports
         .store
-        .expect_release_lease()
-        .withf(|lease, why| {
-            lease.holder == "holder-1" && why.contains("after 3 attempts (HTTP 503)")
-        })
+        .expect_record_failure()
+        .withf(|sub, why| sub.as_str() == "sub_A1" && why.contains("after 3 attempts (HTTP 503)"))
         .times(1)
         .returning(|_, _| Ok(()));
 
@@ -432,7 +447,7 @@ async fn failure_after_the_customer_step_keeps_the_customer_recorded() {
         .returning(|_, _| Err(StiggError::Unauthorized));
     ports
         .store
-        .expect_release_lease()
+        .expect_record_failure()
         .times(1)
         .returning(|_, _| Ok(()));
 
@@ -541,10 +556,10 @@ async fn waits_for_another_holder_and_answers_with_its_result() {
         })
     });
     ports
-        .store
-        .expect_try_acquire_lease()
+        .leases
+        .expect_try_take()
         .times(2)
-        .returning(|_, _, _, _| Ok(None));
+        .returning(|_, _, _| Ok(None));
     let (clock, slept) = fake_clock();
 
     let result = ports
@@ -564,14 +579,11 @@ async fn waits_for_another_holder_and_answers_with_its_result() {
 async fn gives_up_waiting_at_the_deadline() {
     let mut ports = Ports::found();
     ports.pending(None);
-    ports
-        .store
-        .expect_try_acquire_lease()
-        .returning(|_, _, _, _| Ok(None));
+    ports.leases.expect_try_take().returning(|_, _, _| Ok(None));
     let other_holders_end = t0() + chrono::Duration::seconds(65);
     ports
-        .store
-        .expect_lease_expiry()
+        .leases
+        .expect_expiry()
         .times(1)
         .returning(move |_| Ok(Some(other_holders_end)));
     let (clock, slept) = fake_clock();
@@ -603,6 +615,8 @@ async fn gives_up_waiting_at_the_deadline() {
 
 #[tokio::test]
 async fn a_failed_record_is_an_error_and_gives_the_lease_back() {
+    // Recording the failure fails too: the lease is still given back, and the first error
+    // is the one reported.
     let mut ports = Ports::found();
     ports.pending(None);
     ports.lease_granted();
@@ -616,7 +630,7 @@ async fn a_failed_record_is_an_error_and_gives_the_lease_back() {
         .returning(|_| Err(RepoError::Unavailable("pool timed out".into())));
     ports
         .store
-        .expect_release_lease()
+        .expect_record_failure()
         .with(always(), always())
         .times(1)
         .returning(|_, _| Err(RepoError::Unavailable("pool timed out".into())));
@@ -808,7 +822,7 @@ async fn a_customer_still_missing_after_one_new_provisioning_fails_the_attempt()
     ports.store.expect_record_customer().returning(|_| Ok(()));
     ports
         .store
-        .expect_release_lease()
+        .expect_record_failure()
         .times(1)
         .returning(|_, _| Ok(()));
 
@@ -819,5 +833,60 @@ async fn a_customer_still_missing_after_one_new_provisioning_fails_the_attempt()
             Err(ProvisionError::Stigg(StiggError::CustomerNotFound { .. }))
         ),
         "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_holder_that_finished_first_is_answered_from_its_record() {
+    // Pending when read, provisioned by the time the lease is ours: nothing is counted, the
+    // lease goes back at once, and the answer comes from the record without Stigg.
+    let mut ports = Ports::found();
+    let mut loads = 0;
+    ports.store.expect_load().times(2).returning(move |_, _| {
+        loads += 1;
+        Ok(if loads == 1 {
+            ProvisioningState::Pending { customer: None }
+        } else {
+            ProvisioningState::Done(done())
+        })
+    });
+    ports
+        .leases
+        .expect_try_take()
+        .times(1)
+        .returning(|_, _, _| Ok(Some(lease())));
+    ports
+        .store
+        .expect_start_attempt()
+        .times(1)
+        .returning(|_, _, _| Ok(false));
+    ports.leases.expect_release().times(1).returning(|_| Ok(()));
+
+    let result = ports.use_case().execute(&request(), &ctx()).await;
+    assert_eq!(result.map(|p| p.already_provisioned), Ok(true));
+}
+
+#[tokio::test]
+async fn a_store_failure_when_counting_the_attempt_gives_the_lease_back() {
+    let mut ports = Ports::found();
+    ports.pending(None);
+    ports
+        .leases
+        .expect_try_take()
+        .times(1)
+        .returning(|_, _, _| Ok(Some(lease())));
+    ports
+        .store
+        .expect_start_attempt()
+        .times(1)
+        .returning(|_, _, _| Err(RepoError::Unavailable("connection lost".into())));
+    ports.leases.expect_release().times(1).returning(|_| Ok(()));
+
+    let result = ports.use_case().execute(&request(), &ctx()).await;
+    assert_eq!(
+        result,
+        Err(ProvisionError::Store(RepoError::Unavailable(
+            "connection lost".into()
+        )))
     );
 }

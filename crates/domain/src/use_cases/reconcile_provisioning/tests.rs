@@ -12,13 +12,13 @@ use chrono::{DateTime, TimeZone, Utc};
 
 use super::*;
 use crate::model::{
-    BillingPeriod, LeaseToken, Plan, ProvisionedCustomer, ProvisionedSubscription,
-    ProvisioningState, SubscriptionStatus,
+    BillingPeriod, Lease, Plan, ProvisionedCustomer, ProvisionedSubscription, ProvisioningState,
+    SubscriptionStatus,
 };
 use crate::ports::{
-    CallContext, CustomerProvisioning, MockClock, MockOrgRepo, MockProvisioningBacklog,
-    MockProvisioningStore, MockStiggGateway, MockSubscriptionRepo, RepoError, StiggCustomer,
-    StiggGateway, StiggSubscription, SubscriptionProvisioning,
+    CallContext, CustomerProvisioning, MockClock, MockLeaseStore, MockOrgRepo,
+    MockProvisioningBacklog, MockProvisioningStore, MockStiggGateway, MockSubscriptionRepo,
+    RepoError, StiggCustomer, StiggGateway, StiggSubscription, SubscriptionProvisioning,
 };
 use crate::use_cases::provision_subscription::ProvisioningPolicy;
 
@@ -220,7 +220,7 @@ struct World {
     /// `(after, limit)` of every page read.
     pages: Arc<Mutex<Vec<PageRead>>>,
     /// The failure text of every lease given back.
-    releases: Arc<Mutex<Vec<String>>>,
+    failures: Arc<Mutex<Vec<String>>>,
     subscription_calls: Arc<AtomicUsize>,
     customer_calls: Arc<AtomicUsize>,
 }
@@ -236,7 +236,7 @@ impl World {
             failing_page: None,
             stigg: MockStiggGateway::new(),
             pages: Arc::default(),
-            releases: Arc::default(),
+            failures: Arc::default(),
             subscription_calls: Arc::default(),
             customer_calls: Arc::default(),
         };
@@ -349,18 +349,19 @@ impl World {
                 }
             })
         });
-        store
-            .expect_try_acquire_lease()
-            .returning(|_, sub, now, _| {
-                Ok(Some(LeaseToken {
-                    stripe_subscription_id: sub.clone(),
-                    holder: "holder".into(),
-                    expires_at: now,
-                }))
-            });
-        let releases = self.releases;
-        store.expect_release_lease().returning(move |_, failure| {
-            lock(&releases).push(failure.to_owned());
+        let mut leases = MockLeaseStore::new();
+        leases.expect_try_take().returning(|key, now, _| {
+            Ok(Some(Lease {
+                key: key.clone(),
+                holder: "holder".into(),
+                expires_at: now,
+            }))
+        });
+        leases.expect_release().returning(|_| Ok(()));
+        store.expect_start_attempt().returning(|_, _, _| Ok(true));
+        let failures = self.failures;
+        store.expect_record_failure().returning(move |_, failure| {
+            lock(&failures).push(failure.to_owned());
             Ok(())
         });
         store.expect_record_customer().returning(move |customer| {
@@ -372,6 +373,7 @@ impl World {
             Arc::new(orgs),
             Arc::new(subscriptions),
             Arc::new(store),
+            Arc::new(leases),
             Arc::new(SlowStigg(self.stigg)),
             Arc::clone(&clock),
             ProvisioningPolicy::default(),
@@ -494,6 +496,7 @@ async fn a_dry_run_lists_what_it_would_provision_without_calling_stigg_or_the_st
         Arc::new(MockOrgRepo::new()),
         Arc::new(MockSubscriptionRepo::new()),
         Arc::new(MockProvisioningStore::new()),
+        Arc::new(MockLeaseStore::new()),
         Arc::new(MockStiggGateway::new()),
         Arc::new(fake_clock().0),
         ProvisioningPolicy::default(),
@@ -650,7 +653,7 @@ async fn stigg_failures_are_reported_with_their_reason_and_the_run_goes_on() {
                 })
             }
         });
-    let releases = Arc::clone(&world.releases);
+    let failures = Arc::clone(&world.failures);
     let use_case = world.use_case(Arc::new(fake_clock().0), policy(10));
 
     let summary = use_case.execute(&options(), &NoObserver, &NeverStop).await;
@@ -661,7 +664,7 @@ async fn stigg_failures_are_reported_with_their_reason_and_the_run_goes_on() {
     assert_eq!(reasons[0].0, "sub_A2");
     assert!(reasons[0].1.contains("PlanNotFound"), "{reasons:?}");
     // The lease was given back, so the next run (or an API call) can resume at once.
-    assert_eq!(lock(&releases).len(), 1);
+    assert_eq!(lock(&failures).len(), 1);
 }
 
 #[tokio::test]
@@ -789,7 +792,7 @@ async fn an_item_refused_by_the_rate_limit_waits_for_its_turn_and_succeeds() {
             })
         });
     world.stigg_subscriptions_succeed();
-    let releases = Arc::clone(&world.releases);
+    let failures = Arc::clone(&world.failures);
     let (clock, sleeps) = fake_clock();
     let use_case = world.use_case(Arc::new(clock), policy(10));
 
@@ -803,7 +806,7 @@ async fn an_item_refused_by_the_rate_limit_waits_for_its_turn_and_succeeds() {
         [Duration::from_millis(500), Duration::from_millis(1000)]
     );
     assert_eq!(
-        *lock(&releases),
+        *lock(&failures),
         [
             "Stigg rate limit reached, retry later",
             "Stigg rate limit reached, retry later"
