@@ -8,7 +8,7 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::sqlite::Sqlite;
 use onboarding_domain::model::{
-    OrgId, Organization, ProvisionedCustomer, ProvisionedSubscription, StripeCustomerId,
+    OrgId, Organization, ProvisionedCustomer, ProvisionedSubscription, Stored, StripeCustomerId,
     StripeSubscriptionId, Subscription, SubscriptionStatus,
 };
 use onboarding_domain::ports::{DebugLogEntry, RepoError};
@@ -43,8 +43,8 @@ impl TryFrom<OrgRow> for Organization {
             id,
             name: row.name,
             email: row.email,
-            tenant_id: row.tenant_id,
-            stripe_customer_id: row.stripe_customer_id,
+            tenant_id: row.tenant_id.map(Stored::parse),
+            stripe_customer_id: row.stripe_customer_id.map(Stored::parse),
         })
     }
 }

@@ -2,7 +2,7 @@
 
 use chrono::Utc;
 use onboarding_adapters_db::test_support::TestDatabase;
-use onboarding_domain::model::ProvisionedSubscription;
+use onboarding_domain::model::{ProvisionedSubscription, Stored};
 use onboarding_domain::ports::{PendingProvisioning, ProvisioningBacklog, ProvisioningStore};
 
 use crate::support::{CONTRACT_SEED, TestResult, on_both_backends, org_id, sub_id};
@@ -86,8 +86,8 @@ async fn only_unfinished_subscriptions_are_pending(db: TestDatabase) -> TestResu
     assert_eq!(names(&page), ["org_1/s_1", "org_2/s_3"]);
     // The organization comes with its subscription.
     let (org, sub) = page[1].rows.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
-    assert_eq!(org.tenant_id.as_deref(), Some("t2"));
-    assert_eq!(org.stripe_customer_id.as_deref(), Some("cus_B2"));
+    assert_eq!(org.tenant_id, Some(Stored::parse("t2".into())));
+    assert_eq!(org.stripe_customer_id, Some(Stored::parse("cus_B2".into())));
     assert_eq!(sub.plan_code, "plan_pro_y");
     assert_eq!(sub.status.as_str(), "active");
 

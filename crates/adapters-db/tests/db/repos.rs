@@ -4,7 +4,7 @@ use anyhow::Context;
 use chrono::Utc;
 use onboarding_adapters_db::seed_demo;
 use onboarding_adapters_db::test_support::TestDatabase;
-use onboarding_domain::model::{Organization, Subscription, SubscriptionStatus};
+use onboarding_domain::model::{Organization, Stored, Subscription, SubscriptionStatus};
 use onboarding_domain::ports::{OrgRepo, ProvisioningBacklog, SubscriptionRepo};
 
 use crate::support::{CONTRACT_SEED, TestResult, on_both_backends, org_id, sub_id, utc};
@@ -32,7 +32,7 @@ async fn contract_seed_reads_back(db: TestDatabase) -> TestResult {
             name: "Acme".into(),
             email: None,
             tenant_id: None,
-            stripe_customer_id: Some("cus_A1".into()),
+            stripe_customer_id: Some(Stored::parse("cus_A1".into())),
         }
     );
 
@@ -75,7 +75,7 @@ async fn tenant_and_email_are_read(db: TestDatabase) -> TestResult {
         .find(&org_id("org_t"))
         .await?
         .context("org_t not found")?;
-    assert_eq!(org.tenant_id.as_deref(), Some("tenant-9"));
+    assert_eq!(org.tenant_id, Some(Stored::parse("tenant-9".into())));
     assert_eq!(org.email.as_deref(), Some("billing@example.com"));
     assert_eq!(org.stripe_customer_id, None);
     Ok(())
@@ -112,7 +112,7 @@ async fn seed_demo_is_idempotent(db: TestDatabase) -> TestResult {
     let org = db.find(&org_id("org_demo")).await?.context("org_demo")?;
     assert_eq!(org.name, "Demo Org");
     assert_eq!(org.tenant_id, None);
-    assert_eq!(org.stripe_customer_id.as_deref(), Some("cus_Demo1"));
+    assert_eq!(org.stripe_customer_id, Some(Stored::parse("cus_Demo1".into())));
     let sub = db
         .find_by_stripe_id(&sub_id("sub_Demo1"))
         .await?

@@ -7,6 +7,7 @@ mod lease;
 mod organization;
 mod plan;
 mod provisioning;
+mod stored;
 mod subscription;
 
 pub(crate) use ids::MAX_TRACE_ID_LEN;
@@ -18,4 +19,5 @@ pub use lease::{Lease, LeaseKey};
 pub use organization::Organization;
 pub use plan::{BillingPeriod, Plan, PlanCatalog, PlanCatalogError};
 pub use provisioning::{ProvisionedCustomer, ProvisionedSubscription, ProvisioningState};
+pub use stored::Stored;
 pub use subscription::{Subscription, SubscriptionStatus};

@@ -20,7 +20,7 @@ pub use request::{Field, FieldError, ProvisionRequest, RawProvisionRequest};
 
 use crate::model::{
     CorrelationId, Lease, LeaseKey, OrgId, Organization, PlanCode, ProvisionedCustomer,
-    ProvisionedSubscription, ProvisioningState, StripeCustomerId, StripeSubscriptionId,
+    ProvisionedSubscription, ProvisioningState, Stored, StripeCustomerId, StripeSubscriptionId,
     Subscription, SubscriptionStatus, TenantId,
 };
 use crate::ports::{
@@ -387,7 +387,7 @@ fn check_organization(
     ctx: &OperationContext,
 ) -> Result<Organization, ProvisionError> {
     let in_tenant = |org: &Organization| match &ctx.tenant_id {
-        Some(tenant) => org.tenant_id.as_deref() == Some(tenant.as_str()),
+        Some(tenant) => org.tenant_id.as_ref().and_then(Stored::valid) == Some(tenant),
         None => true,
     };
     let org = org
@@ -395,7 +395,8 @@ fn check_organization(
         .ok_or_else(|| ProvisionError::OrganizationNotFound {
             org_id: request.org_id.clone(),
         })?;
-    if org.stripe_customer_id.as_deref() != Some(request.stripe_customer_id.as_str()) {
+    if org.stripe_customer_id.as_ref().and_then(Stored::valid) != Some(&request.stripe_customer_id)
+    {
         return Err(ProvisionError::StripeCustomerNotFound {
             org_id: request.org_id.clone(),
             stripe_customer_id: request.stripe_customer_id.clone(),

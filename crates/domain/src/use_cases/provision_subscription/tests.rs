@@ -53,8 +53,8 @@ fn org() -> Organization {
         id: parse("org_1"),
         name: "Acme".into(),
         email: Some("ops@acme.test".into()),
-        tenant_id: Some("tenant-a".into()),
-        stripe_customer_id: Some("cus_A1".into()),
+        tenant_id: Some(Stored::parse("tenant-a".into())),
+        stripe_customer_id: Some(Stored::parse("cus_A1".into())),
     }
 }
 
@@ -338,6 +338,44 @@ async fn stripe_customer_of_another_organization_is_not_found() {
         result,
         Err(ProvisionError::StripeCustomerNotFound { .. })
     ));
+}
+
+#[tokio::test]
+async fn stored_ids_that_break_their_rule_match_no_request() {
+    // Another system stored "cus_A1 " and "tenant-a\n": neither is the request's value, even
+    // though they read alike, so the organization is not found for this tenant or customer.
+    for (tenant, customer, tenant_header) in [
+        ("tenant-a", "cus_A1 ", None),
+        ("tenant-a\n", "cus_A1", Some("tenant-a")),
+    ] {
+        let mut ports = Ports::empty();
+        let stored = Organization {
+            tenant_id: Some(Stored::parse(tenant.into())),
+            stripe_customer_id: Some(Stored::parse(customer.into())),
+            ..org()
+        };
+        ports
+            .orgs
+            .expect_find()
+            .returning(move |_| Ok(Some(stored.clone())));
+        ports
+            .subscriptions
+            .expect_find_by_stripe_id()
+            .returning(|_| Ok(Some(subscription())));
+        let ctx = OperationContext {
+            tenant_id: tenant_header.map(parse),
+            ..ctx()
+        };
+        let result = ports.use_case().execute(&request(), &ctx).await;
+        assert!(
+            matches!(
+                result,
+                Err(ProvisionError::StripeCustomerNotFound { .. }
+                    | ProvisionError::OrganizationNotFound { .. })
+            ),
+            "{tenant:?} / {customer:?}: {result:?}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
 
+use super::prepare::{correlation_id, quoted};
 use super::*;
 use crate::model::{
-    BillingPeriod, Lease, Plan, ProvisionedCustomer, ProvisionedSubscription, ProvisioningState,
-    SubscriptionStatus,
+    BillingPeriod, Lease, Organization, Plan, ProvisionedCustomer, ProvisionedSubscription,
+    ProvisioningState, Stored, Subscription, SubscriptionStatus,
 };
 use crate::ports::{
     CallContext, CustomerProvisioning, MockClock, MockLeaseStore, MockOrgRepo,
@@ -60,8 +61,8 @@ fn org(id: &str) -> Organization {
         id: parse(id),
         name: format!("Org {id}"),
         email: None,
-        tenant_id: Some("tenant-a".into()),
-        stripe_customer_id: Some(format!("cus_{}", id.replace('_', ""))),
+        tenant_id: Some(Stored::parse("tenant-a".into())),
+        stripe_customer_id: Some(Stored::parse(format!("cus_{}", id.replace('_', "")))),
     }
 }
 
@@ -551,11 +552,11 @@ async fn stored_data_that_cannot_form_a_request_is_reported_and_the_rest_goes_on
         ..org("org_2")
     };
     let bad_customer = Organization {
-        stripe_customer_id: Some("cus_has space".into()),
+        stripe_customer_id: Some(Stored::parse("cus_has space".into())),
         ..org("org_3")
     };
     let bad_tenant = Organization {
-        tenant_id: Some("tenant with spaces".into()),
+        tenant_id: Some(Stored::parse("tenant with spaces".into())),
         ..org("org_5")
     };
     let rows = vec![
@@ -694,7 +695,7 @@ async fn each_item_carries_its_own_correlation_id_and_its_organizations_tenant()
     let mut rows = good_rows(1);
     // Another tenant, so a tenant taken from the wrong item shows.
     let org_2 = Organization {
-        tenant_id: Some("tenant-b".into()),
+        tenant_id: Some(Stored::parse("tenant-b".into())),
         ..org("org_2")
     };
     rows.push(readable(
