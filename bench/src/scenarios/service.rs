@@ -193,37 +193,27 @@ impl Bench {
 
 /// Waits for a 200 on `path` (at most 30 s), failing early if the process died.
 fn wait_http(addr: SocketAddr, path: &str, daemon: &Daemon) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if let Ok(r) = http::get(addr, path, Duration::from_secs(2))
-            && r.status == 200
-        {
-            return Ok(());
-        }
-        if !daemon.alive() || Instant::now() > deadline {
-            bail!(
-                "{} did not become ready on {addr}{path}: {}",
-                daemon.name,
-                daemon.log_tail()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    wait_until(daemon, &format!("become ready on {addr}{path}"), || {
+        http::get(addr, path, Duration::from_secs(2)).is_ok_and(|r| r.status == 200)
+    })
 }
 
 /// Waits until something accepts connections on `addr` (at most 30 s).
 pub(super) fn wait_port(addr: SocketAddr, daemon: &Daemon) -> anyhow::Result<()> {
+    wait_until(daemon, &format!("listen on {addr}"), || {
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+    })
+}
+
+/// Polls `ready` for at most 30 s; fails early, with the log's tail, if the process died.
+fn wait_until(daemon: &Daemon, doing: &str, ready: impl Fn() -> bool) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        if std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+        if ready() {
             return Ok(());
         }
         if !daemon.alive() || Instant::now() > deadline {
-            bail!(
-                "{} did not listen on {addr}: {}",
-                daemon.name,
-                daemon.log_tail()
-            );
+            bail!("{} did not {doing}: {}", daemon.name, daemon.log_tail());
         }
         std::thread::sleep(Duration::from_millis(20));
     }
