@@ -1,15 +1,16 @@
-//! PostgreSQL for the benchmark: a throwaway cluster (or `BENCH_DATABASE_URL`), psql,
-//! seeding, pg_stat_statements and the statement capture.
+//! PostgreSQL for the benchmark: a throwaway cluster (adapters-db's test-support `Cluster`,
+//! set up for measuring) or `BENCH_DATABASE_URL`, psql, seeding, pg_stat_statements and the
+//! statement capture.
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::{Context, anyhow};
+use onboarding_adapters_db::test_support::{Cluster, ClusterOptions, find_bin_dir, with_database};
 
 use crate::config::Config;
-use crate::procs::{self, Daemon};
+use crate::procs;
 
 pub const BENCH_DB: &str = "onboarding_bench";
 
@@ -34,73 +35,22 @@ pub struct Postgres {
     /// pg_stat_statements is loaded: statement counts can be read.
     pub pgss: bool,
     /// The throwaway cluster, when the benchmark started one.
-    pub cluster: Option<Cluster>,
-    pub work: PathBuf,
+    cluster: Option<Cluster>,
+    work: PathBuf,
 }
 
-pub struct Cluster {
-    pub dir: PathBuf,
-    pub log: PathBuf,
-    daemon: Option<Daemon>,
-}
-
-impl Drop for Cluster {
+impl Drop for Postgres {
     fn drop(&mut self) {
-        if let Some(daemon) = self.daemon.take() {
-            daemon.stop(Duration::from_secs(20));
+        // Wait for the throwaway cluster to stop, so that nothing of it runs during the report.
+        if let Some(cluster) = self.cluster.take() {
+            cluster.stop();
         }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
 /// The newest PostgreSQL bin directory holding `needed` (PG_BIN_DIR wins).
-pub fn find_bin_dir(needed: &[&str]) -> anyhow::Result<PathBuf> {
-    let has = |dir: &Path| needed.iter().all(|b| dir.join(b).is_file());
-    if let Some(dir) = std::env::var_os("PG_BIN_DIR") {
-        let dir = PathBuf::from(dir);
-        return if has(&dir) {
-            Ok(dir)
-        } else {
-            bail!("PG_BIN_DIR={} lacks one of {needed:?}", dir.display())
-        };
-    }
-    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| {
-            let v = e.file_name().to_str()?.parse::<u32>().ok()?;
-            let bin = e.path().join("bin");
-            has(&bin).then_some((v, bin))
-        })
-        .collect();
-    versions.sort();
-    versions.pop().map(|(_, bin)| bin).with_context(|| {
-        format!("no PostgreSQL bin directory with {needed:?} (bench/run.sh installs it)")
-    })
-}
-
-fn as_root() -> bool {
-    std::fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0)
-}
-
-fn runuser() -> &'static str {
-    ["/usr/sbin/runuser", "/sbin/runuser", "/usr/bin/runuser"]
-        .into_iter()
-        .find(|p| Path::new(p).exists())
-        .unwrap_or("runuser")
-}
-
-/// `url` with its database name replaced.
-pub fn with_database(url: &str, name: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) => {
-            parsed.set_path(&format!("/{name}"));
-            parsed.into()
-        }
-        // Not a URL: nothing to replace.
-        Err(_) => url.to_owned(),
-    }
+fn bin_dir_with(needed: &[&str]) -> anyhow::Result<PathBuf> {
+    find_bin_dir(needed).map_err(|e| anyhow!("{e} (bench/run.sh installs it)"))
 }
 
 impl Postgres {
@@ -112,7 +62,7 @@ impl Postgres {
     }
 
     fn external(url: &str, work: &Path) -> anyhow::Result<Self> {
-        let bin_dir = find_bin_dir(&["pgbench", "psql"])?;
+        let bin_dir = bin_dir_with(&["pgbench", "psql"])?;
         let mut pg = Self {
             url: with_database(url, BENCH_DB),
             admin_url: url.to_owned(),
@@ -127,99 +77,28 @@ impl Postgres {
     }
 
     fn throwaway(work: &Path) -> anyhow::Result<Self> {
-        let bin_dir = find_bin_dir(&["initdb", "postgres", "pgbench", "psql"])?;
-        let stamp = chrono::Utc::now().format("%Y%m%d%H%M%S");
-        let dir = std::env::temp_dir().join(format!(
-            "onboarding-bench-pg-{stamp}-{}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir)?;
-        let root = as_root();
-        let prefix: Vec<&str> = if root {
-            procs::run_ok(
-                Command::new("chown").arg("postgres:postgres").arg(&dir),
-                Duration::from_secs(10),
-                "chown of the cluster directory",
-            )?;
-            vec![runuser(), "-u", "postgres", "--"]
-        } else {
-            Vec::new()
-        };
-        let data = dir.join("data");
-        let mut initdb = match prefix.split_first() {
-            Some((first, rest)) => {
-                let mut c = Command::new(first);
-                c.args(rest).arg(bin_dir.join("initdb"));
-                c
-            }
-            None => Command::new(bin_dir.join("initdb")),
-        };
-        initdb.arg("-D").arg(&data).args([
-            "-U",
-            "postgres",
-            "-A",
-            "trust",
-            "-E",
-            "UTF8",
-            "--locale=C",
-            "--no-sync",
-        ]);
-        procs::run_ok(&mut initdb, Duration::from_secs(120), "initdb")?;
-        let port = procs::free_port()?;
-        let log = dir.join("postgres.log");
-        let mut args = vec![
-            "-D".to_owned(),
-            data.display().to_string(),
-            "-p".to_owned(),
-            port.to_string(),
-            "-k".to_owned(),
-            dir.display().to_string(),
-            "-h".to_owned(),
-            "127.0.0.1".to_owned(),
-        ];
-        for setting in CLUSTER_SETTINGS {
-            args.push("-c".to_owned());
-            args.push((*setting).to_owned());
-        }
-        let daemon = Daemon::start(
-            "postgres",
-            &prefix,
-            "INT",
-            &bin_dir.join("postgres"),
-            &args,
-            &[],
-            &log,
-            &dir,
-        )?;
-        let admin_url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+        let bin_dir = bin_dir_with(&["initdb", "postgres", "pgbench", "psql"])?;
+        let options = CLUSTER_SETTINGS.iter().fold(
+            ClusterOptions::default().durable().bin_dir(&bin_dir),
+            |options, setting| options.setting(setting),
+        );
+        // The cluster's start-up is async; the benchmark is not.
+        let cluster = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start a runtime to start PostgreSQL")?
+            .block_on(Cluster::start_with(options))
+            .map_err(|e| anyhow!("the throwaway PostgreSQL did not start: {e}"))?;
+        let admin_url = cluster.url("127.0.0.1", "");
         let mut pg = Self {
             url: with_database(&admin_url, BENCH_DB),
             admin_url,
             bin_dir,
             version: String::new(),
             pgss: false,
-            cluster: Some(Cluster {
-                dir,
-                log,
-                daemon: Some(daemon),
-            }),
+            cluster: Some(cluster),
             work: work.to_owned(),
         };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            match pg.query_on(&pg.admin_url, "SELECT 1") {
-                Ok(_) => break,
-                Err(e) if Instant::now() > deadline => {
-                    let log = pg
-                        .cluster
-                        .as_ref()
-                        .map(|c| procs::tail(&c.log, 20))
-                        .unwrap_or_default();
-                    bail!("the throwaway PostgreSQL did not start: {e:#}\n{log}");
-                }
-                Err(_) => std::thread::sleep(Duration::from_millis(100)),
-            }
-        }
         pg.create_database()?;
         Ok(pg)
     }
@@ -371,8 +250,8 @@ CHECKPOINT;
         Ok(())
     }
 
-    pub fn log_path(&self) -> Option<&Path> {
-        self.cluster.as_ref().map(|c| c.log.as_path())
+    pub fn log_path(&self) -> Option<PathBuf> {
+        self.cluster.as_ref().map(Cluster::log_path)
     }
 
     pub fn pgbench(&self) -> PathBuf {

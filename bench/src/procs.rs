@@ -1,5 +1,5 @@
-//! Processes: long-running ones (PostgreSQL, emulator, service) behind a small shell that stops
-//! them when the benchmark goes away, bounded runs of tools, and /proc readings.
+//! Processes: long-running ones (emulator, service, bare handler) behind a small shell that
+//! stops them when the benchmark goes away, bounded runs of tools, and /proc readings.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -32,12 +32,10 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// `prefix` runs before the program (e.g. `runuser -u postgres --`); `envs` replace the
-    /// environment (PATH is kept); `stop_signal` (TERM, INT) is what stopping sends first.
-    #[allow(clippy::too_many_arguments)]
+    /// `envs` replace the environment (PATH is kept); `stop_signal` (TERM, INT) is what
+    /// stopping sends first.
     pub fn start(
         name: &str,
-        prefix: &[&str],
         stop_signal: &str,
         program: &Path,
         args: &[String],
@@ -45,14 +43,7 @@ impl Daemon {
         log: &Path,
         cwd: &Path,
     ) -> anyhow::Result<Self> {
-        let mut command = match prefix.split_first() {
-            Some((first, rest)) => {
-                let mut c = Command::new(first);
-                c.args(rest).arg("sh");
-                c
-            }
-            None => Command::new("sh"),
-        };
+        let mut command = Command::new("sh");
         command
             .arg("-c")
             .arg(SUPERVISOR)

@@ -14,9 +14,11 @@
 //! A test that needs a server set up differently (e.g. with TLS on) starts a [`Cluster`] of
 //! its own the same way.
 
+mod cluster;
 mod postgres;
 
-pub use postgres::Cluster;
+pub use cluster::{Cluster, ClusterOptions, find_bin_dir};
+pub use postgres::with_database;
 
 use std::ops::Deref;
 
