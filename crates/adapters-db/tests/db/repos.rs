@@ -112,7 +112,10 @@ async fn seed_demo_is_idempotent(db: TestDatabase) -> TestResult {
     let org = db.find(&org_id("org_demo")).await?.context("org_demo")?;
     assert_eq!(org.name, "Demo Org");
     assert_eq!(org.tenant_id, None);
-    assert_eq!(org.stripe_customer_id, Some(Stored::parse("cus_Demo1".into())));
+    assert_eq!(
+        org.stripe_customer_id,
+        Some(Stored::parse("cus_Demo1".into()))
+    );
     let sub = db
         .find_by_stripe_id(&sub_id("sub_Demo1"))
         .await?
