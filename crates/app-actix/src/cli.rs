@@ -5,9 +5,10 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use onboarding_domain::input::Field;
 use onboarding_domain::model::{CorrelationId, TenantId};
 use onboarding_domain::use_cases::provision_subscription::{
-    Field, OperationContext, ProvisionRequest, RawProvisionRequest,
+    OperationContext, ProvisionRequest, RawProvisionRequest,
 };
 use serde_json::json;
 

@@ -5,9 +5,10 @@
 
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
+use onboarding_domain::input::FieldError;
 use onboarding_domain::model::{CorrelationId, RequestId};
 use onboarding_domain::ports::RepoError;
-use onboarding_domain::use_cases::provision_subscription::{FieldError, ProvisionError};
+use onboarding_domain::use_cases::provision_subscription::ProvisionError;
 use serde::Serialize;
 use utoipa::ToSchema;
 

@@ -168,10 +168,10 @@ impl OpenApiJson {
 mod tests {
     use std::path::PathBuf;
 
+    use onboarding_domain::input::FieldError;
     use onboarding_domain::model::{
         CorrelationId, OrgId, PlanCode, RequestId, StripeCustomerId, StripeSubscriptionId, TenantId,
     };
-    use onboarding_domain::use_cases::provision_subscription::FieldError;
     use serde_json::Value;
 
     use super::*;

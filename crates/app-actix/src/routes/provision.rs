@@ -6,9 +6,10 @@ use std::collections::BTreeMap;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::{Bytes, Data};
 use actix_web::{HttpMessage, HttpRequest, HttpResponse};
+use onboarding_domain::input::{Field, FieldError};
 use onboarding_domain::model::PlanCatalog;
 use onboarding_domain::use_cases::provision_subscription::{
-    Field, FieldError, OperationContext, ProvisionRequest, RawProvisionRequest,
+    OperationContext, ProvisionRequest, RawProvisionRequest,
 };
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
