@@ -12,9 +12,9 @@ use utoipa::openapi::{OpenApi as OpenApiDocument, RefOr};
 use utoipa::{Modify, OpenApi};
 
 use crate::config::parse_plan_catalog;
-use crate::error::{ErrorCode, FieldErrorBody};
-use crate::middleware::api::{CORRELATION_ID, REQUEST_ID};
-use crate::routes;
+use crate::failure::{ErrorCode, FieldErrorBody};
+use crate::http::middleware::api::{CORRELATION_ID, REQUEST_ID};
+use crate::http::routes;
 
 /// The name of the bearer security scheme in the document.
 pub const BEARER_SCHEME: &str = "bearer";
@@ -129,7 +129,7 @@ impl Modify for CatalogPlanCodes {
 }
 
 /// The shipped catalog (`config/plans.toml`), which `docs/openapi.json` is rendered with.
-const SHIPPED_PLAN_CATALOG: &str = include_str!("../../../config/plans.toml");
+const SHIPPED_PLAN_CATALOG: &str = include_str!("../../../../config/plans.toml");
 
 /// The document for the shipped plan catalog as pretty JSON with a trailing newline, exactly as
 /// in `docs/openapi.json`.

@@ -37,7 +37,7 @@ fn millis(raw: &str) -> Result<Duration, String> {
 pub const DEFAULT_PLAN_CATALOG: &str = "config/plans.toml";
 
 /// The catalog shipped in the binary, so the service starts from any working directory.
-const BUILT_IN_PLAN_CATALOG: &str = include_str!("../../../config/plans.toml");
+const BUILT_IN_PLAN_CATALOG: &str = include_str!("../../../../config/plans.toml");
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
