@@ -40,7 +40,12 @@ pub struct ReconcileArgs {
     pub limit: Option<u64>,
     /// Subscriptions provisioned at the same time. Stigg's pace is set by the rate limit
     /// (STIGG_CALLS_PER_MINUTE), not by this.
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=32))]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 4,
+        value_parser = clap::value_parser!(u16).range(1..=32)
+    )]
     pub concurrency: u16,
     /// Print the summary as JSON.
     #[arg(long)]

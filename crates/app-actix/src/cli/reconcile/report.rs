@@ -147,7 +147,11 @@ impl Report<'_> {
                 "reason": item.reason,
             })).collect::<Vec<_>>(),
             "interrupted": s.interrupted,
-            "skipped": s.skipped.iter().map(|(status, n)| (status.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
+            "skipped": s
+                .skipped
+                .iter()
+                .map(|(status, n)| (status.clone(), json!(n)))
+                .collect::<serde_json::Map<_, _>>(),
             "stopped": match &s.halt {
                 None => Value::Null,
                 Some(Halt::Stopped) => json!({ "reason": "interrupted" }),
