@@ -26,10 +26,10 @@ use std::sync::LazyLock;
 use actix_web::ResponseError;
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use libfuzzer_sys::fuzz_target;
-use onboarding_app::error::ApiError;
-use onboarding_app::middleware::api::RequestHeaders;
+use onboarding_app::http::error::ApiError;
+use onboarding_app::http::middleware::api::RequestHeaders;
+use onboarding_app::http::routes::provision::parse_request;
 use onboarding_app::redact::{MAX_LOGGED_BODY_BYTES, body_for_debug_log};
-use onboarding_app::routes::provision::parse_request;
 use onboarding_domain::model::{
     CorrelationId, OrgId, PlanCatalog, StripeCustomerId, StripeSubscriptionId, TenantId,
 };

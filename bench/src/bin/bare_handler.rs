@@ -2,7 +2,7 @@
 //! that reads the body and answers a fixed 400 JSON body, with nothing else: no middleware,
 //! no parsing, no database, no logging.
 //!
-//! It is served the way the service serves (`crates/app-actix/src/startup.rs`): the same
+//! It is served the way the service serves (`crates/app-actix/src/startup/server.rs`): the same
 //! actix-web version (the workspace's), `HttpServer` with its default worker count inside a
 //! `#[tokio::main]` runtime, on an already bound listener. The benchmark passes the service's
 //! own 400 body, so both answer the same bytes.

@@ -12,9 +12,11 @@ use crate::tls::{SslMode, TlsSettings};
 /// The contract's default: an SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://onboarding.db";
 
-const DEFAULT_POSTGRES_CONNECTIONS: usize = 16;
+/// Pool size on PostgreSQL unless configured.
+pub const DEFAULT_POSTGRES_CONNECTIONS: usize = 16;
 // SQLite has one writer at a time; more connections only add lock waits.
-const DEFAULT_SQLITE_CONNECTIONS: usize = 8;
+/// Pool size on SQLite unless configured.
+pub const DEFAULT_SQLITE_CONNECTIONS: usize = 8;
 const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How to reach the database. `Debug` never shows the URL (it may carry a password).

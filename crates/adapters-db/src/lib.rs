@@ -22,7 +22,9 @@ mod tls;
 #[cfg(feature = "test-support")]
 pub mod test_support;
 
-pub use config::{DEFAULT_DATABASE_URL, DbConfig};
+pub use config::{
+    DEFAULT_DATABASE_URL, DEFAULT_POSTGRES_CONNECTIONS, DEFAULT_SQLITE_CONNECTIONS, DbConfig,
+};
 pub use error::DbError;
 pub use migrate::{pending_migrations, revert_all_migrations, run_migrations};
 pub use pool::{Backend, Database, DbPool, PgConn, SqliteConn, connect};

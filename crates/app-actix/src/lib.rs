@@ -1,22 +1,20 @@
-//! The onboarding service: the HTTP API (actix-web), the `onboarding` command line, and the
-//! wiring of the domain's use cases to their adapters (database, Stigg, clock).
+//! The onboarding service, the `onboarding` binary: two rooms around one wiring.
 //!
-//! It stays thin: parsing at the edge, one mapping of errors to HTTP (`error`), no business
-//! rules.
+//! - `http`: the HTTP API (actix-web): routes, the API middleware, the mapping of errors to
+//!   HTTP answers, the debug-log writer, the OpenAPI document.
+//! - `cli`: the command line, one module per command, with a result type of its own.
+//! - `startup`: the wiring both rooms run on: settings → adapters → use cases, and the server.
+//!
+//! Beside them, what both rooms share: `config` (settings and the plan catalog), `failure`
+//! (the contract's error codes and shape), `metrics`, `redact` and `telemetry`. It stays
+//! thin: parsing at the edge, no business rules.
 
 pub mod build_info;
 pub mod cli;
-pub mod clock;
 pub mod config;
-pub mod debug_log;
-pub mod error;
+pub mod failure;
+pub mod http;
 pub mod metrics;
-pub mod middleware;
-pub mod openapi;
-pub mod reconcile;
 pub mod redact;
-pub mod retention;
-pub mod routes;
 pub mod startup;
-pub mod state;
 pub mod telemetry;

@@ -14,6 +14,7 @@ use prometheus::{
 };
 
 use crate::build_info;
+use crate::failure::ErrorCode;
 
 /// The content type of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = prometheus::TEXT_FORMAT;
@@ -35,37 +36,63 @@ const CALL_OUTCOMES: [CallOutcome; 4] = [
     CallOutcome::Failed,
 ];
 
-/// How one `POST /api/stigg/provision` that reached the handler ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ProvisioningOutcome {
-    /// Provisioned in Stigg by this request.
-    Provisioned,
-    /// Answered from the stored record; Stigg was not called.
-    AlreadyProvisioned,
-    /// 400: a header or body rule broken, or not the subscription's plan.
-    BadRequest,
-    /// 404: organization, Stripe customer or subscription not found.
-    NotFound,
-    /// 500: Stigg or the database failed.
-    Failed,
+/// The `outcome` labels of a request a use case's handler refused or failed: the class of
+/// what the caller was told, the same for every use case (see [`OutcomeCounter::refused`]).
+const REFUSED_OUTCOMES: [&str; 3] = ["bad_request", "not_found", "failed"];
+
+/// A use case's outcome counter: its name and help, and its own words for a success. The
+/// refusals and failures are labelled from the answer's [`ErrorCode`], so a use case never
+/// restates them; the next one is a constant like [`PROVISIONINGS`] and a field of
+/// [`Metrics`].
+pub struct OutcomeFamily {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub successes: &'static [&'static str],
 }
 
-impl ProvisioningOutcome {
-    pub const ALL: [Self; 5] = [
-        Self::Provisioned,
-        Self::AlreadyProvisioned,
-        Self::BadRequest,
-        Self::NotFound,
-        Self::Failed,
-    ];
+/// Provisioned in Stigg by this request.
+pub const PROVISIONED: &str = "provisioned";
+/// Answered from the stored record; Stigg was not called.
+pub const ALREADY_PROVISIONED: &str = "already_provisioned";
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Provisioned => "provisioned",
-            Self::AlreadyProvisioned => "already_provisioned",
-            Self::BadRequest => "bad_request",
-            Self::NotFound => "not_found",
-            Self::Failed => "failed",
+/// `POST /api/stigg/provision` requests that reached the handler.
+pub const PROVISIONINGS: OutcomeFamily = OutcomeFamily {
+    name: "onboarding_provisionings_total",
+    help: "POST /api/stigg/provision requests that reached the handler, by outcome.",
+    successes: &[PROVISIONED, ALREADY_PROVISIONED],
+};
+
+/// The counter of one [`OutcomeFamily`], every series created at zero.
+pub struct OutcomeCounter(IntCounterVec);
+
+impl OutcomeCounter {
+    fn register(registry: &Registry, family: &OutcomeFamily) -> Result<Self, prometheus::Error> {
+        let counter = IntCounterVec::new(Opts::new(family.name, family.help), &["outcome"])?;
+        registry.register(Box::new(counter.clone()))?;
+        for outcome in family.successes.iter().chain(&REFUSED_OUTCOMES) {
+            counter.get_metric_with_label_values(&[outcome])?;
+        }
+        Ok(Self(counter))
+    }
+
+    /// Counts a success, by one of its family's `successes`.
+    pub fn done(&self, outcome: &'static str) {
+        self.count(outcome);
+    }
+
+    /// Counts a refusal or a failure by the code of the answer: 400 `bad_request`, 404
+    /// `not_found`, anything else `failed`.
+    pub fn refused(&self, code: ErrorCode) {
+        self.count(match code {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::NotFound => "not_found",
+            _ => "failed",
+        });
+    }
+
+    fn count(&self, outcome: &str) {
+        if let Ok(counter) = self.0.get_metric_with_label_values(&[outcome]) {
+            counter.inc();
         }
     }
 }
@@ -77,12 +104,12 @@ pub struct Metrics {
     http_latency: HistogramVec,
     stigg_calls: IntCounterVec,
     stigg_latency: HistogramVec,
-    provisionings: IntCounterVec,
+    provisionings: OutcomeCounter,
     debug_log_rows_dropped: IntCounter,
 }
 
 impl Metrics {
-    /// A fresh registry with every family registered. The Stigg and provisioning counters are
+    /// A fresh registry with every family registered. The Stigg and outcome counters are
     /// created at zero, so that `rate()` and alerts see them before the first event.
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
@@ -118,13 +145,6 @@ impl Metrics {
             .buckets(LATENCY_BUCKETS.to_vec()),
             &["operation", "outcome"],
         )?;
-        let provisionings = IntCounterVec::new(
-            Opts::new(
-                "onboarding_provisionings_total",
-                "POST /api/stigg/provision requests that reached the handler, by outcome.",
-            ),
-            &["outcome"],
-        )?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_latency.clone()))?;
         registry.register(Box::new(stigg_calls.clone()))?;
@@ -134,7 +154,7 @@ impl Metrics {
             "Debug-log rows the database refused on their own (their batch written without \
              them); each is logged in full instead.",
         )?;
-        registry.register(Box::new(provisionings.clone()))?;
+        let provisionings = OutcomeCounter::register(&registry, &PROVISIONINGS)?;
         registry.register(Box::new(debug_log_rows_dropped.clone()))?;
         // The registry keeps the one series; nothing changes it afterwards.
         let build = IntGaugeVec::new(
@@ -162,9 +182,6 @@ impl Metrics {
                 stigg_calls.get_metric_with_label_values(&labels)?;
                 stigg_latency.get_metric_with_label_values(&labels)?;
             }
-        }
-        for outcome in ProvisioningOutcome::ALL {
-            provisionings.get_metric_with_label_values(&[outcome.as_str()])?;
         }
 
         Ok(Self {
@@ -207,13 +224,9 @@ impl Metrics {
         }
     }
 
-    pub fn observe_provisioning(&self, outcome: ProvisioningOutcome) {
-        if let Ok(counter) = self
-            .provisionings
-            .get_metric_with_label_values(&[outcome.as_str()])
-        {
-            counter.inc();
-        }
+    /// The outcomes of `POST /api/stigg/provision`.
+    pub fn provisionings(&self) -> &OutcomeCounter {
+        &self.provisionings
     }
 
     /// Every family in the Prometheus text format.
@@ -293,6 +306,26 @@ mod tests {
                 );
                 assert!(text.contains(&series), "{series} missing from {text}");
             }
+        }
+    }
+
+    #[test]
+    fn every_outcome_series_exists_from_the_start_and_refusals_are_classed_by_code() {
+        let metrics = metrics();
+        metrics.provisionings().done(ALREADY_PROVISIONED);
+        metrics.provisionings().refused(ErrorCode::NotFound);
+        metrics.provisionings().refused(ErrorCode::Internal);
+        let text = render(&metrics);
+        for (outcome, count) in [
+            ("provisioned", 0),
+            ("already_provisioned", 1),
+            ("bad_request", 0),
+            ("not_found", 1),
+            ("failed", 1),
+        ] {
+            let series =
+                format!(r#"onboarding_provisionings_total{{outcome="{outcome}"}} {count}"#);
+            assert!(text.contains(&series), "{series} missing from {text}");
         }
     }
 

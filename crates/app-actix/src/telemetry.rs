@@ -54,7 +54,7 @@ pub fn init_buffered(settings: &Settings) -> WorkerGuard {
 }
 
 /// The filter when `RUST_LOG` is not set.
-const DEFAULT_FILTER: &str = "info,actix_server=warn";
+pub const DEFAULT_LOG_FILTER: &str = "info,actix_server=warn";
 
 fn install<W>(writer: W, filter: Option<&str>, format: Option<LogFormat>)
 where
@@ -63,7 +63,7 @@ where
     // The settings checked the filter; one from the environment of a test may be anything.
     let filter = filter
         .and_then(|f| EnvFilter::try_new(f).ok())
-        .unwrap_or_else(|| EnvFilter::new(DEFAULT_FILTER));
+        .unwrap_or_else(|| EnvFilter::new(DEFAULT_LOG_FILTER));
     let json = match format {
         Some(format) => format == LogFormat::Json,
         None => !std::io::stderr().is_terminal(),

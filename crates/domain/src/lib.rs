@@ -5,6 +5,7 @@
 //! It does no I/O itself and depends on no web, database or HTTP-client crate; adapters
 //! implement the ports in their own crates.
 
+pub mod input;
 pub mod model;
 pub mod ports;
 pub mod text;

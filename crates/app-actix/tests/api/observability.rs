@@ -341,7 +341,7 @@ async fn openapi_document_describes_the_provisioning_route() {
 async fn served_document_is_the_rendered_one() {
     let app = spawn_app().await;
     let (_, served) = openapi(&app).await;
-    let rendered = onboarding_app::openapi::render().unwrap_or_else(|e| panic!("{e}"));
+    let rendered = onboarding_app::http::openapi::render().unwrap_or_else(|e| panic!("{e}"));
     assert!(
         served == rendered,
         "GET /openapi.json is not the rendered document"

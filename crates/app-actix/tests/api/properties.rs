@@ -15,9 +15,9 @@ use std::sync::LazyLock;
 
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use onboarding_adapters_db::Backend;
-use onboarding_app::middleware::api::{MAX_BODY_BYTES, RequestHeaders};
+use onboarding_app::http::middleware::api::{MAX_BODY_BYTES, RequestHeaders};
+use onboarding_app::http::routes::provision::parse_request;
 use onboarding_app::redact::{MAX_LOGGED_BODY_BYTES, body_for_debug_log};
-use onboarding_app::routes::provision::parse_request;
 use onboarding_domain::model::PlanCatalog;
 use proptest::prelude::*;
 use proptest::string::string_regex;

@@ -16,7 +16,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tracing::{debug, info, warn};
 
-pub use request::{Field, FieldError, ProvisionRequest, RawProvisionRequest};
+pub use request::{ProvisionRequest, RawProvisionRequest};
+
+// The request's field types: callers build a `RawProvisionRequest` from them.
+pub use crate::input::{Field, FieldError};
 
 use crate::model::{
     CorrelationId, Lease, LeaseKey, OrgId, Organization, PlanCode, ProvisionedCustomer,

@@ -1,32 +1,5 @@
-use serde::Serialize;
-
+use crate::input::{Field, FieldError, parse_field};
 use crate::model::{OrgId, Plan, PlanCatalog, PlanCode, StripeCustomerId, StripeSubscriptionId};
-
-/// One raw input field as an edge (HTTP body, command line) received it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Field<'a> {
-    /// Absent (or JSON `null`).
-    Missing,
-    /// Present but unusable before parsing (e.g. not a string); the message says why.
-    Invalid(String),
-    Value(&'a str),
-}
-
-/// One offending input field and what is wrong with it, for the caller.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Self {
-            field: field.into(),
-            message: message.into(),
-        }
-    }
-}
 
 /// The request's fields before parsing, named as the contract names them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,24 +66,6 @@ impl ProvisionRequest {
             _ => Err(errors),
         }
     }
-}
-
-fn parse_field<T, E: ToString>(
-    raw: &Field<'_>,
-    name: &str,
-    parse: impl FnOnce(&str) -> Result<T, E>,
-    errors: &mut Vec<FieldError>,
-) -> Option<T> {
-    let problem = match raw {
-        Field::Value(value) => match parse(value) {
-            Ok(parsed) => return Some(parsed),
-            Err(e) => e.to_string(),
-        },
-        Field::Missing => "is required".to_owned(),
-        Field::Invalid(message) => message.clone(),
-    };
-    errors.push(FieldError::new(name, problem));
-    None
 }
 
 #[cfg(test)]

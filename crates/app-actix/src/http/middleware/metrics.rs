@@ -10,8 +10,8 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::middleware::Next;
 use actix_web::web::Data;
 
+use crate::http::middleware::connection;
 use crate::metrics::{Metrics, UNMATCHED_ROUTE};
-use crate::middleware::connection;
 
 /// The middleware function (see [`actix_web::middleware::from_fn`]). Mounted once, outermost,
 /// so the latency covers the API middleware (debug-log row included) and nothing is counted

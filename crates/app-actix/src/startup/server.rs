@@ -1,5 +1,5 @@
-//! Wiring: settings → adapters → use case → HTTP server. Everything costly (catalog, pool,
-//! migrations, HTTP client) is done here once, never on the request path.
+//! The running HTTP service: the actix server around built [`Services`], its connection
+//! cap, readiness, and the drain on SIGTERM/SIGINT.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,27 +11,18 @@ use actix_web::web::Data;
 use actix_web::{App, HttpServer};
 use anyhow::Context;
 use async_trait::async_trait;
-use onboarding_adapters_db::{Database, DbConfig};
-use onboarding_adapters_stigg::{CallObserver, HttpStiggGateway, StiggConfig, shown_url};
-use onboarding_domain::model::PlanCatalog;
-use onboarding_domain::ports::StiggGateway;
-use onboarding_domain::use_cases::provision_subscription::{
-    ProvisionSubscription, ProvisioningPolicy,
-};
-use secrecy::SecretString;
-use stigg_emulator::{EmulatorConfig, RunningEmulator};
+use onboarding_adapters_db::Database;
 use tracing::{info, warn};
 
-use crate::clock::SystemClock;
-use crate::config::{ServerSettings, Settings, StiggTarget, StiggUse};
-use crate::debug_log::{DEFAULT_BACKLOG_CAPACITY, DebugLogTask, DebugLogWriter};
-use crate::metrics::Metrics;
-use crate::middleware::api::ApiGuard;
-use crate::middleware::connection;
-use crate::middleware::metrics::record_request_metrics;
-use crate::openapi::OpenApiJson;
-use crate::routes;
-use crate::state::{AppState, Readiness};
+use super::services::Services;
+use crate::config::{ServerSettings, Settings, StiggUse};
+use crate::http::debug_log::{DEFAULT_BACKLOG_CAPACITY, DebugLogTask, DebugLogWriter};
+use crate::http::middleware::api::ApiGuard;
+use crate::http::middleware::connection;
+use crate::http::middleware::metrics::record_request_metrics;
+use crate::http::openapi::OpenApiJson;
+use crate::http::routes;
+use crate::http::state::{AppState, Readiness};
 
 /// What the drain allows beyond the provisioning deadline: the last database writes and the
 /// answer of a request that used its whole deadline.
@@ -67,138 +58,6 @@ fn max_connections_per_worker(workers: usize) -> usize {
         "connection cap"
     );
     usize::try_from(cap).unwrap_or(usize::MAX)
-}
-
-/// The adapters and use cases, built once and shared by the server and the commands.
-pub struct Services {
-    pub db: Database,
-    pub catalog: Arc<PlanCatalog>,
-    pub provision: ProvisionSubscription,
-    /// The bundled Stigg emulator, when it was started in-process.
-    pub emulator: Option<RunningEmulator>,
-    /// Which Stigg the services talk to, fit for a log line: the URL without credentials,
-    /// or the bundled emulator.
-    pub stigg: String,
-    /// This instance's metrics registry; the Stigg client reports its calls into it.
-    pub metrics: Arc<Metrics>,
-}
-
-impl Services {
-    /// Loads the catalog, opens the database and applies pending migrations, and connects to
-    /// Stigg (or starts the bundled emulator outside production).
-    /// `server` when serving: its problems are reported with the others.
-    pub async fn build(
-        settings: &Settings,
-        stigg_use: StiggUse,
-        server: Option<&ServerSettings>,
-    ) -> anyhow::Result<Self> {
-        Self::build_with_deadline(settings, settings.provisioning_deadline, stigg_use, server).await
-    }
-
-    /// As [`Services::build`], with a provisioning deadline other than the configured one
-    /// (a batch allows for its own turns in the rate-limit queue).
-    pub async fn build_with_deadline(
-        settings: &Settings,
-        deadline: Duration,
-        stigg_use: StiggUse,
-        server: Option<&ServerSettings>,
-    ) -> anyhow::Result<Self> {
-        // Before the database is opened: a refusal touches nothing.
-        let checked = settings.check(stigg_use, server)?;
-        let (target, catalog) = (checked.stigg, Arc::new(checked.catalog));
-        // One registry per instance, never the process-global one.
-        let metrics = Arc::new(Metrics::new().context("cannot register the metrics")?);
-        let db = open_database(settings, true).await?;
-        let (gateway, emulator, stigg) = connect_stigg(settings, target, metrics.clone()).await?;
-        let db_port = Arc::new(db.clone());
-        let provision = ProvisionSubscription::new(
-            db_port.clone(),
-            db_port.clone(),
-            db_port.clone(),
-            db_port,
-            gateway,
-            Arc::new(SystemClock),
-            ProvisioningPolicy {
-                deadline,
-                // A live holder must never lose its lease: keep it past the whole deadline.
-                lease_ttl: deadline + Duration::from_secs(5),
-                ..ProvisioningPolicy::default()
-            },
-        );
-        Ok(Self {
-            db,
-            catalog,
-            provision,
-            emulator,
-            stigg,
-            metrics,
-        })
-    }
-
-    pub async fn shutdown(self) {
-        if let Some(emulator) = self.emulator {
-            emulator.stop().await;
-        }
-    }
-}
-
-/// Opens the pool; with `migrate`, applies pending migrations first.
-pub async fn open_database(settings: &Settings, migrate: bool) -> anyhow::Result<Database> {
-    let mut config = DbConfig::new(settings.database_url.clone());
-    if let Some(max) = settings.database_max_connections {
-        config.max_connections = max;
-    }
-    let db = onboarding_adapters_db::connect(&config)
-        .await
-        .context("DATABASE_URL: cannot open the database")?;
-    if migrate {
-        // The adapter logs what it applied.
-        onboarding_adapters_db::run_migrations(db.pool())
-            .await
-            .context("cannot apply the database migrations")?;
-    }
-    Ok(db)
-}
-
-async fn connect_stigg(
-    settings: &Settings,
-    target: StiggTarget,
-    observer: Arc<dyn CallObserver>,
-) -> anyhow::Result<(Arc<dyn StiggGateway>, Option<RunningEmulator>, String)> {
-    let (base_url, api_key, emulator) = match target {
-        StiggTarget::Remote { base_url, api_key } => (base_url, api_key, None),
-        StiggTarget::BundledEmulator => {
-            let key = format!("emulator-{}", uuid::Uuid::now_v7().simple());
-            let running = RunningEmulator::start_on_loopback(EmulatorConfig {
-                api_key: key.clone(),
-                ..EmulatorConfig::default()
-            })
-            .await
-            .context("cannot start the bundled Stigg emulator")?;
-            warn!(
-                url = %running.base_url(),
-                "using the bundled Stigg emulator (in memory, nothing reaches Stigg; for \
-                 development only, APP_ENV=production refuses it)"
-            );
-            (running.base_url(), SecretString::from(key), Some(running))
-        }
-    };
-    let mut config = StiggConfig::new(base_url.clone(), api_key);
-    config.attempt_timeout = settings.stigg_attempt_timeout;
-    config.max_attempts = settings.stigg_max_attempts;
-    config.backoff_base = settings.stigg_backoff_base;
-    config.backoff_cap = settings.stigg_backoff_cap;
-    config.calls_per_minute = settings.stigg_calls_per_minute;
-    let gateway = HttpStiggGateway::builder(config)
-        .observer(observer)
-        .build()
-        .context("cannot build the Stigg client")?;
-    let shown = match &emulator {
-        Some(_) => format!("the bundled emulator at {base_url} (in memory)"),
-        None => shown_url(&base_url),
-    };
-    info!(stigg = %shown, "Stigg client ready");
-    Ok((Arc::new(gateway), emulator, shown))
 }
 
 struct DatabaseReadiness(Database);
@@ -294,7 +153,7 @@ impl Application {
         let server = server.run();
         // The summary an operator reads first: where it listens and which Stigg it uses.
         info!(%address, stigg = %services.stigg, "listening on http://{address}");
-        let retention = crate::retention::start(
+        let retention = crate::http::retention::start(
             services.db.clone(),
             server_settings.debug_log_retention_days,
         );

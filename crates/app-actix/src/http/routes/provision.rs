@@ -5,21 +5,23 @@ use std::collections::BTreeMap;
 
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::web::{Bytes, Data};
-use actix_web::{HttpMessage, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
+use onboarding_domain::input::FieldError;
 use onboarding_domain::model::PlanCatalog;
 use onboarding_domain::use_cases::provision_subscription::{
-    Field, FieldError, OperationContext, ProvisionRequest, RawProvisionRequest,
+    OperationContext, ProvisionRequest, RawProvisionRequest,
 };
-use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde::Serialize;
+use serde_json::Value;
 use tracing::{error, info};
 use utoipa::ToSchema;
 
-use crate::error::{ApiError, ErrorBody, ErrorCode};
-use crate::metrics::{Metrics, ProvisioningOutcome};
-use crate::middleware::api::RequestHeaders;
-use crate::state::AppState;
+use crate::failure::{ErrorBody, ErrorCode};
+use crate::http::error::ApiError;
+use crate::http::middleware::api::RequestHeaders;
+use crate::http::request::{self, InvalidRequest, JsonObject};
+use crate::http::state::AppState;
+use crate::metrics::{ALREADY_PROVISIONED, Metrics, PROVISIONED};
 
 // For the OpenAPI document only: the handler reads the raw JSON so that it can name every
 // offending field, and the domain parses the values.
@@ -133,11 +135,7 @@ pub async fn provision(
     state: Data<AppState>,
     metrics: Data<Metrics>,
 ) -> Result<HttpResponse, ApiError> {
-    let headers = req
-        .extensions()
-        .get::<RequestHeaders>()
-        .cloned()
-        .unwrap_or_else(|| RequestHeaders::read(req.headers()));
+    let headers = RequestHeaders::of(&req);
     let ids = headers.ids();
     let (request, ctx) = parse_request(
         &headers,
@@ -146,7 +144,7 @@ pub async fn provision(
         &state.catalog,
     )
     .map_err(|invalid| {
-        metrics.observe_provisioning(ProvisioningOutcome::BadRequest);
+        metrics.provisionings().refused(ErrorCode::BadRequest);
         ApiError::invalid(invalid.message, invalid.details, &ids)
     })?;
 
@@ -158,10 +156,10 @@ pub async fn provision(
                 already_provisioned = done.already_provisioned,
                 "provisioned"
             );
-            metrics.observe_provisioning(if done.already_provisioned {
-                ProvisioningOutcome::AlreadyProvisioned
+            metrics.provisionings().done(if done.already_provisioned {
+                ALREADY_PROVISIONED
             } else {
-                ProvisioningOutcome::Provisioned
+                PROVISIONED
             });
             Ok(HttpResponse::Ok().json(ProvisionResponse {
                 provisioned: true,
@@ -173,12 +171,8 @@ pub async fn provision(
         }
         Err(failure) => {
             let answer = ApiError::from_provision(&failure, &ids);
-            metrics.observe_provisioning(match answer.code {
-                ErrorCode::BadRequest => ProvisioningOutcome::BadRequest,
-                ErrorCode::NotFound => ProvisioningOutcome::NotFound,
-                _ => ProvisioningOutcome::Failed,
-            });
-            if answer.code == ErrorCode::Internal {
+            metrics.provisionings().refused(answer.code());
+            if answer.code() == ErrorCode::Internal {
                 // The full cause (driver or Stigg detail) goes to the log only.
                 error!(error = %failure, "provisioning failed");
             } else {
@@ -189,13 +183,13 @@ pub async fn provision(
     }
 }
 
-/// Why a request was refused before anything was looked up: the 400's message and every
-/// offending header and body field, in the order the answer lists them (headers first).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InvalidRequest {
-    pub message: &'static str,
-    pub details: Vec<FieldError>,
-}
+/// The body's fields, as the contract names them.
+const FIELDS: &[&str] = &[
+    "orgId",
+    "stripeCustomerId",
+    "stripeSubscriptionId",
+    "planCode",
+];
 
 /// Headers and body to the domain's request, or every offending header and field.
 ///
@@ -208,141 +202,30 @@ pub fn parse_request(
     body: &[u8],
     catalog: &PlanCatalog,
 ) -> Result<(ProvisionRequest, OperationContext), InvalidRequest> {
-    let header_errors = headers.errors();
-    let body_result = parse_body(content_type, body, catalog);
-    let body_errors = body_result.as_ref().err().cloned().unwrap_or_default();
-    let message = match (header_errors.is_empty(), body_errors.is_empty()) {
-        (false, false) => "request headers and body are invalid",
-        (false, true) => "request headers are invalid",
-        _ => "request body is invalid",
-    };
-    match (&headers.correlation_id, &headers.tenant_id, body_result) {
-        (Ok(correlation_id), Ok(tenant_id), Ok(request)) if header_errors.is_empty() => Ok((
-            request,
-            OperationContext {
-                correlation_id: correlation_id.clone(),
-                tenant_id: tenant_id.clone(),
-            },
-        )),
-        _ => Err(InvalidRequest {
-            message,
-            details: header_errors.into_iter().chain(body_errors).collect(),
+    let body = JsonObject::read(content_type, body, FIELDS).and_then(|body| {
+        let raw = RawProvisionRequest {
+            org_id: body.field("orgId"),
+            stripe_customer_id: body.field("stripeCustomerId"),
+            stripe_subscription_id: body.field("stripeSubscriptionId"),
+            plan_code: body.field("planCode"),
+        };
+        ProvisionRequest::parse(&raw, catalog)
+    });
+    let (context, request) = request::both(operation_context(headers), body)?;
+    Ok((request, context))
+}
+
+/// Who asks, from valid trace headers; every header that breaks its rule otherwise.
+fn operation_context(headers: &RequestHeaders) -> Result<OperationContext, Vec<FieldError>> {
+    match (
+        &headers.request_id,
+        &headers.correlation_id,
+        &headers.tenant_id,
+    ) {
+        (Ok(_), Ok(correlation_id), Ok(tenant_id)) => Ok(OperationContext {
+            correlation_id: correlation_id.clone(),
+            tenant_id: tenant_id.clone(),
         }),
-    }
-}
-
-fn parse_body(
-    content_type: Option<&HeaderValue>,
-    body: &[u8],
-    catalog: &PlanCatalog,
-) -> Result<ProvisionRequest, Vec<FieldError>> {
-    // A missing type is refused like a wrong one: the contract's body is JSON, said so.
-    let declared_type = content_type.map(|v| v.to_str().unwrap_or_default());
-    if !declared_type.is_some_and(is_json) {
-        return Err(vec![FieldError::new(
-            "content-type",
-            "must be application/json",
-        )]);
-    }
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(vec![FieldError::new("body", "is required: a JSON object")]);
-    }
-    let object = match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(object)) => object,
-        Ok(_) => return Err(vec![FieldError::new("body", "must be a JSON object")]),
-        Err(e) => {
-            return Err(vec![FieldError::new(
-                "body",
-                format!("is not valid JSON ({e})"),
-            )]);
-        }
-    };
-    // serde_json keeps the last of repeated names, silently. For the contract's fields that
-    // would let a body say two things at once (`"orgId":"a", ..., "orgId":"b"`) and provision
-    // whichever came last, while a proxy or log reader may believe the first: such a field is
-    // refused, like a repeated header. Repeated unknown fields are ignored, as unknown fields are.
-    let repeated = serde_json::from_slice::<RepeatedFields>(body)
-        .map(|r| r.0)
-        .unwrap_or_default();
-    let field = |name| field(&object, name, repeated.contains(&name));
-    let raw = RawProvisionRequest {
-        org_id: field("orgId"),
-        stripe_customer_id: field("stripeCustomerId"),
-        stripe_subscription_id: field("stripeSubscriptionId"),
-        plan_code: field("planCode"),
-    };
-    ProvisionRequest::parse(&raw, catalog)
-}
-
-/// The body's fields, as the contract names them.
-const FIELDS: [&str; 4] = [
-    "orgId",
-    "stripeCustomerId",
-    "stripeSubscriptionId",
-    "planCode",
-];
-
-/// Which of [`FIELDS`] the top-level JSON object names more than once (read in a second pass
-/// over the body, after it parsed as an object: at most 16 KiB, values skipped unparsed).
-struct RepeatedFields(Vec<&'static str>);
-
-impl<'de> Deserialize<'de> for RepeatedFields {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Names;
-        impl<'de> Visitor<'de> for Names {
-            type Value = RepeatedFields;
-
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut seen = [false; FIELDS.len()];
-                let mut repeated = Vec::new();
-                while let Some(name) = map.next_key::<String>()? {
-                    map.next_value::<IgnoredAny>()?;
-                    let known = FIELDS
-                        .iter()
-                        .zip(seen.iter_mut())
-                        .find(|(f, _)| **f == name);
-                    if let Some((field, seen)) = known {
-                        if *seen && !repeated.contains(field) {
-                            repeated.push(*field);
-                        }
-                        *seen = true;
-                    }
-                }
-                Ok(RepeatedFields(repeated))
-            }
-        }
-        deserializer.deserialize_map(Names)
-    }
-}
-
-fn is_json(content_type: &str) -> bool {
-    let essence = content_type.split(';').next().unwrap_or_default().trim();
-    essence.eq_ignore_ascii_case("application/json")
-        || essence.to_ascii_lowercase().ends_with("+json")
-}
-
-fn field<'a>(object: &'a Map<String, Value>, name: &str, repeated: bool) -> Field<'a> {
-    if repeated {
-        return Field::Invalid("must be given once".to_owned());
-    }
-    match object.get(name) {
-        None | Some(Value::Null) => Field::Missing,
-        Some(Value::String(text)) => Field::Value(text),
-        Some(other) => Field::Invalid(format!("must be a string, not {}", json_type(other))),
-    }
-}
-
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+        _ => Err(headers.errors()),
     }
 }

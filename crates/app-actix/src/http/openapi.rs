@@ -11,10 +11,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi as OpenApiDocument, RefOr};
 use utoipa::{Modify, OpenApi};
 
-use crate::config::parse_plan_catalog;
-use crate::error::{ErrorCode, FieldErrorBody};
-use crate::middleware::api::{CORRELATION_ID, REQUEST_ID};
-use crate::routes;
+use crate::config::built_in_plan_catalog;
+use crate::failure::{ErrorCode, FieldErrorBody};
+use crate::http::middleware::api::{CORRELATION_ID, REQUEST_ID};
+use crate::http::routes;
 
 /// The name of the bearer security scheme in the document.
 pub const BEARER_SCHEME: &str = "bearer";
@@ -128,13 +128,10 @@ impl Modify for CatalogPlanCodes {
     }
 }
 
-/// The shipped catalog (`config/plans.toml`), which `docs/openapi.json` is rendered with.
-const SHIPPED_PLAN_CATALOG: &str = include_str!("../../../config/plans.toml");
-
-/// The document for the shipped plan catalog as pretty JSON with a trailing newline, exactly as
-/// in `docs/openapi.json`.
+/// The document for the shipped plan catalog (`config/plans.toml`) as pretty JSON with a
+/// trailing newline, exactly as in `docs/openapi.json`.
 pub fn render() -> anyhow::Result<String> {
-    render_for(&parse_plan_catalog(SHIPPED_PLAN_CATALOG)?)
+    render_for(&built_in_plan_catalog()?)
 }
 
 /// The document for a plan catalog as pretty JSON with a trailing newline.
@@ -168,10 +165,10 @@ impl OpenApiJson {
 mod tests {
     use std::path::PathBuf;
 
+    use onboarding_domain::input::FieldError;
     use onboarding_domain::model::{
         CorrelationId, OrgId, PlanCode, RequestId, StripeCustomerId, StripeSubscriptionId, TenantId,
     };
-    use onboarding_domain::use_cases::provision_subscription::FieldError;
     use serde_json::Value;
 
     use super::*;

@@ -1,162 +1,14 @@
-//! `onboarding reconcile`: provisions every subscription whose provisioning has not finished,
-//! through the same use case as the API, with the same Stigg client (and so its per-operation
-//! rate limit).
-//!
-//! Progress goes to standard error: a bar with count, rate and ETA when it is a terminal,
-//! otherwise a log line every few seconds. The summary goes to standard output (text, or JSON
-//! with `--json`). Ctrl-C stops taking new subscriptions and finishes the ones in flight; a
-//! second Ctrl-C quits at once (unfinished leases then lapse by themselves).
+//! A finished reconcile as printed on standard output (lines for people, or one JSON object
+//! with `--json`), and the exit status it ends with.
 
 use std::fmt::Write as _;
-use std::io::{IsTerminal, Write};
-use std::num::NonZeroUsize;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use async_trait::async_trait;
-use indicatif::ProgressBar;
-use onboarding_domain::use_cases::reconcile_provisioning::{
-    FailedItem, Halt, ReconcileObserver, ReconcileOptions, ReconcilePolicy, ReconcileProvisioning,
-    ReconcileSummary, StopSignal,
-};
+use onboarding_domain::use_cases::reconcile_provisioning::{FailedItem, Halt, ReconcileSummary};
 use serde_json::{Value, json};
-use tokio::sync::watch;
-use tracing::instrument::WithSubscriber;
 
-mod progress;
-
-use progress::{PlainProgress, TerminalProgress};
-
-use crate::clock::SystemClock;
-use crate::config::{Settings, StiggUse};
-use crate::startup::Services;
-
-/// Without a terminal, how often a progress line is logged.
-/// Exit status after a stop by Ctrl-C (128 + SIGINT), as shells report it.
-const EXIT_INTERRUPTED: u8 = 130;
-
-#[derive(Debug, Clone, clap::Args)]
-pub struct ReconcileArgs {
-    /// List what would be provisioned; call neither Stigg nor the provisioning records.
-    #[arg(long)]
-    pub dry_run: bool,
-    /// Handle at most N subscriptions (in Stripe subscription id order).
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
-    pub limit: Option<u64>,
-    /// Subscriptions provisioned at the same time. Stigg's pace is set by the rate limit
-    /// (STIGG_CALLS_PER_MINUTE), not by this.
-    #[arg(long, value_name = "N", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=32))]
-    pub concurrency: u16,
-    /// Print the summary as JSON.
-    #[arg(long)]
-    pub json: bool,
-    /// Run against the bundled in-memory Stigg emulator (nothing reaches Stigg; for trying
-    /// the command). Without it and without STIGG_API_KEY the command refuses to run, except
-    /// for a dry run, which calls no Stigg.
-    #[arg(long)]
-    pub emulator: bool,
-}
-
-impl ReconcileArgs {
-    /// The use case's options for a run named `run_id`.
-    pub fn options(&self, run_id: &str) -> ReconcileOptions {
-        ReconcileOptions {
-            run_id: run_id.to_owned(),
-            dry_run: self.dry_run,
-            limit: self.limit.map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
-            concurrency: NonZeroUsize::new(usize::from(self.concurrency))
-                .unwrap_or(NonZeroUsize::MIN),
-        }
-    }
-}
-
-/// The provisioning deadline of a reconcile: the configured one, plus the longest turn the
-/// batch itself can cause in the Stigg client's rate-limit queue (each of an item's two calls
-/// may wait behind every other item in flight). Without it, at a low
-/// `STIGG_CALLS_PER_MINUTE` or a high concurrency, the wait for a token would eat the time
-/// meant for Stigg, and a call would start with too little of it left.
-pub fn batch_deadline(settings: &Settings, concurrency: u16) -> Duration {
-    let per_token = Duration::from_secs(60) / settings.stigg_calls_per_minute.max(1);
-    settings.provisioning_deadline + per_token * 2 * u32::from(concurrency)
-}
-
-/// The use case on the services' database, catalog and provisioning (hence their Stigg
-/// client and its rate limit).
-pub fn use_case(services: &Services) -> ReconcileProvisioning {
-    ReconcileProvisioning::new(
-        Arc::new(services.db.clone()),
-        services.catalog.clone(),
-        services.provision.clone(),
-        Arc::new(SystemClock),
-        ReconcilePolicy::default(),
-    )
-}
-
-/// One run on already-built services, without any terminal output.
-pub async fn reconcile(
-    services: &Services,
-    options: &ReconcileOptions,
-    observer: &dyn ReconcileObserver,
-    stop: &dyn StopSignal,
-) -> ReconcileSummary {
-    use_case(services).execute(options, observer, stop).await
-}
-
-/// The command: builds the services, runs with progress and Ctrl-C handling, prints the
-/// summary. Exits 0 when everything taken was provisioned (or planned), 1 when an item failed
-/// or the backlog could not be read, 130 when stopped by Ctrl-C.
-pub async fn run(settings: &Settings, args: ReconcileArgs) -> anyhow::Result<ExitCode> {
-    let stigg_use = StiggUse::OneShot {
-        command: "reconcile",
-        // A dry run calls neither Stigg nor the provisioning records: it needs no Stigg.
-        emulator: args.emulator || (args.dry_run && !settings.has_stigg_settings()),
-    };
-    let deadline = batch_deadline(settings, args.concurrency);
-    let services = Services::build_with_deadline(settings, deadline, stigg_use, None).await?;
-    let run_id = uuid::Uuid::now_v7().simple().to_string();
-    let options = args.options(&run_id);
-    let stop = StopFlag::default();
-    let started = Instant::now();
-
-    let summary = if std::io::stderr().is_terminal() {
-        let progress = TerminalProgress::new();
-        let listener = listen_for_ctrl_c(stop.clone(), Notice::Bar(progress.bar.clone()));
-        // Log lines are printed above the bar instead of through it; per-item lines would
-        // bury it, so unless RUST_LOG says otherwise only warnings are shown.
-        let logs = progress.log_dispatch();
-        let summary = reconcile(&services, &options, &progress, &stop)
-            .with_subscriber(logs)
-            .await;
-        listener.abort();
-        progress.finish();
-        summary
-    } else {
-        let progress = Arc::new(PlainProgress::new(started));
-        let listener = listen_for_ctrl_c(stop.clone(), Notice::Log);
-        let ticker = tokio::spawn(Arc::clone(&progress).log_periodically());
-        let summary = reconcile(&services, &options, progress.as_ref(), &stop).await;
-        ticker.abort();
-        listener.abort();
-        summary
-    };
-    services.shutdown().await;
-
-    let report = Report {
-        run_id: &run_id,
-        dry_run: args.dry_run,
-        elapsed: started.elapsed(),
-        summary: &summary,
-    };
-    let text = if args.json {
-        report.to_json().to_string()
-    } else {
-        report.to_text()
-    };
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{}", text.trim_end())?;
-    Ok(exit_code(&summary, args.dry_run))
-}
+use super::stop::EXIT_INTERRUPTED;
 
 /// 0 clean, 1 when something failed, 130 when stopped (and nothing failed).
 pub fn exit_code(summary: &ReconcileSummary, dry_run: bool) -> ExitCode {
@@ -170,67 +22,6 @@ pub fn exit_code(summary: &ReconcileSummary, dry_run: bool) -> ExitCode {
     } else {
         ExitCode::SUCCESS
     }
-}
-
-/// The stop request, set on Ctrl-C and awaited by items waiting for the rate limit.
-#[derive(Clone)]
-pub struct StopFlag(Arc<watch::Sender<bool>>);
-
-impl Default for StopFlag {
-    fn default() -> Self {
-        Self(Arc::new(watch::Sender::new(false)))
-    }
-}
-
-impl StopFlag {
-    pub fn stop(&self) {
-        self.0.send_replace(true);
-    }
-}
-
-#[async_trait]
-impl StopSignal for StopFlag {
-    fn is_stopped(&self) -> bool {
-        *self.0.borrow()
-    }
-
-    async fn stopped(&self) {
-        // The sender lives in `self`, so the channel cannot close while we wait.
-        let _ = self.0.subscribe().wait_for(|stopped| *stopped).await;
-    }
-}
-
-/// Where to say that a stop was heard.
-enum Notice {
-    Bar(ProgressBar),
-    Log,
-}
-
-impl Notice {
-    fn say(&self, message: &str) {
-        match self {
-            Self::Bar(bar) => bar.println(message),
-            Self::Log => tracing::warn!("{message}"),
-        }
-    }
-}
-
-/// First Ctrl-C: stop taking subscriptions, finish those in flight. Second: quit at once.
-fn listen_for_ctrl_c(stop: StopFlag, notice: Notice) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_err() {
-            return;
-        }
-        stop.stop();
-        notice.say(
-            "Ctrl-C: finishing the Stigg calls in flight, then stopping \
-             (press Ctrl-C again to quit at once)",
-        );
-        if tokio::signal::ctrl_c().await.is_ok() {
-            notice.say("Ctrl-C again: quitting; unfinished subscriptions stay pending");
-            std::process::exit(i32::from(EXIT_INTERRUPTED));
-        }
-    })
 }
 
 /// A finished run, as printed.
@@ -356,7 +147,11 @@ impl Report<'_> {
                 "reason": item.reason,
             })).collect::<Vec<_>>(),
             "interrupted": s.interrupted,
-            "skipped": s.skipped.iter().map(|(status, n)| (status.clone(), json!(n))).collect::<serde_json::Map<_, _>>(),
+            "skipped": s
+                .skipped
+                .iter()
+                .map(|(status, n)| (status.clone(), json!(n)))
+                .collect::<serde_json::Map<_, _>>(),
             "stopped": match &s.halt {
                 None => Value::Null,
                 Some(Halt::Stopped) => json!({ "reason": "interrupted" }),
@@ -489,66 +284,6 @@ mod tests {
         assert_eq!(value["wouldProvision"][0]["planCode"], "plan_starter_m");
         assert_eq!(value["stopped"]["reason"], "interrupted");
         assert_eq!(value["handled"], 1);
-    }
-
-    #[test]
-    fn the_deadline_grows_by_the_batchs_own_turn_in_the_rate_limit_queue() {
-        use clap::Parser;
-        let cli = crate::cli::Cli::try_parse_from([
-            "onboarding",
-            "--stigg-calls-per-minute=250",
-            "--provisioning-deadline-ms=15000",
-            "reconcile",
-        ])
-        .unwrap_or_else(|e| panic!("{e}"));
-        // 4 items, 2 calls each, one token every 240 ms.
-        assert_eq!(
-            batch_deadline(&cli.settings, 4),
-            Duration::from_millis(15_000 + 1_920)
-        );
-        let slow = Settings {
-            stigg_calls_per_minute: 60,
-            ..cli.settings
-        };
-        assert_eq!(batch_deadline(&slow, 32), Duration::from_secs(15 + 64));
-    }
-
-    #[test]
-    fn args_become_options() {
-        let args = ReconcileArgs {
-            dry_run: true,
-            limit: Some(7),
-            concurrency: 3,
-            json: false,
-            emulator: false,
-        };
-        let options = args.options("run-9");
-        assert_eq!(options.run_id, "run-9");
-        assert!(options.dry_run);
-        assert_eq!(options.limit, Some(7));
-        assert_eq!(options.concurrency.get(), 3);
-    }
-
-    #[tokio::test]
-    async fn the_stop_flag_wakes_whoever_waits_for_it() {
-        let stop = StopFlag::default();
-        assert!(!stop.is_stopped());
-        let waiter = {
-            let stop = stop.clone();
-            tokio::spawn(async move { stop.stopped().await })
-        };
-        tokio::task::yield_now().await;
-        assert!(!waiter.is_finished());
-        stop.stop();
-        tokio::time::timeout(Duration::from_secs(5), waiter)
-            .await
-            .unwrap_or_else(|e| panic!("the waiter was not woken: {e}"))
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert!(stop.is_stopped());
-        // Already stopped: resolves at once.
-        tokio::time::timeout(Duration::from_secs(1), stop.stopped())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
     }
 
     #[test]

@@ -10,17 +10,18 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::web::{Bytes, BytesMut};
-use actix_web::{Error, HttpMessage, ResponseError};
+use actix_web::{Error, HttpMessage, HttpRequest, ResponseError};
 use futures::StreamExt;
+use onboarding_domain::input::FieldError;
 use onboarding_domain::model::{CorrelationId, RequestId, TenantId};
 use onboarding_domain::ports::DebugLogEntry;
-use onboarding_domain::use_cases::provision_subscription::FieldError;
 use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 use tracing::{Instrument, info, info_span};
 
-use crate::debug_log::{DebugLogWriter, OpenRow};
-use crate::error::{ApiError, ErrorCode, TraceIds};
+use crate::failure::ErrorCode;
+use crate::http::debug_log::{DebugLogWriter, OpenRow};
+use crate::http::error::{ApiError, TraceIds};
 use crate::redact::body_for_debug_log;
 
 /// Bodies above this are refused with 413 before they are parsed.
@@ -61,6 +62,14 @@ impl RequestHeaders {
                 Some(_) => required(headers, TENANT_ID, TenantId::parse).map(Some),
             },
         }
+    }
+
+    /// The headers the API middleware read for `req`, read again when it did not run.
+    pub fn of(req: &HttpRequest) -> Self {
+        req.extensions()
+            .get::<Self>()
+            .cloned()
+            .unwrap_or_else(|| Self::read(req.headers()))
     }
 
     pub fn ids(&self) -> TraceIds {
@@ -137,7 +146,7 @@ pub async fn api_middleware(
             writer: guard.debug_log.clone(),
             started,
             entry: Some(DebugLogEntry {
-                key: crate::debug_log::new_row_key(),
+                key: crate::http::debug_log::new_row_key(),
                 request_id: ids.request_id.as_ref().map(|id| id.as_str().to_owned()),
                 correlation_id: ids.correlation_id.as_ref().map(|id| id.as_str().to_owned()),
                 tenant_id: tenant.as_ref().map(|id| id.as_str().to_owned()),

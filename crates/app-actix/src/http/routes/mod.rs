@@ -9,8 +9,9 @@ use actix_web::middleware::from_fn;
 use actix_web::web::{self, ServiceConfig};
 use actix_web::{HttpRequest, HttpResponse, ResponseError};
 
-use crate::error::{ApiError, ErrorCode};
-use crate::middleware::api::{RequestHeaders, api_middleware};
+use crate::failure::ErrorCode;
+use crate::http::error::{ApiError, TraceIds};
+use crate::http::middleware::api::{RequestHeaders, api_middleware};
 
 /// Mounts every route. API routes sit under `/api`, behind the API middleware; the others
 /// (health, metrics, this document) need no trace headers and write no debug-log row.
@@ -40,7 +41,7 @@ fn get_only(path: &str) -> actix_web::Resource {
     web::resource(path).default_service(web::to(|req| method_not_allowed(req, "GET")))
 }
 
-fn ids(req: &HttpRequest) -> crate::error::TraceIds {
+fn ids(req: &HttpRequest) -> TraceIds {
     RequestHeaders::read(req.headers()).ids()
 }
 

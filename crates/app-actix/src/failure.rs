@@ -1,13 +1,13 @@
-//! The one place where errors become HTTP answers: status, `code`, message and details.
+//! The contract's errors, as both rooms show them: a code, a message safe to show, and every
+//! offending field. The HTTP room answers a [`Failure`] with its status (`http::error`); the
+//! command line prints the same JSON shape ([`ErrorBody`]).
 //!
-//! Messages of 5xx answers say what failed but never carry SQL, secrets or stack traces; the
-//! full cause goes to the log.
+//! Messages of internal failures say what failed but never carry SQL, secrets or stack
+//! traces; the full cause goes to the log.
 
-use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, ResponseError};
-use onboarding_domain::model::{CorrelationId, RequestId};
+use onboarding_domain::input::FieldError;
 use onboarding_domain::ports::RepoError;
-use onboarding_domain::use_cases::provision_subscription::{FieldError, ProvisionError};
+use onboarding_domain::use_cases::provision_subscription::ProvisionError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -25,18 +25,6 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub fn status(self) -> StatusCode {
-        match self {
-            Self::BadRequest => StatusCode::BAD_REQUEST,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::NotFound => StatusCode::NOT_FOUND,
-            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
-            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        }
-    }
-
     pub fn as_str(self) -> &'static str {
         match self {
             Self::BadRequest => "BAD_REQUEST",
@@ -50,22 +38,81 @@ impl ErrorCode {
     }
 }
 
-/// The caller's trace ids, when they were valid; echoed in every API answer.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TraceIds {
-    pub request_id: Option<RequestId>,
-    pub correlation_id: Option<CorrelationId>,
-}
-
-/// An API error answer.
+/// Why a request was not done: refused (bad input, not found) or failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
+pub struct Failure {
     pub code: ErrorCode,
     pub message: String,
+    /// Every offending header, field or argument (bad requests only).
     pub details: Vec<FieldError>,
-    pub ids: TraceIds,
 }
 
+impl Failure {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            details: Vec::new(),
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>, details: Vec<FieldError>) -> Self {
+        Self {
+            details,
+            ..Self::new(ErrorCode::BadRequest, message)
+        }
+    }
+
+    /// The provisioning use case's refusals and failures, in the contract's codes.
+    pub fn from_provision(error: &ProvisionError) -> Self {
+        match error {
+            ProvisionError::OrganizationNotFound { .. }
+            | ProvisionError::StripeCustomerNotFound { .. }
+            | ProvisionError::SubscriptionNotFound { .. } => {
+                Self::new(ErrorCode::NotFound, error.to_string())
+            }
+            ProvisionError::PlanMismatch { .. } => Self::invalid(
+                "request body is invalid",
+                vec![FieldError::new("planCode", error.to_string())],
+            ),
+            ProvisionError::NotProvisionable { .. } => Self::invalid(
+                "request body is invalid",
+                vec![FieldError::new("stripeSubscriptionId", error.to_string())],
+            ),
+            ProvisionError::InProgress { .. } => Self::new(ErrorCode::Internal, error.to_string()),
+            // Stigg's own words reach the caller (cut to 200 characters by the adapter) only
+            // after the redaction debug-log bodies get: a key or card number it echoes stays
+            // out of the answer.
+            ProvisionError::Stigg(_) => Self::new(
+                ErrorCode::Internal,
+                crate::redact::redact_message(&error.to_string()),
+            ),
+            ProvisionError::Store(RepoError::Unavailable(_)) => {
+                Self::new(ErrorCode::Internal, "database unavailable, retry later")
+            }
+            ProvisionError::Store(RepoError::Unexpected(_)) => {
+                Self::new(ErrorCode::Internal, "database error")
+            }
+        }
+    }
+
+    /// The failure in the contract's error shape, with the caller's trace ids.
+    pub fn body<'a>(
+        &'a self,
+        request_id: Option<&'a str>,
+        correlation_id: Option<&'a str>,
+    ) -> ErrorBody<'a> {
+        ErrorBody {
+            code: self.code,
+            message: &self.message,
+            details: &self.details,
+            request_id,
+            correlation_id,
+        }
+    }
+}
+
+// The CLI prints this shape too, so that a script reads both alike.
 /// The body of every error answer (`application/json`).
 #[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -99,107 +146,12 @@ pub struct FieldErrorBody {
     pub message: String,
 }
 
-impl ApiError {
-    /// The JSON body of the answer; the CLI prints the same shape.
-    pub fn body(&self) -> ErrorBody<'_> {
-        ErrorBody {
-            code: self.code,
-            message: &self.message,
-            details: &self.details,
-            request_id: self.ids.request_id.as_ref().map(RequestId::as_str),
-            correlation_id: self.ids.correlation_id.as_ref().map(CorrelationId::as_str),
-        }
-    }
-
-    pub fn new(code: ErrorCode, message: impl Into<String>, ids: &TraceIds) -> Self {
-        Self {
-            code,
-            message: message.into(),
-            details: Vec::new(),
-            ids: ids.clone(),
-        }
-    }
-
-    pub fn invalid(message: impl Into<String>, details: Vec<FieldError>, ids: &TraceIds) -> Self {
-        Self {
-            details,
-            ..Self::new(ErrorCode::BadRequest, message, ids)
-        }
-    }
-
-    /// Maps the use case's outcome to the contract's status and code.
-    pub fn from_provision(error: &ProvisionError, ids: &TraceIds) -> Self {
-        match error {
-            ProvisionError::OrganizationNotFound { .. }
-            | ProvisionError::StripeCustomerNotFound { .. }
-            | ProvisionError::SubscriptionNotFound { .. } => {
-                Self::new(ErrorCode::NotFound, error.to_string(), ids)
-            }
-            ProvisionError::PlanMismatch { .. } => Self::invalid(
-                "request body is invalid",
-                vec![FieldError::new("planCode", error.to_string())],
-                ids,
-            ),
-            ProvisionError::NotProvisionable { .. } => Self::invalid(
-                "request body is invalid",
-                vec![FieldError::new("stripeSubscriptionId", error.to_string())],
-                ids,
-            ),
-            ProvisionError::InProgress { .. } => {
-                Self::new(ErrorCode::Internal, error.to_string(), ids)
-            }
-            // Stigg's own words reach the caller (cut to 200 characters by the adapter) only
-            // after the redaction debug-log bodies get: a key or card number it echoes stays
-            // out of the answer.
-            ProvisionError::Stigg(_) => Self::new(
-                ErrorCode::Internal,
-                crate::redact::redact_message(&error.to_string()),
-                ids,
-            ),
-            ProvisionError::Store(RepoError::Unavailable(_)) => Self::new(
-                ErrorCode::Internal,
-                "database unavailable, retry later",
-                ids,
-            ),
-            ProvisionError::Store(RepoError::Unexpected(_)) => {
-                Self::new(ErrorCode::Internal, "database error", ids)
-            }
-        }
-    }
-}
-
-impl std::fmt::Display for ApiError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}: {}", self.code.as_str(), self.message)
-    }
-}
-
-impl ResponseError for ApiError {
-    fn status_code(&self) -> StatusCode {
-        self.code.status()
-    }
-
-    fn error_response(&self) -> HttpResponse {
-        let mut response = HttpResponse::build(self.status_code()).json(self.body());
-        // The API middleware reads the code back for the debug-log row and metrics.
-        response.extensions_mut().insert(self.code);
-        response
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use onboarding_domain::model::SubscriptionStatus;
     use onboarding_domain::ports::StiggError;
 
     use super::*;
-
-    fn ids() -> TraceIds {
-        TraceIds {
-            request_id: RequestId::parse("req-1").ok(),
-            correlation_id: CorrelationId::parse("corr-1").ok(),
-        }
-    }
 
     fn parse<T: std::str::FromStr>(raw: &str) -> T
     where
@@ -259,8 +211,8 @@ mod tests {
             ),
         ];
         for (error, status) in cases {
-            let api = ApiError::from_provision(&error, &ids());
-            assert_eq!(api.status_code().as_u16(), status, "{error:?}");
+            let failure = Failure::from_provision(&error);
+            assert_eq!(failure.code.status().as_u16(), status, "{error:?}");
         }
     }
 
@@ -268,7 +220,7 @@ mod tests {
     fn database_details_stay_in_the_log() {
         let error =
             ProvisionError::Store(RepoError::Unexpected("no such table: organizations".into()));
-        let api = ApiError::from_provision(&error, &ids());
+        let api = Failure::from_provision(&error);
         assert_eq!(api.message, "database error");
     }
 
@@ -278,7 +230,7 @@ mod tests {
             attempts: 3,
             cause: "HTTP 503".into(),
         });
-        let api = ApiError::from_provision(&error, &ids());
+        let api = Failure::from_provision(&error);
         assert_eq!(
             api.message,
             "Stigg API unavailable after 3 attempts (HTTP 503)"
@@ -294,7 +246,7 @@ mod tests {
             code: "BadUserInput".into(),
             message: "key sk_live_51HabcDEF refused; password=hunter2".into(),
         });
-        let api = ApiError::from_provision(&error, &ids());
+        let api = Failure::from_provision(&error);
         assert!(
             api.message
                 .starts_with("Stigg rejected the provision_customer request")

@@ -4,7 +4,7 @@ use actix_web::HttpResponse;
 use actix_web::http::header::ContentType;
 use actix_web::web::Data;
 
-use crate::openapi::OpenApiJson;
+use crate::http::openapi::OpenApiJson;
 
 /// This document.
 #[utoipa::path(

@@ -5,7 +5,7 @@ use actix_web::web::Data;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::state::AppState;
+use crate::http::state::AppState;
 
 /// The body of `/healthz` and `/readyz`.
 #[derive(Serialize, ToSchema)]

@@ -1,0 +1,10 @@
+//! Wiring: settings → adapters → use cases ([`Services`]) → HTTP server ([`Application`]).
+//! Everything costly (catalog, pool, migrations, HTTP client) is done here once, never on the
+//! request path; the rooms (`http`, `cli`) only use what is built here.
+
+pub mod clock;
+mod server;
+mod services;
+
+pub use server::{Application, shutdown_grace, stop_on_signals};
+pub use services::{Services, batch_deadline, open_database};
