@@ -1,6 +1,10 @@
 //! The `onboarding` binary as a process: signals, exit codes, what reaches standard output and
 //! error. Stigg is the emulator, started in this test process; the database a SQLite file.
 
+// clippy.toml's allow-*-in-tests reaches only #[test] functions, not this crate's helpers;
+// in a test, a set-up step that fails should panic with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
