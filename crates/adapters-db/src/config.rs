@@ -242,7 +242,7 @@ mod tests {
     #[test]
     fn postgres_urls_are_kept_and_described_without_credentials() {
         let url = "postgresql://alice:hunter2@db.example:5433/onboarding?sslmode=disable";
-        let target = parse(url).unwrap_or_else(|e| panic!("{e}"));
+        let target = parse(url).expect("the URL parses");
         assert_eq!(target.backend(), Backend::Postgres);
         assert_eq!(target.describe(), "postgres://db.example:5433/onboarding");
         assert!(parse("postgres:foo").is_err());

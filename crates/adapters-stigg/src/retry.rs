@@ -114,7 +114,7 @@ mod tests {
     fn now() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2015-10-21T07:27:50Z")
             .map(|d| d.with_timezone(&Utc))
-            .unwrap_or_else(|e| panic!("{e}"))
+            .expect("a valid RFC 3339 date")
     }
 
     #[test]

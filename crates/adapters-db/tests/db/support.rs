@@ -45,15 +45,15 @@ VALUES ('s_1', 'org_1', 'sub_A1', 'plan_starter_m', 'trialing', '2030-01-15 00:0
 ";
 
 pub fn org_id(raw: &str) -> OrgId {
-    OrgId::parse(raw).unwrap_or_else(|e| panic!("{raw}: {e}"))
+    OrgId::parse(raw).expect("a valid organization id")
 }
 
 pub fn sub_id(raw: &str) -> StripeSubscriptionId {
-    StripeSubscriptionId::parse(raw).unwrap_or_else(|e| panic!("{raw}: {e}"))
+    StripeSubscriptionId::parse(raw).expect("a valid subscription id")
 }
 
 pub fn cus_id(raw: &str) -> StripeCustomerId {
-    StripeCustomerId::parse(raw).unwrap_or_else(|e| panic!("{raw}: {e}"))
+    StripeCustomerId::parse(raw).expect("a valid customer id")
 }
 
 pub fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> anyhow::Result<DateTime<Utc>> {
