@@ -12,10 +12,16 @@
 //! When neither works the test fails with instructions; it is never skipped.
 //!
 //! A test that needs a server set up differently (e.g. with TLS on) starts a [`Cluster`] of
-//! its own the same way.
+//! its own the same way. [`on_both_backends!`] runs a test on each backend.
 
+// Test support: a set-up step that fails fails the test, with its message.
+#![allow(clippy::expect_used)]
+
+mod both_backends;
 mod postgres;
 
+pub use crate::on_both_backends;
+pub use both_backends::{BackendTestInput, run_on};
 pub use postgres::Cluster;
 
 use std::ops::Deref;

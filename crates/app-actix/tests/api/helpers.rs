@@ -22,29 +22,8 @@ static SETTLES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new
 /// SQL condition: a `debug_logs` row that is not a settling request's.
 pub const NOT_SETTLING: &str = "(request_id IS NULL OR request_id NOT LIKE 'settle-%')";
 
-/// Generates one `#[tokio::test]` per backend for each named `async fn(Backend)`, in modules
-/// `sqlite` and `postgres`.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(onboarding_adapters_db::Backend::Sqlite).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(onboarding_adapters_db::Backend::Postgres).await
-                }
-            )*
-        }
-    };
-}
-pub(crate) use on_both_backends;
+/// One test per backend for each named `async fn(Backend)`, in modules `sqlite` and `postgres`.
+pub(crate) use onboarding_adapters_db::on_both_backends;
 
 pub struct TestApp {
     pub address: String,
