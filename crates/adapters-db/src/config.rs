@@ -44,12 +44,6 @@ impl DbConfig {
             acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
         }
     }
-
-    /// The backend the URL selects, or why the URL is refused. The message never repeats
-    /// the URL.
-    pub fn backend(&self) -> Result<Backend, DbError> {
-        Target::parse(self.url.expose_secret()).map(|t| t.backend())
-    }
 }
 
 impl Default for DbConfig {
@@ -303,11 +297,7 @@ mod tests {
                 other => panic!("{url}: expected a configuration error, got {other:?}"),
             }
         }
-        assert!(
-            DbConfig::new("postgres://h/db?sslmode=nope")
-                .backend()
-                .is_err()
-        );
+        assert!(parse("postgres://h/db?sslmode=nope").is_err());
     }
 
     #[test]

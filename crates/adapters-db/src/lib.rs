@@ -24,6 +24,8 @@ pub mod test_support;
 
 pub use config::{DEFAULT_DATABASE_URL, DbConfig};
 pub use error::DbError;
-pub use migrate::{pending_migrations, revert_all_migrations, run_migrations};
+#[cfg(feature = "test-support")]
+pub use migrate::revert_all_migrations;
+pub use migrate::{pending_migrations, run_migrations};
 pub use pool::{Backend, Database, DbPool, PgConn, SqliteConn, connect};
 pub use seed::seed_demo;

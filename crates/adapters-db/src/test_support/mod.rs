@@ -18,6 +18,7 @@
 #![allow(clippy::expect_used)]
 
 mod both_backends;
+mod debug_log;
 mod postgres;
 
 pub use crate::on_both_backends;
@@ -75,7 +76,7 @@ impl TestDatabase {
     }
 
     /// Like [`TestDatabase::new`], returning the reason instead of panicking.
-    pub async fn build(backend: Backend, migrate: bool) -> Result<Self, String> {
+    async fn build(backend: Backend, migrate: bool) -> Result<Self, String> {
         let (url, cleanup) = match backend {
             Backend::Sqlite => {
                 let dir = tempfile::Builder::new()
@@ -106,10 +107,6 @@ impl TestDatabase {
 
     pub fn database(&self) -> &Database {
         &self.db
-    }
-
-    pub fn backend(&self) -> Backend {
-        self.db.backend()
     }
 
     /// The URL of this test's database, for a service under test (`DATABASE_URL`).
