@@ -19,7 +19,7 @@ pub trait Sleeper: Send + Sync {
 
 /// The real sleeper: `tokio::time::sleep`.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct TokioSleeper;
+pub(crate) struct TokioSleeper;
 
 #[async_trait]
 impl Sleeper for TokioSleeper {
@@ -48,7 +48,7 @@ where
 /// "Full jitter": uniformly random in `[0, ceiling]`, so that clients failing together do not
 /// retry together.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct FullJitter;
+pub(crate) struct FullJitter;
 
 impl Jitter for FullJitter {
     fn pick(&self, ceiling: Duration) -> Duration {
