@@ -10,6 +10,9 @@ use onboarding_domain::ports::RepoError;
 /// Pool checkout errors, the same type for both backends.
 pub(crate) type PoolError = deadpool::managed::PoolError<ConnectionPoolError>;
 
+// Causes are kept as text, not as `#[source]`: `scrub` rewrites that text to take out
+// credentials, and the binary prints the whole chain (`{error:#}`), which would repeat a
+// cause the message already holds.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DbError {
     /// `DATABASE_URL` or the pool settings are unusable.

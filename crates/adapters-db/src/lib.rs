@@ -26,6 +26,8 @@ pub use config::{
     DEFAULT_DATABASE_URL, DEFAULT_POSTGRES_CONNECTIONS, DEFAULT_SQLITE_CONNECTIONS, DbConfig,
 };
 pub use error::DbError;
-pub use migrate::{pending_migrations, revert_all_migrations, run_migrations};
+#[cfg(feature = "test-support")]
+pub use migrate::revert_all_migrations;
+pub use migrate::{pending_migrations, run_migrations};
 pub use pool::{Backend, Database, DbPool, PgConn, SqliteConn, connect};
 pub use seed::seed_demo;

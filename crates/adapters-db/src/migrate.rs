@@ -34,6 +34,7 @@ diesel::table! {
 #[derive(Debug, Clone, Copy)]
 enum Direction {
     Up,
+    #[cfg(feature = "test-support")]
     RevertAll,
 }
 
@@ -52,6 +53,7 @@ pub async fn run_migrations(pool: &DbPool) -> Result<Vec<String>, DbError> {
 
 /// Reverts every applied migration (newest first), leaving an empty schema; returns the
 /// reverted versions. For tests of the `down.sql` files; never called by the service.
+#[cfg(feature = "test-support")]
 pub async fn revert_all_migrations(pool: &DbPool) -> Result<Vec<String>, DbError> {
     migrate(pool, Direction::RevertAll).await
 }
@@ -179,6 +181,7 @@ where
             }
             Ok(applied)
         }
+        #[cfg(feature = "test-support")]
         Direction::RevertAll => Ok(conn
             .revert_all_migrations(source)
             .map_err(failed)?

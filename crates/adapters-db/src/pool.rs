@@ -43,7 +43,7 @@ pub enum Backend {
 }
 
 impl Backend {
-    pub fn as_str(self) -> &'static str {
+    fn as_str(self) -> &'static str {
         match self {
             Self::Sqlite => "sqlite",
             Self::Postgres => "postgres",
@@ -65,7 +65,7 @@ pub enum DbPool {
 }
 
 impl DbPool {
-    pub fn backend(&self) -> Backend {
+    pub(crate) fn backend(&self) -> Backend {
         match self {
             Self::Sqlite(_) => Backend::Sqlite,
             Self::Postgres(_) => Backend::Postgres,
@@ -81,8 +81,8 @@ impl DbPool {
         }
     }
 
-    /// (connections open, connections idle), for metrics.
-    pub fn status(&self) -> (usize, usize) {
+    /// (connections open, connections idle).
+    fn status(&self) -> (usize, usize) {
         let status = match self {
             Self::Sqlite(pool) => pool.status(),
             Self::Postgres(pool) => pool.status(),
@@ -109,15 +109,12 @@ pub struct Database {
 }
 
 impl Database {
-    /// Wraps an existing pool.
-    pub fn new(pool: DbPool) -> Self {
-        Self { pool }
-    }
-
     pub fn pool(&self) -> &DbPool {
         &self.pool
     }
 
+    /// Only tests ask: the service knows its backend from `DATABASE_URL`.
+    #[cfg(feature = "test-support")]
     pub fn backend(&self) -> Backend {
         self.pool.backend()
     }
@@ -159,7 +156,7 @@ pub async fn connect(config: &DbConfig) -> Result<Database, DbError> {
             postgres_pool(url, config).map_err(|e| scrub(e, config.url.expose_secret()))?,
         ),
     };
-    let db = Database::new(pool);
+    let db = Database { pool };
     if let Err(e) = db.ping_inner().await {
         db.pool.close();
         let e = scrub(e, config.url.expose_secret());

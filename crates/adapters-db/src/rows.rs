@@ -222,45 +222,6 @@ pub(crate) struct DoneRow<'a> {
     pub updated_at: NaiveDateTime,
 }
 
-#[derive(Debug, Queryable, Selectable)]
-#[diesel(table_name = debug_logs, check_for_backend(Sqlite, Pg))]
-pub(crate) struct DebugLogRow {
-    pub request_id: Option<String>,
-    pub correlation_id: Option<String>,
-    pub tenant_id: Option<String>,
-    pub method: String,
-    pub path: String,
-    pub request_body: Option<String>,
-    pub status: i32,
-    pub error_code: Option<String>,
-    pub duration_ms: i64,
-    pub created_at: NaiveDateTime,
-    pub row_key: Option<String>,
-}
-
-impl TryFrom<DebugLogRow> for DebugLogEntry {
-    type Error = RepoError;
-
-    fn try_from(row: DebugLogRow) -> Result<Self, RepoError> {
-        let status = u16::try_from(row.status)
-            .map_err(|e| bad_row("debug_logs", "status", &row.status.to_string(), e))?;
-        Ok(Self {
-            // Rows written before keys existed have none.
-            key: row.row_key.unwrap_or_default(),
-            request_id: row.request_id,
-            correlation_id: row.correlation_id,
-            tenant_id: row.tenant_id,
-            method: row.method,
-            path: row.path,
-            request_body: row.request_body,
-            status,
-            error_code: row.error_code,
-            duration_ms: row.duration_ms,
-            created_at: utc(row.created_at),
-        })
-    }
-}
-
 #[derive(Debug, Insertable)]
 #[diesel(table_name = debug_logs)]
 // `None` is NULL, not DEFAULT: SQLite takes no DEFAULT in a multi-row INSERT, and these

@@ -89,7 +89,7 @@ impl StiggConfig {
 
     /// The upper bound of the backoff sleep after failed attempt `failed_attempt` (1-based):
     /// `min(backoff_cap, backoff_base * 2^(failed_attempt - 1))`.
-    pub fn backoff_ceiling(&self, failed_attempt: u32) -> Duration {
+    pub(crate) fn backoff_ceiling(&self, failed_attempt: u32) -> Duration {
         let exponent = failed_attempt.saturating_sub(1);
         let factor = 1u32.checked_shl(exponent).unwrap_or(u32::MAX);
         self.backoff_base

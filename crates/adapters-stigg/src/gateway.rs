@@ -60,19 +60,19 @@ pub struct HttpStiggGatewayBuilder {
 }
 
 impl HttpStiggGatewayBuilder {
-    /// How the gateway waits (backoff and rate-limit waits). Default: [`TokioSleeper`].
+    /// How the gateway waits (backoff and rate-limit waits). Default: Tokio's timer.
     pub fn sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
         self.sleeper = sleeper;
         self
     }
 
-    /// Where backoff randomness comes from. Default: [`FullJitter`].
+    /// Where backoff randomness comes from. Default: uniform in `[0, ceiling]` (full jitter).
     pub fn jitter(mut self, jitter: Arc<dyn Jitter>) -> Self {
         self.jitter = jitter;
         self
     }
 
-    /// Who hears about call outcomes (for metrics). Default: [`NoopObserver`].
+    /// Who hears about call outcomes (for metrics). Default: nobody.
     pub fn observer(mut self, observer: Arc<dyn CallObserver>) -> Self {
         self.observer = observer;
         self
@@ -125,10 +125,6 @@ impl HttpStiggGateway {
             jitter: Arc::new(FullJitter),
             observer: Arc::new(NoopObserver),
         }
-    }
-
-    pub fn config(&self) -> &StiggConfig {
-        self.client.config()
     }
 
     /// `{base}/api/v1/{segments...}`, each segment percent-encoded.

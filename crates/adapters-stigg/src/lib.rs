@@ -21,6 +21,6 @@ pub use config::{
     DEFAULT_CALLS_PER_MINUTE, DEFAULT_MAX_ATTEMPTS, StiggConfig, default_user_agent, shown_url,
 };
 pub use gateway::{GatewayBuildError, HttpStiggGateway, HttpStiggGatewayBuilder};
-pub use observer::{CallEvent, CallObserver, CallOutcome, NoopObserver};
+pub use observer::{CallEvent, CallObserver, CallOutcome};
 pub use operation::Operation;
-pub use retry::{FullJitter, Jitter, Sleeper, TokioSleeper};
+pub use retry::{Jitter, Sleeper};

@@ -49,7 +49,7 @@ pub trait CallObserver: Send + Sync {
 
 /// The default observer: ignores everything.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct NoopObserver;
+pub(crate) struct NoopObserver;
 
 impl CallObserver for NoopObserver {
     fn observe(&self, _event: CallEvent) {}

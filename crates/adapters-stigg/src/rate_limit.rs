@@ -222,7 +222,7 @@ mod tests {
         });
         let mut admitted = 0;
         for caller in callers {
-            let (ok, took) = caller.await.unwrap_or_else(|e| panic!("{e}"));
+            let (ok, took) = caller.await.expect("the caller task finishes");
             if ok {
                 admitted += 1;
                 assert!(took < Duration::from_millis(520), "admitted after {took:?}");

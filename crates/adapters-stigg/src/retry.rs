@@ -19,7 +19,7 @@ pub trait Sleeper: Send + Sync {
 
 /// The real sleeper: `tokio::time::sleep`.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct TokioSleeper;
+pub(crate) struct TokioSleeper;
 
 #[async_trait]
 impl Sleeper for TokioSleeper {
@@ -48,7 +48,7 @@ where
 /// "Full jitter": uniformly random in `[0, ceiling]`, so that clients failing together do not
 /// retry together.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct FullJitter;
+pub(crate) struct FullJitter;
 
 impl Jitter for FullJitter {
     fn pick(&self, ceiling: Duration) -> Duration {
@@ -114,7 +114,7 @@ mod tests {
     fn now() -> DateTime<Utc> {
         DateTime::parse_from_rfc3339("2015-10-21T07:27:50Z")
             .map(|d| d.with_timezone(&Utc))
-            .unwrap_or_else(|e| panic!("{e}"))
+            .expect("a valid RFC 3339 date")
     }
 
     #[test]

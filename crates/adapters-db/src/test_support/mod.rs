@@ -12,11 +12,18 @@
 //! When neither works the test fails with instructions; it is never skipped.
 //!
 //! A test that needs a server set up differently (e.g. with TLS on) starts a [`Cluster`] of
-//! its own the same way.
+//! its own the same way. [`on_both_backends!`] runs a test on each backend.
 
+// Test support: a set-up step that fails fails the test, with its message.
+#![allow(clippy::expect_used)]
+
+mod both_backends;
 mod cluster;
+mod debug_log;
 mod postgres;
 
+pub use crate::on_both_backends;
+pub use both_backends::{BackendTestInput, run_on};
 pub use cluster::{Cluster, ClusterOptions, find_bin_dir};
 pub use postgres::with_database;
 
@@ -71,7 +78,7 @@ impl TestDatabase {
     }
 
     /// Like [`TestDatabase::new`], returning the reason instead of panicking.
-    pub async fn build(backend: Backend, migrate: bool) -> Result<Self, String> {
+    async fn build(backend: Backend, migrate: bool) -> Result<Self, String> {
         let (url, cleanup) = match backend {
             Backend::Sqlite => {
                 let dir = tempfile::Builder::new()
@@ -102,10 +109,6 @@ impl TestDatabase {
 
     pub fn database(&self) -> &Database {
         &self.db
-    }
-
-    pub fn backend(&self) -> Backend {
-        self.db.backend()
     }
 
     /// The URL of this test's database, for a service under test (`DATABASE_URL`).

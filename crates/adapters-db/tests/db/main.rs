@@ -3,6 +3,10 @@
 //! `<module>::postgres::<test>`, each on a fresh database of its own (`TestDatabase`).
 //! `tls` runs PostgreSQL only, on throwaway clusters of its own.
 
+// clippy.toml's allow-*-in-tests reaches only #[test] functions, not this crate's helpers;
+// in a test, a set-up step that fails should panic with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod support;
 
 mod backlog;

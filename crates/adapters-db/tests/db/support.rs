@@ -1,4 +1,5 @@
-//! What the test modules share: the two-backend test macro, id helpers, raw SQL access.
+//! What the test modules share: the two-backend test macro (the test support's), id helpers,
+//! raw SQL access.
 
 use anyhow::Context;
 use chrono::{DateTime, TimeZone, Utc};
@@ -11,31 +12,7 @@ use onboarding_domain::model::{OrgId, StripeCustomerId, StripeSubscriptionId};
 
 pub type TestResult = anyhow::Result<()>;
 
-/// Generates, for each `async fn name(db: TestDatabase) -> TestResult` of the calling module,
-/// `sqlite::name` and `postgres::name` tests that hand it a fresh, migrated database.
-macro_rules! on_both_backends {
-    ($($name:ident),+ $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() -> $crate::support::TestResult {
-                    let db = onboarding_adapters_db::test_support::TestDatabase::sqlite().await;
-                    super::$name(db).await
-                }
-            )+
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() -> $crate::support::TestResult {
-                    let db = onboarding_adapters_db::test_support::TestDatabase::postgres().await;
-                    super::$name(db).await
-                }
-            )+
-        }
-    };
-}
-pub(crate) use on_both_backends;
+pub(crate) use onboarding_adapters_db::on_both_backends;
 
 /// The seeding statements of the contract (section 4), verbatim.
 pub const CONTRACT_SEED: &str = "\
@@ -45,15 +22,15 @@ VALUES ('s_1', 'org_1', 'sub_A1', 'plan_starter_m', 'trialing', '2030-01-15 00:0
 ";
 
 pub fn org_id(raw: &str) -> OrgId {
-    OrgId::parse(raw).unwrap_or_else(|e| panic!("{raw}: {e}"))
+    OrgId::parse(raw).expect("a valid organization id")
 }
 
 pub fn sub_id(raw: &str) -> StripeSubscriptionId {
-    StripeSubscriptionId::parse(raw).unwrap_or_else(|e| panic!("{raw}: {e}"))
+    StripeSubscriptionId::parse(raw).expect("a valid subscription id")
 }
 
 pub fn cus_id(raw: &str) -> StripeCustomerId {
-    StripeCustomerId::parse(raw).unwrap_or_else(|e| panic!("{raw}: {e}"))
+    StripeCustomerId::parse(raw).expect("a valid customer id")
 }
 
 pub fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> anyhow::Result<DateTime<Utc>> {

@@ -48,6 +48,7 @@ async fn tls_server() -> &'static TlsServer {
         })
         .await
         .as_ref()
+        // Not expect: the reason is several lines (the server's log), which expect would escape.
         .unwrap_or_else(|e| panic!("cannot start the TLS test cluster: {e}"))
 }
 

@@ -112,7 +112,8 @@ async fn unauthorized_never_shows_the_key() -> TestResult {
         })),
     )
     .await;
-    let gateway = gateway_with(config_for(&server), RecordingSleeper::instant())?;
+    let config = config_for(&server);
+    let gateway = gateway_with(config.clone(), RecordingSleeper::instant())?;
 
     let result = gateway.provision_customer(&customer()?, &ctx15()?).await;
 
@@ -123,7 +124,7 @@ async fn unauthorized_never_shows_the_key() -> TestResult {
         format!("{result:?}"),
         error.to_string(),
         format!("{gateway:?}"),
-        format!("{:?}", gateway.config()),
+        format!("{config:?}"),
     ] {
         assert!(!shown.contains(API_KEY), "key leaked in {shown}");
     }

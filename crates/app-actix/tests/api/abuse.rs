@@ -25,7 +25,7 @@ fn socket(app: &TestApp) -> &str {
 async fn connect(app: &TestApp) -> TcpStream {
     TcpStream::connect(socket(app))
         .await
-        .unwrap_or_else(|e| panic!("connect: {e}"))
+        .expect("the service accepts a connection")
 }
 
 /// An answer read off a raw connection.
@@ -76,12 +76,12 @@ async fn exchange(app: &TestApp, request: &[u8]) -> RawResponse {
     stream
         .write_all(request)
         .await
-        .unwrap_or_else(|e| panic!("write: {e}"));
+        .expect("the request is written");
     let mut answer = Vec::new();
     timeout(Duration::from_secs(10), stream.read_to_end(&mut answer))
         .await
-        .unwrap_or_else(|_| panic!("no answer within 10 s"))
-        .unwrap_or_else(|e| panic!("read: {e}"));
+        .expect("an answer within 10 s")
+        .expect("the answer is read");
     RawResponse::parse(&answer)
 }
 
@@ -107,7 +107,7 @@ async fn assert_still_serving(app: &TestApp) {
         .get(format!("{}/healthz", app.address))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("healthz: {e}"));
+        .expect("the service answers /healthz");
     assert_eq!(response.status(), 200);
     assert!(
         started.elapsed() < Duration::from_secs(2),
@@ -247,7 +247,7 @@ async fn a_1_mib_body_is_413_with_its_debug_row() {
         writer
             .write_all(head.as_bytes())
             .await
-            .unwrap_or_else(|e| panic!("write: {e}"));
+            .expect("the request head is written");
         let upload = tokio::spawn(async move {
             // The server may stop reading once it has answered: a write error is expected.
             let _ = writer.write_all(&payload).await;
@@ -303,7 +303,7 @@ async fn deeply_nested_json_is_400_and_nothing_crashes() {
             .body(raw.clone())
             .send()
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("the service answers");
         let (status, body) = read(response).await;
         assert_eq!(status, 400, "{i}: {body}");
         assert_eq!(detail_fields(&body), ["body"], "{i}: {body}");
@@ -425,7 +425,7 @@ async fn ids_at_their_length_limits_are_accepted_one_more_is_refused(backend: Ba
         .json(&body)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the service answers");
     assert_eq!(
         response.headers().get("x-request-id").map(|v| v.as_bytes()),
         Some(request_id.as_bytes())
@@ -447,7 +447,7 @@ async fn ids_at_their_length_limits_are_accepted_one_more_is_refused(backend: Ba
         .json(&body)
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the service answers");
     let (status, answer) = read(response).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["stiggCustomerId"], body["orgId"]);
@@ -492,7 +492,7 @@ async fn ids_at_their_length_limits_are_accepted_one_more_is_refused(backend: Ba
             .header(header, "h".repeat(129))
             .send()
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("the service answers");
         let (status, answer) = read(response).await;
         assert_eq!(status, 400, "{header}");
         // reqwest appends: the first two headers are now given twice, the tenant once.
@@ -519,7 +519,7 @@ async fn ids_at_their_length_limits_are_accepted_one_more_is_refused(backend: Ba
             .json(&body)
             .send()
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("the service answers");
         let (status, answer) = read(response).await;
         assert_eq!(status, 400, "{header}");
         assert_eq!(detail_fields(&answer), [header]);
@@ -583,7 +583,7 @@ async fn slow_loris_clients_are_cut_off_and_others_are_served() {
     silent
         .write_all(b"POST /api/stigg/provision HTTP/1.1\r\nHost: 127.0.0.1\r\nx-req")
         .await
-        .unwrap_or_else(|e| panic!("write: {e}"));
+        .expect("the partial head is written");
 
     // While they trickle: ten normal requests, each answered well under a second.
     let mut slowest = Duration::ZERO;
@@ -617,7 +617,7 @@ async fn slow_loris_clients_are_cut_off_and_others_are_served() {
     }
     // The trickling ones were cut off too: their writes failed before the whole head was out.
     for task in trickling {
-        let stopped = task.await.unwrap_or_else(|e| panic!("{e}"));
+        let stopped = task.await.expect("the trickling task finishes");
         assert!(
             stopped < HEAD_TIMEOUT + Duration::from_secs(4),
             "a slow client was still writing after {stopped:?}"
@@ -703,7 +703,7 @@ async fn a_body_that_does_not_arrive_in_time_is_408() {
               x-request-id: req-trickle\r\nx-correlation-id: c\r\n\r\n{",
         )
         .await
-        .unwrap_or_else(|e| panic!("write: {e}"));
+        .expect("the partial request is written");
     let started = Instant::now();
     // A byte every 2 s, never the whole body.
     let trickle = async {
@@ -741,7 +741,7 @@ async fn api_paths_get_a_row_and_look_alikes_do_not() {
             .json(&serde_json::json!({}))
             .send()
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("the service answers");
         assert_eq!(answer.status(), 404, "{path}");
     }
     assert_eq!(app.debug_rows("req-other").await.len(), 1);
@@ -762,9 +762,9 @@ async fn long_paths_are_cut_in_the_row_and_in_the_answer() {
         .json(&serde_json::json!({}))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the service answers");
     assert_eq!(answer.status(), 404);
-    let body: Value = answer.json().await.unwrap_or_else(|e| panic!("{e}"));
+    let body: Value = answer.json().await.expect("the answer is JSON");
     let message = body["message"].as_str().unwrap_or_default();
     assert!(message.len() < 300, "{} bytes", message.len());
     let rows = app.debug_rows("req-long-path").await;

@@ -31,10 +31,8 @@ impl DbProxy {
         };
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
-            .unwrap_or_else(|e| panic!("proxy bind: {e}"));
-        let listen = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("proxy addr: {e}"));
+            .expect("the proxy binds a loopback port");
+        let listen = listener.local_addr().expect("the proxy's address");
         let url = match credentials {
             Some(credentials) => format!("{scheme}://{credentials}@{listen}/{path}"),
             None => format!("{scheme}://{listen}/{path}"),

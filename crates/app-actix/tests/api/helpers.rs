@@ -22,29 +22,8 @@ static SETTLES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new
 /// SQL condition: a `debug_logs` row that is not a settling request's.
 pub const NOT_SETTLING: &str = "(request_id IS NULL OR request_id NOT LIKE 'settle-%')";
 
-/// Generates one `#[tokio::test]` per backend for each named `async fn(Backend)`, in modules
-/// `sqlite` and `postgres`.
-macro_rules! on_both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(onboarding_adapters_db::Backend::Sqlite).await
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    super::$name(onboarding_adapters_db::Backend::Postgres).await
-                }
-            )*
-        }
-    };
-}
-pub(crate) use on_both_backends;
+/// One test per backend for each named `async fn(Backend)`, in modules `sqlite` and `postgres`.
+pub(crate) use onboarding_adapters_db::on_both_backends;
 
 pub struct TestApp {
     pub address: String,
@@ -99,7 +78,7 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         ..EmulatorConfig::default()
     })
     .await
-    .unwrap_or_else(|e| panic!("emulator: {e:#}"));
+    .expect("the Stigg emulator starts");
     let db_proxy = if options.db_proxy {
         Some(DbProxy::start(db.url()).await)
     } else {
@@ -140,10 +119,10 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
 
 /// Builds and starts the application; returns its base URL.
 async fn start_server(args: &[String]) -> String {
-    let cli = Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{e}"));
+    let cli = Cli::try_parse_from(args).expect("the test's arguments parse");
     let app = Application::build(&cli.settings, &cli.server)
         .await
-        .unwrap_or_else(|e| panic!("app: {e:#}"));
+        .expect("the service starts");
     let address = format!("http://{}", app.address());
     tokio::spawn(app.run_until_stopped());
     address
@@ -162,7 +141,7 @@ impl TestApp {
             .get(format!("{}{path}", self.address))
             .send()
             .await
-            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+            .expect("the service answers the GET");
         assert_eq!(response.status().as_u16(), 200, "GET {path}");
         let content_type = response
             .headers()
@@ -170,19 +149,13 @@ impl TestApp {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
-        let text = response
-            .text()
-            .await
-            .unwrap_or_else(|e| panic!("GET {path} body: {e}"));
+        let text = response.text().await.expect("the GET answer's body");
         (content_type, text)
     }
 
     /// Runs plain SQL against the service's database, as an outside tool would.
     pub async fn exec(&self, sql: &str) {
-        self.db
-            .execute(sql)
-            .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        self.db.execute(sql).await.expect("the test's SQL runs");
     }
 
     /// The number a query selects as `n`.
@@ -190,7 +163,7 @@ impl TestApp {
         self.db
             .count(sql)
             .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .expect("the test's count query runs")
     }
 
     /// The debug-log rows of `request_id`, once written: the service writes them just after
@@ -200,7 +173,7 @@ impl TestApp {
             self.db
                 .debug_logs_for_request(request_id)
                 .await
-                .unwrap_or_else(|e| panic!("debug_logs: {e}"))
+                .expect("the debug log can be read")
         };
         self.settle_debug_log().await;
         read().await
@@ -233,14 +206,14 @@ impl TestApp {
             .json(&json!({}))
             .send()
             .await
-            .unwrap_or_else(|e| panic!("settling request: {e}"));
+            .expect("the service answers the settling request");
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
         loop {
             let written = self
                 .db
                 .debug_logs_for_request(&marker)
                 .await
-                .unwrap_or_else(|e| panic!("debug_logs: {e}"));
+                .expect("the debug log can be read");
             if !written.is_empty() {
                 return;
             }
@@ -272,7 +245,7 @@ impl TestApp {
             .provision_request(body, request_id)
             .send()
             .await
-            .unwrap_or_else(|e| panic!("request: {e}"));
+            .expect("the service answers");
         read(response).await
     }
 
@@ -302,10 +275,7 @@ pub fn provision_request_to(
 
 pub async fn read(response: reqwest::Response) -> (u16, Value) {
     let status = response.status().as_u16();
-    let text = response
-        .text()
-        .await
-        .unwrap_or_else(|e| panic!("body: {e}"));
+    let text = response.text().await.expect("the answer's body");
     let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}"));
     (status, body)
 }

@@ -74,7 +74,7 @@ async fn requests_are_counted_by_route_pattern_and_status() {
                 .get(format!("{}{path}", app.address))
                 .send()
                 .await
-                .unwrap_or_else(|e| panic!("{e}")),
+                .expect("the service answers"),
         )
         .await;
         assert_eq!(status, 404, "{path}");
@@ -84,7 +84,7 @@ async fn requests_are_counted_by_route_pattern_and_status() {
             .get(format!("{}{ROUTE}", app.address))
             .send()
             .await
-            .unwrap_or_else(|e| panic!("{e}")),
+            .expect("the service answers"),
     )
     .await;
     assert_eq!(status, 405);
@@ -243,7 +243,7 @@ async fn openapi_document_describes_the_provisioning_route() {
     let app = spawn_app().await;
     let (content_type, text) = openapi(&app).await;
     assert_eq!(content_type, "application/json");
-    let doc: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON: {e}"));
+    let doc: Value = serde_json::from_str(&text).expect("the OpenAPI document is JSON");
     assert!(
         doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")),
         "{}",
@@ -341,7 +341,7 @@ async fn openapi_document_describes_the_provisioning_route() {
 async fn served_document_is_the_rendered_one() {
     let app = spawn_app().await;
     let (_, served) = openapi(&app).await;
-    let rendered = onboarding_app::http::openapi::render().unwrap_or_else(|e| panic!("{e}"));
+    let rendered = onboarding_app::http::openapi::render().expect("the OpenAPI document renders");
     assert!(
         served == rendered,
         "GET /openapi.json is not the rendered document"

@@ -51,20 +51,20 @@ const HEADERS: [(&str, bool); 3] = [
 ];
 
 fn oracle(rule: &str) -> Regex {
-    Regex::new(rule).unwrap_or_else(|e| panic!("{rule}: {e}"))
+    Regex::new(rule).expect("the field rule is a valid regex")
 }
 
 static FIELD_RULES: LazyLock<Vec<Regex>> =
     LazyLock::new(|| FIELDS.iter().map(|(_, rule)| oracle(rule)).collect());
 /// On bytes: a header value need not be UTF-8.
 static TRACE_RULE: LazyLock<regex::bytes::Regex> = LazyLock::new(|| {
-    regex::bytes::Regex::new(TRACE_ID).unwrap_or_else(|e| panic!("{TRACE_ID}: {e}"))
+    regex::bytes::Regex::new(TRACE_ID).expect("the trace-id rule is a valid regex")
 });
 
 /// The plan codes of the shipped catalog, read as plain TOML rather than through the
 /// service's catalog loader.
 static CATALOG_CODES: LazyLock<Vec<String>> = LazyLock::new(|| {
-    let file: toml::Table = toml::from_str(PLANS_TOML).unwrap_or_else(|e| panic!("{e}"));
+    let file: toml::Table = toml::from_str(PLANS_TOML).expect("config/plans.toml is TOML");
     file.get("plans")
         .and_then(toml::Value::as_table)
         .map(|plans| plans.keys().cloned().collect())
@@ -72,7 +72,8 @@ static CATALOG_CODES: LazyLock<Vec<String>> = LazyLock::new(|| {
 });
 
 fn catalog() -> PlanCatalog {
-    onboarding_app::config::parse_plan_catalog(PLANS_TOML).unwrap_or_else(|e| panic!("{e:#}"))
+    onboarding_app::config::parse_plan_catalog(PLANS_TOML)
+        .expect("config/plans.toml is a valid catalog")
 }
 
 fn cases(default: u32) -> u32 {
@@ -107,7 +108,7 @@ fn run<S: Strategy>(
 
 fn regex_strategy(rule: &str) -> impl Strategy<Value = String> + use<> {
     string_regex(rule.trim_start_matches('^').trim_end_matches('$'))
-        .unwrap_or_else(|e| panic!("{rule}: {e}"))
+        .expect("the field rule is a regex proptest can generate from")
 }
 
 /// Characters that tend to break hand-written checks.
@@ -550,8 +551,8 @@ impl RequestCase {
     fn header_map(&self) -> HeaderMap {
         let mut map = HeaderMap::new();
         let mut add = |name: &str, value: &[u8]| {
-            let name = HeaderName::from_bytes(name.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
-            let value = HeaderValue::from_bytes(value).unwrap_or_else(|e| panic!("{e}"));
+            let name = HeaderName::from_bytes(name.as_bytes()).expect("a valid header name");
+            let value = HeaderValue::from_bytes(value).expect("a valid header value");
             map.append(name, value);
         };
         for (spec, (name, _)) in self.headers.iter().zip(HEADERS) {
@@ -713,7 +714,7 @@ fn with_server<S: Strategy>(
         .worker_threads(2)
         .enable_all()
         .build()
-        .unwrap_or_else(|e| panic!("runtime: {e}"));
+        .expect("a Tokio runtime");
     let app = runtime.block_on(spawn_app_on(Backend::Sqlite));
     run(runner(default_cases), strategy, |case| {
         runtime.block_on(check(&app, case))
@@ -731,7 +732,7 @@ async fn send(app: &TestApp, case: &RequestCase) -> (u16, [Option<String>; 2], V
     for (name, value) in case.header_map().iter() {
         request = request.header(name.as_str(), value.as_bytes());
     }
-    let response = request.send().await.unwrap_or_else(|e| panic!("{e}"));
+    let response = request.send().await.expect("the service answers");
     let echoed = ["x-request-id", "x-correlation-id"].map(|name| {
         response
             .headers()
@@ -833,7 +834,7 @@ fn http_any_body_bytes_get_a_json_error_and_one_debug_row() {
         if let Some(content_type) = CONTENT_TYPES[content_type].0 {
             request = request.header("content-type", content_type);
         }
-        let response = request.send().await.unwrap_or_else(|e| panic!("{e}"));
+        let response = request.send().await.expect("the service answers");
         let (status, body) = read(response).await;
         if bytes.len() > MAX_BODY_BYTES {
             prop_assert_eq!(status, 413, "{}", body);

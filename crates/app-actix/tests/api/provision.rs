@@ -44,7 +44,7 @@ async fn happy_path_provisions_customer_and_subscription(backend: Backend) {
         .provision_request(&acme_body(), "req-1")
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the service answers");
     assert_eq!(response.headers()["x-request-id"], "req-1");
     assert_eq!(response.headers()["x-correlation-id"], "corr-req-1");
     let (status, body) = read(response).await;
@@ -199,7 +199,7 @@ async fn header_and_body_errors_are_reported_together(backend: Backend) {
         .json(&json!({ "orgId": "org_1" }))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the service answers");
     assert!(response.headers().get("x-request-id").is_none());
     assert!(response.headers().get("x-correlation-id").is_none());
     let (status, body) = read(response).await;
@@ -234,7 +234,7 @@ async fn a_body_that_is_not_a_json_object_is_refused(backend: Backend) {
             .body(raw)
             .send()
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("the service answers");
         let (status, body) = read(response).await;
         assert_eq!(status, 400, "{raw}");
         assert_eq!(detail_fields(&body), ["body"]);
@@ -278,14 +278,14 @@ async fn tenant_header_scopes_the_organization(backend: Backend) {
     let (status, _) = read(
         send("tenant-b", "req-t1")
             .await
-            .unwrap_or_else(|e| panic!("{e}")),
+            .expect("the service answers"),
     )
     .await;
     assert_eq!(status, 404);
     let (status, _) = read(
         send("tenant-a", "req-t2")
             .await
-            .unwrap_or_else(|e| panic!("{e}")),
+            .expect("the service answers"),
     )
     .await;
     assert_eq!(status, 200);
@@ -441,7 +441,7 @@ async fn a_nul_byte_in_one_body_costs_no_other_request_its_row(backend: Backend)
     };
     let answers = futures::future::join_all((0..30).map(send)).await;
     for answer in answers {
-        let answer = answer.unwrap_or_else(|e| panic!("{e}"));
+        let answer = answer.expect("the service answers");
         assert_eq!(answer.status(), 400);
     }
     app.settle_debug_log().await;
@@ -495,7 +495,7 @@ async fn no_secret_is_stored_whatever_the_body_looks_like(backend: Backend) {
             .body(body.to_vec())
             .send()
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("the service answers");
         assert!(
             answer.status().is_client_error(),
             "{i}: {}",
@@ -598,14 +598,14 @@ async fn bearer_token_is_required_when_configured(backend: Backend) {
         .bearer_auth("t0ken-secreT")
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the service answers");
     assert_eq!(wrong.status(), 401);
     let right = app
         .provision_request(&acme_body(), "req-y")
         .bearer_auth("t0ken-secret")
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the service answers");
     assert_eq!(right.status(), 200);
     assert_eq!(
         app.debug_rows("req-n").await[0].error_code.as_deref(),
@@ -618,7 +618,7 @@ async fn bearer_token_is_required_when_configured(backend: Backend) {
             .header("authorization", format!("{scheme} t0ken-secret"))
             .send()
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("the service answers");
         assert_eq!(answer.status(), 200, "{scheme}");
     }
     // Two credentials are refused like repeated trace headers, even if one is right.
@@ -628,7 +628,7 @@ async fn bearer_token_is_required_when_configured(backend: Backend) {
             .header("authorization", "Bearer other")
             .send()
             .await
-            .unwrap_or_else(|e| panic!("{e}")),
+            .expect("the service answers"),
     )
     .await;
     assert_eq!(status, 400, "{body}");
@@ -644,7 +644,7 @@ async fn other_methods_and_paths_answer_json_errors(backend: Backend) {
         .header("x-correlation-id", "c")
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the service answers");
     assert_eq!(response.headers()["allow"], "POST");
     let (status, body) = read(response).await;
     assert_eq!(status, 405);
@@ -656,7 +656,7 @@ async fn other_methods_and_paths_answer_json_errors(backend: Backend) {
         .get(format!("{}/nowhere", app.address))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the service answers");
     let (status, body) = read(response).await;
     assert_eq!((status, body["code"].as_str()), (404, Some("NOT_FOUND")));
 }
@@ -669,7 +669,7 @@ async fn health_and_readiness(backend: Backend) {
             .get(format!("{}/{path}", app.address))
             .send()
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("the service answers");
         assert_eq!(response.status(), 200, "{path}");
     }
 
@@ -685,7 +685,7 @@ async fn health_and_readiness(backend: Backend) {
         .get(format!("{}/readyz", app.address))
         .send()
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the service answers");
     let (status, body) = read(response).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(body["status"], "unavailable");

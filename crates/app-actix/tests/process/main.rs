@@ -1,6 +1,10 @@
 //! The `onboarding` binary as a process: signals, exit codes, what reaches standard output and
 //! error. Stigg is the emulator, started in this test process; the database a SQLite file.
 
+// clippy.toml's allow-*-in-tests reaches only #[test] functions, not this crate's helpers;
+// in a test, a set-up step that fails should panic with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
@@ -25,17 +29,17 @@ struct Sandbox {
 
 impl Sandbox {
     async fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let dir = tempfile::tempdir().expect("a temporary directory");
         let stigg = RunningEmulator::start_on_loopback(EmulatorConfig {
             api_key: STIGG_KEY.into(),
             ..EmulatorConfig::default()
         })
         .await
-        .unwrap_or_else(|e| panic!("{e:#}"));
+        .expect("the Stigg emulator starts");
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("a free loopback port");
         Self { dir, stigg, port }
     }
 
@@ -86,13 +90,13 @@ impl Sandbox {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        shell.spawn().unwrap_or_else(|e| panic!("sh: {e}"))
+        shell.spawn().expect("sh starts")
     }
 
     fn run(&self, args: &[&str]) -> Output {
         self.command(args)
             .output()
-            .unwrap_or_else(|e| panic!("{BIN}: {e}"))
+            .expect("the onboarding binary runs")
     }
 
     fn url(&self, path: &str) -> String {
@@ -125,7 +129,7 @@ impl Sandbox {
             self.db_path().display()
         ))))
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the sandbox's SQLite database opens");
         rows_text(&db).await
     }
 }
@@ -135,7 +139,7 @@ async fn rows_text(db: &Database) -> String {
         "{:?}",
         db.recent_debug_logs(1000)
             .await
-            .unwrap_or_else(|e| panic!("{e}"))
+            .expect("the debug log can be read")
     )
 }
 
@@ -152,7 +156,7 @@ fn signal(child: &Child, name: &str) {
     let status = Command::new("kill")
         .args([format!("-{name}"), child.id().to_string()])
         .status()
-        .unwrap_or_else(|e| panic!("kill: {e}"));
+        .expect("kill runs");
     assert!(status.success(), "kill -{name} failed");
 }
 
@@ -209,7 +213,7 @@ async fn a_stop_signal_lets_the_request_finish(name: &str, stigg_delay_ms: u64) 
         // One slow attempt, not a retry after a timeout.
         .env("STIGG_ATTEMPT_TIMEOUT_MS", "14000")
         .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the service starts");
     sandbox.wait_ready(&mut server).await;
 
     let client = reqwest::Client::new();
@@ -237,13 +241,13 @@ async fn a_stop_signal_lets_the_request_finish(name: &str, stigg_delay_ms: u64) 
 
     let response = in_flight
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .unwrap_or_else(|e| panic!("the in-flight request was cut: {e}"));
+        .expect("the request task finishes")
+        .expect("the in-flight request is answered, not cut");
     assert_eq!(response.status(), 200);
     let status =
         tokio::task::spawn_blocking(move || wait_exit(&mut server, Duration::from_secs(15)))
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("the waiting task finishes");
     assert_eq!(status.code(), Some(0));
     // The answered request's debug-log row is there.
     assert!(sandbox.debug_bodies().await.contains("req-slow"));
@@ -261,7 +265,7 @@ async fn a_second_signal_stops_at_once_and_the_cut_request_keeps_its_row() {
     let mut server = sandbox
         .command(&["serve"])
         .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the service starts");
     sandbox.wait_ready(&mut server).await;
     let in_flight = tokio::spawn(
         reqwest::Client::new()
@@ -279,14 +283,14 @@ async fn a_second_signal_stops_at_once_and_the_cut_request_keeps_its_row() {
     let status =
         tokio::task::spawn_blocking(move || wait_exit(&mut server, Duration::from_secs(10)))
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("the waiting task finishes");
     assert!(
         started.elapsed() < Duration::from_secs(3),
         "{:?}",
         started.elapsed()
     );
     assert_eq!(status.code(), Some(0));
-    assert!(in_flight.await.unwrap_or_else(|e| panic!("{e}")).is_err());
+    assert!(in_flight.await.expect("the request task finishes").is_err());
     let rows = sandbox.debug_bodies().await;
     assert!(
         rows.contains("req-cut") && rows.contains("CUT_OFF"),
@@ -317,7 +321,7 @@ async fn secrets_never_reach_logs_answers_or_debug_rows() {
         .env("API_TOKEN", TOKEN)
         .env("RUST_LOG", "debug")
         .spawn()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the service starts");
     sandbox.wait_ready(&mut server).await;
 
     let client = reqwest::Client::new();
@@ -333,7 +337,7 @@ async fn secrets_never_reach_logs_answers_or_debug_rows() {
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
-        let response = request.send().await.unwrap_or_else(|e| panic!("{e}"));
+        let response = request.send().await.expect("the service answers");
         answers.push_str(&format!("{:?}", response.headers()));
         answers.push_str(&response.text().await.unwrap_or_default());
     }
@@ -341,8 +345,8 @@ async fn secrets_never_reach_logs_answers_or_debug_rows() {
     signal(&server, "TERM");
     let output = tokio::task::spawn_blocking(move || server.wait_with_output())
         .await
-        .unwrap_or_else(|e| panic!("{e}"))
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the waiting task finishes")
+        .expect("the service's output can be read");
     let help = sandbox.run(&["--help"]);
 
     let everything = format!(
@@ -372,12 +376,12 @@ async fn production_refuses_to_start_without_a_stigg_key_or_an_api_token() {
         .env_remove("STIGG_API_KEY")
         .env_remove("STIGG_API_URL")
         .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the onboarding binary runs");
     let no_token = sandbox
         .command(&["serve"])
         .env("APP_ENV", "production")
         .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the onboarding binary runs");
 
     let neither = sandbox
         .command(&["serve"])
@@ -385,7 +389,7 @@ async fn production_refuses_to_start_without_a_stigg_key_or_an_api_token() {
         .env_remove("STIGG_API_KEY")
         .env_remove("STIGG_API_URL")
         .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the onboarding binary runs");
     // Every problem in one run, one line each.
     assert_eq!(neither.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&neither.stderr);
@@ -424,7 +428,7 @@ async fn an_invalid_setting_stops_start_up_with_one_line_naming_it() {
         .command(&["serve"])
         .env("BIND_ADDR", "not-an-address")
         .output()
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the onboarding binary runs");
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -452,7 +456,7 @@ async fn an_invalid_setting_stops_start_up_with_one_line_naming_it() {
             .command(&["migrate"])
             .env(variable, value)
             .output()
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("the onboarding binary runs");
         assert_eq!(output.status.code(), Some(2), "{variable}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.starts_with(expected), "{stderr}");
@@ -485,15 +489,13 @@ async fn provision_command_prints_the_result_and_fails_with_the_error_code() {
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
-    let result: Value =
-        serde_json::from_slice(&ok.stdout).unwrap_or_else(|e| panic!("stdout is not JSON: {e}"));
+    let result: Value = serde_json::from_slice(&ok.stdout).expect("stdout is JSON");
     assert_eq!(result["provisioned"], true);
     assert_eq!(result["stiggSubscriptionId"], "sub_Demo1");
 
     let missing = sandbox.run(&args("org_nobody"));
     assert_eq!(missing.status.code(), Some(1));
-    let error: Value = serde_json::from_slice(&missing.stdout)
-        .unwrap_or_else(|e| panic!("stdout is not JSON: {e}"));
+    let error: Value = serde_json::from_slice(&missing.stdout).expect("stdout is JSON");
     assert_eq!(error["code"], "NOT_FOUND");
     // The HTTP API's shape: trace ids, and `details` only when there are some.
     assert!(error.get("details").is_none(), "{error}");
@@ -525,7 +527,7 @@ async fn one_shot_commands_refuse_to_run_without_stigg_settings_and_write_nothin
             .env_remove("STIGG_API_KEY")
             .env_remove("STIGG_API_URL")
             .output()
-            .unwrap_or_else(|e| panic!("{e}"))
+            .expect("the onboarding binary runs")
     };
     for (args, command) in [
         (&provision[..], "provision"),
@@ -547,17 +549,19 @@ async fn one_shot_commands_refuse_to_run_without_stigg_settings_and_write_nothin
         sandbox.db_path().display()
     ))))
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .expect("the sandbox's SQLite database opens");
     let recorded = db
         .load(
-            &OrgId::parse("org_demo").unwrap_or_else(|e| panic!("{e}")),
-            &StripeSubscriptionId::parse("sub_Demo1").unwrap_or_else(|e| panic!("{e}")),
+            &OrgId::parse("org_demo").expect("a valid organization id"),
+            &StripeSubscriptionId::parse("sub_Demo1").expect("a valid subscription id"),
         )
         .await
-        .unwrap_or_else(|e| panic!("{e}"));
+        .expect("the provisioning state can be read");
     assert_eq!(recorded, ProvisioningState::Pending { customer: None });
     assert_eq!(
-        db.count_pending().await.unwrap_or_else(|e| panic!("{e}")),
+        db.count_pending()
+            .await
+            .expect("the backlog can be counted"),
         1
     );
 
@@ -586,14 +590,14 @@ async fn two_instances_and_a_sigterm_leave_exactly_one_row_per_request() {
          VALUES ('s_demo', 'org_demo', 'sub_Demo1', 'plan_starter_m', 'trialing', NULL);",
     )
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .expect("the test's SQL runs");
     let (first, second) = (Sandbox::new().await, Sandbox::new().await);
     let start = |sandbox: &Sandbox| {
         sandbox
             .command(&["serve"])
             .env("DATABASE_URL", db.url())
             .spawn()
-            .unwrap_or_else(|e| panic!("{e}"))
+            .expect("the service starts")
     };
     let (mut one, mut two) = (start(&first), start(&second));
     first.wait_ready(&mut one).await;
@@ -622,7 +626,7 @@ async fn two_instances_and_a_sigterm_leave_exactly_one_row_per_request() {
         let status =
             tokio::task::spawn_blocking(move || wait_exit(&mut server, Duration::from_secs(30)))
                 .await
-                .unwrap_or_else(|e| panic!("{e}"));
+                .expect("the waiting task finishes");
         assert_eq!(status.code(), Some(0));
     }
 
@@ -641,7 +645,7 @@ async fn two_instances_and_a_sigterm_leave_exactly_one_row_per_request() {
             .database()
             .debug_logs_for_request(&format!("req-burst-{i}"))
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("the debug log can be read");
         assert_eq!(rows.len(), 1, "req-burst-{i}: {rows:?}");
     }
 }
@@ -700,7 +704,7 @@ async fn slow_connections_beyond_the_descriptor_limit_do_not_starve_others() {
     let status =
         tokio::task::spawn_blocking(move || wait_exit(&mut server, Duration::from_secs(30)))
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("the waiting task finishes");
     assert_eq!(status.code(), Some(0));
 }
 
