@@ -1,6 +1,6 @@
 //! What the onboarding domain talks about: identifiers, organizations, subscriptions, plans
-//! and the record of what has been provisioned in Stigg, and the leases that
-//! serialise work on one subscription.
+//! and the record of what has been provisioned in Stigg, the leases that serialise work on
+//! one subscription, and what the lifecycle sync reads from Stripe and moves Stigg to.
 
 mod ids;
 mod lease;
@@ -8,16 +8,18 @@ mod organization;
 mod plan;
 mod provisioning;
 mod stored;
+mod stripe;
 mod subscription;
 
 pub(crate) use ids::MAX_TRACE_ID_LEN;
 pub use ids::{
-    CorrelationId, IdError, OrgId, PlanCode, RequestId, StripeCustomerId, StripeSubscriptionId,
-    TenantId,
+    CorrelationId, IdError, OrgId, PlanCode, RequestId, StripeCustomerId, StripePriceId,
+    StripeSubscriptionId, TenantId,
 };
 pub use lease::{Lease, LeaseKey};
 pub use organization::Organization;
 pub use plan::{BillingPeriod, Plan, PlanCatalog, PlanCatalogError};
 pub use provisioning::{ProvisionedCustomer, ProvisionedSubscription, ProvisioningState};
 pub use stored::Stored;
+pub use stripe::{StripeCustomer, StripePrice, StripeSubscription, StripeSubscriptionItem};
 pub use subscription::{Subscription, SubscriptionStatus};
