@@ -77,36 +77,30 @@ fn next_count(previous: Option<&AppliedState>) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use chrono::{TimeZone, Utc};
-
     use super::*;
-    use crate::model::{BillingPeriod, CreationKind, Plan};
-
-    fn date(day: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2031, 1, day, 0, 0, 0)
-            .single()
-            .unwrap_or_else(|| panic!("no day {day}"))
-    }
+    use crate::model::CreationKind;
+    use crate::model::fixtures::{day as date, plan};
 
     fn creation(kind: CreationKind, trial_end: Option<DateTime<Utc>>) -> Creation {
         Creation {
             kind,
-            plan: Plan {
-                code: PlanCode::parse("pro").unwrap_or_else(|e| panic!("{e}")),
-                stigg_plan_id: "stigg-pro".into(),
-                billing_period: BillingPeriod::Monthly,
-            },
+            plan: plan("pro"),
             trial_end,
         }
     }
 
-    #[test]
-    fn a_created_subscription_is_the_current_one_without_cancellation() {
-        let first = AppliedState::created(
+    /// Provisioned in trial until day 14.
+    fn provisioned() -> AppliedState {
+        AppliedState::created(
             None,
             &creation(CreationKind::Provision, Some(date(14))),
             "sub_1".into(),
-        );
+        )
+    }
+
+    #[test]
+    fn a_created_subscription_is_the_current_one_without_cancellation() {
+        let first = provisioned();
         assert_eq!(first.stigg_subscription_id, "sub_1");
         assert_eq!(first.plan.as_str(), "pro");
         assert_eq!(first.status, AppliedStatus::Active);
@@ -132,11 +126,7 @@ mod tests {
 
     #[test]
     fn each_change_sets_its_own_field_and_counts_one_move() {
-        let start = AppliedState::created(
-            None,
-            &creation(CreationKind::Provision, Some(date(14))),
-            "sub_1".into(),
-        );
+        let start = provisioned();
         let trial = start.changed(&Change::PatchTrialEnd(date(28)));
         assert_eq!(
             trial,

@@ -3,6 +3,8 @@
 //! one subscription, and what the lifecycle sync reads from Stripe and moves Stigg to.
 
 mod applied;
+#[cfg(test)]
+pub(crate) mod fixtures;
 mod ids;
 mod lease;
 mod organization;

@@ -146,6 +146,7 @@ impl PlanCatalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::fixtures::{code, price_id as price};
 
     fn plan(code: &str, id: &str) -> Plan {
         Plan {
@@ -168,14 +169,6 @@ mod tests {
             Err(PlanCatalogError::EmptyStiggPlanId(_))
         ));
         assert!(matches!(PlanCatalog::new([]), Err(PlanCatalogError::Empty)));
-    }
-
-    fn code(raw: &str) -> PlanCode {
-        PlanCode::parse(raw).unwrap_or_else(|e| panic!("{e}"))
-    }
-
-    fn price(raw: &str) -> StripePriceId {
-        StripePriceId::parse(raw).unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn priced_catalog() -> PlanCatalog {

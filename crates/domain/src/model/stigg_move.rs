@@ -115,24 +115,9 @@ impl Move {
 mod tests {
     use std::collections::HashSet;
 
-    use chrono::{TimeZone, Utc};
-
     use super::*;
-    use crate::model::{AppliedStatus, BillingPeriod, PlanCode};
-
-    fn date(day: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2031, 1, day, 0, 0, 0)
-            .single()
-            .unwrap_or_else(|| panic!("no day {day}"))
-    }
-
-    fn plan(code: &str) -> Plan {
-        Plan {
-            code: PlanCode::parse(code).unwrap_or_else(|e| panic!("{e}")),
-            stigg_plan_id: format!("stigg-{code}"),
-            billing_period: BillingPeriod::Monthly,
-        }
-    }
+    use crate::model::AppliedStatus;
+    use crate::model::fixtures::{day as date, plan};
 
     fn sub() -> StripeSubscriptionId {
         StripeSubscriptionId::parse("sub_1").unwrap_or_else(|e| panic!("{e}"))

@@ -3,36 +3,14 @@
 mod moves_table;
 mod target_table;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 
+use crate::model::fixtures::{code, day, plan, price_id};
 use crate::model::{
-    ActiveTarget, AppliedState, AppliedStatus, BillingPeriod, Plan, PlanCatalog, PlanCode,
-    StiggTarget, StripeCustomerId, StripePrice, StripePriceId, StripeSubscription,
-    StripeSubscriptionId, StripeSubscriptionItem, SubscriptionStatus,
+    ActiveTarget, AppliedState, AppliedStatus, PlanCatalog, StiggTarget, StripeCustomerId,
+    StripePrice, StripeSubscription, StripeSubscriptionId, StripeSubscriptionItem,
+    SubscriptionStatus,
 };
-
-/// Noon UTC on a day of January 2031.
-fn day(n: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2031, 1, n, 12, 0, 0)
-        .single()
-        .unwrap_or_else(|| panic!("no day {n}"))
-}
-
-fn code(raw: &str) -> PlanCode {
-    PlanCode::parse(raw).unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn plan(raw: &str) -> Plan {
-    Plan {
-        code: code(raw),
-        stigg_plan_id: format!("stigg-{raw}"),
-        billing_period: BillingPeriod::Annually,
-    }
-}
-
-fn price_id(raw: &str) -> StripePriceId {
-    StripePriceId::parse(raw).unwrap_or_else(|e| panic!("{e}"))
-}
 
 /// `starter` lists its price; `pro` lists none and is found by a price's lookup key.
 fn catalog() -> PlanCatalog {
