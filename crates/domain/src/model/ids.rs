@@ -74,6 +74,13 @@ id_type!(
     check_stripe_subscription_id
 );
 id_type!(
+    /// A Stripe price id: 1–255 visible ASCII characters. Prices Stripe creates start with
+    /// `price_`, but a legacy plan's id, which Stripe accepts wherever a price goes, is any
+    /// string its author chose, so no prefix is required.
+    StripePriceId,
+    check_stripe_price_id
+);
+id_type!(
     /// A plan code of the catalog, `^[a-z0-9_]{1,64}$`.
     PlanCode,
     check_plan_code
@@ -97,14 +104,22 @@ id_type!(
 
 pub(crate) const MAX_TRACE_ID_LEN: usize = 128;
 
+const MAX_STRIPE_PRICE_ID_LEN: usize = 255;
+
 fn check_visible_ascii(raw: &str) -> Result<(), IdError> {
+    check_visible_ascii_up_to(raw, MAX_TRACE_ID_LEN)
+}
+
+fn check_stripe_price_id(raw: &str) -> Result<(), IdError> {
+    check_visible_ascii_up_to(raw, MAX_STRIPE_PRICE_ID_LEN)
+}
+
+fn check_visible_ascii_up_to(raw: &str, max: usize) -> Result<(), IdError> {
     if raw.is_empty() {
         return Err(IdError("must not be empty".into()));
     }
-    if raw.len() > MAX_TRACE_ID_LEN {
-        return Err(IdError(format!(
-            "must be at most {MAX_TRACE_ID_LEN} characters"
-        )));
+    if raw.len() > max {
+        return Err(IdError(format!("must be at most {max} characters")));
     }
     if !raw.bytes().all(|b| (0x21..=0x7e).contains(&b)) {
         return Err(IdError(
@@ -206,6 +221,19 @@ mod tests {
         assert!(PlanCode::parse(&"a".repeat(64)).is_ok());
         for bad in ["", "Plan", "plan-x", &"a".repeat(65)] {
             assert!(PlanCode::parse(bad).is_err(), "{bad:?} should be refused");
+        }
+    }
+
+    #[test]
+    fn stripe_price_ids_are_visible_ascii_up_to_255() {
+        for ok in ["price_1Q2w3E", "gold-monthly", &"p".repeat(255)] {
+            assert!(StripePriceId::parse(ok).is_ok(), "{ok:?} should parse");
+        }
+        for bad in ["", "price 1", "pricé", &"p".repeat(256)] {
+            assert!(
+                StripePriceId::parse(bad).is_err(),
+                "{bad:?} should be refused"
+            );
         }
     }
 

@@ -1,7 +1,7 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use super::PlanCode;
+use super::{PlanCode, StripePrice, StripePriceId};
 
 /// How often Stigg's plan is billed (Stripe does the billing; Stigg needs it for entitlements).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -42,12 +42,23 @@ pub enum PlanCatalogError {
     EmptyStiggPlanId(PlanCode),
     #[error("the plan catalog is empty")]
     Empty,
+    #[error("Stripe prices are listed for plan code '{0}', which the catalog does not have")]
+    PricesForUnknownPlan(PlanCode),
+    #[error("Stripe price '{price_id}' is listed under both '{first}' and '{second}'")]
+    PriceListedTwice {
+        price_id: StripePriceId,
+        first: PlanCode,
+        second: PlanCode,
+    },
 }
 
 /// The plan codes the service accepts, loaded once at start-up.
 #[derive(Debug, Clone, Default)]
 pub struct PlanCatalog {
     plans: HashMap<PlanCode, Plan>,
+    /// The Stripe prices each plan lists. Kept beside the plans rather than in [`Plan`] so
+    /// that a catalog without them is built exactly as before.
+    stripe_prices: HashMap<StripePriceId, PlanCode>,
 }
 
 impl PlanCatalog {
@@ -64,7 +75,55 @@ impl PlanCatalog {
         if map.is_empty() {
             return Err(PlanCatalogError::Empty);
         }
-        Ok(Self { plans: map })
+        Ok(Self {
+            plans: map,
+            stripe_prices: HashMap::new(),
+        })
+    }
+
+    /// The catalog, with the Stripe prices each plan code lists (`stripe_price_ids`). A
+    /// price belongs to one plan at most, or the plan of a Stripe subscription would
+    /// depend on which entry is read first.
+    pub fn with_stripe_prices<P>(
+        mut self,
+        prices: impl IntoIterator<Item = (PlanCode, P)>,
+    ) -> Result<Self, PlanCatalogError>
+    where
+        P: IntoIterator<Item = StripePriceId>,
+    {
+        for (code, price_ids) in prices {
+            if !self.plans.contains_key(&code) {
+                return Err(PlanCatalogError::PricesForUnknownPlan(code));
+            }
+            for price_id in price_ids {
+                match self.stripe_prices.get(&price_id) {
+                    Some(first) if *first != code => {
+                        return Err(PlanCatalogError::PriceListedTwice {
+                            first: first.clone(),
+                            second: code,
+                            price_id,
+                        });
+                    }
+                    _ => {
+                        self.stripe_prices.insert(price_id, code.clone());
+                    }
+                }
+            }
+        }
+        Ok(self)
+    }
+
+    /// The plan a Stripe price stands for: the one that lists the price id, else the one
+    /// whose code is the price's lookup key.
+    pub fn plan_for_price(&self, price: &StripePrice) -> Option<&Plan> {
+        match self.stripe_prices.get(&price.id) {
+            Some(code) => self.plans.get(code),
+            None => price
+                .lookup_key
+                .as_deref()
+                .and_then(|key| PlanCode::parse(key).ok())
+                .and_then(|code| self.plans.get(&code)),
+        }
     }
 
     pub fn get(&self, code: &PlanCode) -> Option<&Plan> {
@@ -87,6 +146,7 @@ impl PlanCatalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::fixtures::{code, price_id as price};
 
     fn plan(code: &str, id: &str) -> Plan {
         Plan {
@@ -109,6 +169,56 @@ mod tests {
             Err(PlanCatalogError::EmptyStiggPlanId(_))
         ));
         assert!(matches!(PlanCatalog::new([]), Err(PlanCatalogError::Empty)));
+    }
+
+    fn priced_catalog() -> PlanCatalog {
+        PlanCatalog::new([plan("a", "x"), plan("b", "y")])
+            .and_then(|c| {
+                c.with_stripe_prices([(code("a"), vec![price("price_a1"), price("price_a2")])])
+            })
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_price_is_found_by_its_id_before_its_lookup_key() {
+        let catalog = priced_catalog();
+        let plan_of = |id: &str, key: Option<&str>| {
+            let price = StripePrice {
+                id: price(id),
+                lookup_key: key.map(str::to_owned),
+            };
+            catalog
+                .plan_for_price(&price)
+                .map(|p| p.code.as_str().to_owned())
+        };
+        assert_eq!(plan_of("price_a2", None).as_deref(), Some("a"));
+        assert_eq!(plan_of("price_a1", Some("b")).as_deref(), Some("a"));
+        assert_eq!(plan_of("price_other", Some("b")).as_deref(), Some("b"));
+        assert_eq!(plan_of("price_other", Some("c")), None);
+        assert_eq!(plan_of("price_other", Some("Not A Code")), None);
+        assert_eq!(plan_of("price_other", None), None);
+    }
+
+    #[test]
+    fn a_price_belongs_to_one_plan_of_the_catalog() {
+        let twice = priced_catalog().with_stripe_prices([(code("b"), [price("price_a1")])]);
+        assert_eq!(
+            twice.err(),
+            Some(PlanCatalogError::PriceListedTwice {
+                price_id: price("price_a1"),
+                first: code("a"),
+                second: code("b"),
+            })
+        );
+        let same_plan_again =
+            priced_catalog().with_stripe_prices([(code("a"), [price("price_a1")])]);
+        assert!(same_plan_again.is_ok());
+        assert_eq!(
+            priced_catalog()
+                .with_stripe_prices([(code("z"), [price("price_z")])])
+                .err(),
+            Some(PlanCatalogError::PricesForUnknownPlan(code("z")))
+        );
     }
 
     #[test]

@@ -2,3 +2,4 @@
 
 pub mod provision_subscription;
 pub mod reconcile_provisioning;
+pub mod sync_subscription;
