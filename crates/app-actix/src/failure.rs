@@ -157,7 +157,7 @@ mod tests {
     where
         T::Err: std::fmt::Debug,
     {
-        raw.parse().unwrap_or_else(|e| panic!("{e:?}"))
+        raw.parse().unwrap()
     }
 
     #[test]

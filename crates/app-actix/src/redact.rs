@@ -339,7 +339,7 @@ mod tests {
     const PROVISION: &str = r#"{"orgId":"org_8Yp2","stripeCustomerId":"cus_Q1w2E3","stripeSubscriptionId":"sub_9Zx8Y7","planCode":"plan_starter_m"}"#;
 
     fn kept(body: &[u8]) -> String {
-        body_for_debug_log(body).unwrap_or_else(|| panic!("nothing kept"))
+        body_for_debug_log(body).expect("nothing kept")
     }
 
     fn json(text: &str) -> Value {

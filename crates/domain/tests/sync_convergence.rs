@@ -5,12 +5,17 @@
 //! One Stripe subscription goes through random states. Each change emits an event; events
 //! are delivered at random moments, in random order and some several times. Every delivery
 //! re-reads what Stripe holds at that moment and never uses the event's content, so the order
-//! of events comes down to when deliveries happen between Stripe's changes. Moves go to an in-memory Stigg that behaves as the contract says: a new
+//! of events comes down to when deliveries happen between Stripe's changes. Moves go to an
+//! in-memory Stigg that behaves as the contract says: a new
 //! subscription replaces the active one, cancelling a canceled one counts as done, and an
 //! idempotency key seen before gets the first answer back without acting again. Sometimes
 //! the service "crashes" after Stigg answered and before recording, and tries again.
 //!
 //! `PROPTEST_CASES` raises the number of cases for a longer local run.
+
+// clippy.toml's allow-*-in-tests reaches only #[test] functions, not this crate's helpers;
+// in a test, a set-up step that fails should panic with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
 
@@ -37,15 +42,15 @@ fn day(n: u32) -> DateTime<Utc> {
 }
 
 fn code(raw: &str) -> PlanCode {
-    PlanCode::parse(raw).unwrap_or_else(|e| panic!("{e}"))
+    PlanCode::parse(raw).unwrap()
 }
 
 fn price_id(raw: &str) -> StripePriceId {
-    StripePriceId::parse(raw).unwrap_or_else(|e| panic!("{e}"))
+    StripePriceId::parse(raw).unwrap()
 }
 
 fn sub_id() -> StripeSubscriptionId {
-    StripeSubscriptionId::parse("sub_1").unwrap_or_else(|e| panic!("{e}"))
+    StripeSubscriptionId::parse("sub_1").unwrap()
 }
 
 /// `starter` lists its price; `pro` is found by its price's lookup key.
@@ -57,7 +62,7 @@ fn catalog() -> PlanCatalog {
     };
     PlanCatalog::new([plan("starter"), plan("pro")])
         .and_then(|c| c.with_stripe_prices([(code("starter"), [price_id("price_starter")])]))
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
 }
 
 /// A few days only, so that a new state often repeats a value of the one before.
@@ -104,7 +109,7 @@ fn stripe_state() -> impl Strategy<Value = StripeSubscription> {
                 let trialing = status == SubscriptionStatus::Trialing;
                 StripeSubscription {
                     id: sub_id(),
-                    customer: StripeCustomerId::parse("cus_1").unwrap_or_else(|e| panic!("{e}")),
+                    customer: StripeCustomerId::parse("cus_1").unwrap(),
                     trial_end: (trialing || keep_trial_end).then_some(trial_end),
                     status,
                     cancel_at,
@@ -230,7 +235,7 @@ impl Service {
         stigg: &mut Stigg,
         crash: bool,
     ) -> usize {
-        let target = target(stripe, &catalog(), policy).unwrap_or_else(|e| panic!("{e}"));
+        let target = target(stripe, &catalog(), policy).unwrap();
         let planned = moves(self.applied.as_ref(), &target);
         if crash && let Some(first) = planned.first() {
             let key = first.idempotency_key(&sub_id(), self.applied.as_ref());
@@ -278,7 +283,7 @@ fn assert_meets(
             if want.trial_end.is_some() {
                 prop_assert_eq!(have.trial_end, want.trial_end);
             }
-            let applied = applied.unwrap_or_else(|| panic!("active, yet nothing applied"));
+            let applied = applied.expect("active, yet nothing applied");
             prop_assert_eq!(&applied.stigg_subscription_id, &have.id);
             prop_assert_eq!(applied.status, AppliedStatus::Active);
             prop_assert_eq!(&applied.plan, &have.plan);
@@ -328,7 +333,7 @@ proptest! {
         }
 
         let stripe = &history[last].0;
-        let want = target(stripe, &catalog(), policy).unwrap_or_else(|e| panic!("{e}"));
+        let want = target(stripe, &catalog(), policy).unwrap();
         prop_assert_eq!(moves(service.applied.as_ref(), &want), vec![]);
         prop_assert_eq!(service.handle(stripe, policy, &mut stigg, false), 0);
         assert_meets(&stigg, service.applied.as_ref(), &want, &stigg_at_last_change)?;

@@ -49,7 +49,7 @@ async fn tls_server() -> &'static TlsServer {
         .await
         .as_ref()
         // Not expect: the reason is several lines (the server's log), which expect would escape.
-        .unwrap_or_else(|e| panic!("cannot start the TLS test cluster: {e}"))
+        .expect("cannot start the TLS test cluster")
 }
 
 async fn plain_server() -> &'static Cluster {
@@ -57,7 +57,7 @@ async fn plain_server() -> &'static Cluster {
         .get_or_init(Cluster::start)
         .await
         .as_ref()
-        .unwrap_or_else(|e| panic!("cannot start the plain test cluster: {e}"))
+        .expect("cannot start the plain test cluster")
 }
 
 fn make_ca(name: &str) -> Result<CertifiedIssuer<'static, KeyPair>, rcgen::Error> {

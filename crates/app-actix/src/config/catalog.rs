@@ -91,14 +91,14 @@ mod tests {
 
     #[test]
     fn the_shipped_catalog_has_the_contracts_plans() {
-        let catalog = parse_plan_catalog(BUILT_IN_PLAN_CATALOG).unwrap_or_else(|e| panic!("{e:#}"));
+        let catalog = parse_plan_catalog(BUILT_IN_PLAN_CATALOG).unwrap();
         for code in [
             "plan_starter_m",
             "plan_starter_y",
             "plan_pro_m",
             "plan_pro_y",
         ] {
-            let code = PlanCode::parse(code).unwrap_or_else(|e| panic!("{e}"));
+            let code = PlanCode::parse(code).unwrap();
             assert!(catalog.get(&code).is_some(), "{code} missing");
         }
     }

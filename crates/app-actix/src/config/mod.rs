@@ -359,7 +359,7 @@ mod tests {
     }
 
     fn both(args: &[&str]) -> Both {
-        parse(args).unwrap_or_else(|e| panic!("{e}"))
+        parse(args).unwrap()
     }
 
     fn settings(args: &[&str]) -> Settings {

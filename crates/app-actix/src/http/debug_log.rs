@@ -331,7 +331,7 @@ mod tests {
     }
 
     fn counter() -> IntCounter {
-        IntCounter::new("dropped", "rows dropped").unwrap_or_else(|e| panic!("{e}"))
+        IntCounter::new("dropped", "rows dropped").unwrap()
     }
 
     /// A store that is down for its first `down_for` calls, takes `latency` per call, refuses
@@ -595,7 +595,7 @@ mod tests {
             .database()
             .debug_logs_for_request("req-once")
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
         assert_eq!(rows.len(), 1, "{rows:?}");
     }
 }

@@ -102,7 +102,7 @@ mod tests {
         };
         let answer = ApiError::new(ErrorCode::NotFound, "organization 'o' not found", &ids);
         assert_eq!(answer.status_code(), StatusCode::NOT_FOUND);
-        let body = serde_json::to_value(answer.body()).unwrap_or_else(|e| panic!("{e}"));
+        let body = serde_json::to_value(answer.body()).unwrap();
         assert_eq!(
             body,
             serde_json::json!({

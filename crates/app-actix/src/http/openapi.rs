@@ -174,14 +174,14 @@ mod tests {
     use super::*;
 
     fn document() -> Value {
-        serde_json::to_value(ApiDoc::openapi()).unwrap_or_else(|e| panic!("{e}"))
+        serde_json::to_value(ApiDoc::openapi()).unwrap()
     }
 
     /// `UPDATE_OPENAPI=1 cargo test -p onboarding-app --lib openapi` writes the file instead.
     #[test]
     fn committed_openapi_json_matches_the_code() {
         let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json");
-        let generated = render().unwrap_or_else(|e| panic!("{e}"));
+        let generated = render().unwrap();
         if std::env::var_os("UPDATE_OPENAPI").is_some() {
             std::fs::write(&path, &generated).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             return;
@@ -304,8 +304,7 @@ mod tests {
     #[test]
     fn field_error_schema_has_the_domains_fields() {
         let doc = document();
-        let serialized = serde_json::to_value(FieldError::new("planCode", "unknown"))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let serialized = serde_json::to_value(FieldError::new("planCode", "unknown")).unwrap();
         let mut fields: Vec<&String> = serialized
             .as_object()
             .map(|o| o.keys().collect())

@@ -173,8 +173,7 @@ mod tests {
 
     #[test]
     fn fields_are_read_by_name_and_named_problems_by_kind() {
-        let object =
-            read(r#"{"a":"x","a":"y","b":1,"c":"z","c":"w"}"#).unwrap_or_else(|e| panic!("{e:?}"));
+        let object = read(r#"{"a":"x","a":"y","b":1,"c":"z","c":"w"}"#).unwrap();
         assert_eq!(
             object.field("a"),
             Field::Invalid("must be given once".into())
@@ -183,7 +182,7 @@ mod tests {
             object.field("b"),
             Field::Invalid("must be a string, not a number".into())
         );
-        let object = read(r#"{"a":"x","b":null}"#).unwrap_or_else(|e| panic!("{e:?}"));
+        let object = read(r#"{"a":"x","b":null}"#).unwrap();
         assert_eq!(object.field("a"), Field::Value("x"));
         assert_eq!(object.field("b"), Field::Missing);
     }
@@ -205,7 +204,7 @@ mod tests {
         let header = || vec![FieldError::new("x-request-id", "is required")];
         let body = || vec![FieldError::new("body", "must be a JSON object")];
         let refused = both::<(), ()>(Err(header()), Err(body())).err();
-        let refused = refused.unwrap_or_else(|| panic!("accepted"));
+        let refused = refused.expect("accepted");
         assert_eq!(refused.message, "request headers and body are invalid");
         assert_eq!(refused.details, [header(), body()].concat());
         let message = |r: Result<((), ()), InvalidRequest>| r.err().map(|i| i.message);

@@ -86,17 +86,10 @@ mod tests {
             .map(|i| row(i, 31))
             .chain((0..3).map(|i| row(BATCH + 100 + i, 29)))
             .collect();
-        db.database()
-            .record(&rows)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        db.database().record(&rows).await.unwrap();
 
         assert_eq!(prune_once(db.database(), 30).await, BATCH + 5);
-        let left = db
-            .database()
-            .recent_debug_logs(100)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let left = db.database().recent_debug_logs(100).await.unwrap();
         assert_eq!(left.len(), 3);
         assert_eq!(prune_once(db.database(), 30).await, 0);
     }

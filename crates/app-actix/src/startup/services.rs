@@ -191,7 +191,7 @@ mod tests {
             "--provisioning-deadline-ms=15000",
             "reconcile",
         ])
-        .unwrap_or_else(|e| panic!("{e}"));
+        .unwrap();
         // 4 items, 2 calls each, one token every 240 ms.
         assert_eq!(
             batch_deadline(&cli.settings, 4),

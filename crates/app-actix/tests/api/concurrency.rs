@@ -29,7 +29,7 @@ async fn provision_concurrently(
     let requests = (0..count).map(|i| {
         let address = &addresses[i % addresses.len()];
         let request = provision_request_to(&app.client, address, &acme_body(), &format!("req-{i}"));
-        async move { read(request.send().await.unwrap_or_else(|e| panic!("{e}"))).await }
+        async move { read(request.send().await.unwrap()).await }
     });
     futures::future::join_all(requests).await
 }
@@ -93,7 +93,7 @@ async fn a_crash_after_stigg_succeeded_converges_on_the_next_request(backend: Ba
         json!({ "id": "org_1", "name": "Acme", "billingId": "cus_A1" }),
     )
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     assert_eq!(customer.status(), 201);
     let subscription = create(
         "/api/v1/subscriptions",
@@ -101,7 +101,7 @@ async fn a_crash_after_stigg_succeeded_converges_on_the_next_request(backend: Ba
                 "billingPeriod": "MONTHLY", "paymentCollectionMethod": "NONE" }),
     )
     .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    .unwrap();
     assert_eq!(subscription.status(), 201);
 
     let (status, body) = app.provision(&acme_body(), "req-after-crash").await;
@@ -211,7 +211,7 @@ async fn a_database_outage_fails_requests_and_readiness_then_recovers() {
             .get(format!("{}/readyz", app.address))
             .send()
             .await
-            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap()
             .status()
             .as_u16()
     };

@@ -46,7 +46,7 @@ impl Setup {
             ..EmulatorConfig::default()
         })
         .await
-        .unwrap_or_else(|e| panic!("emulator: {e:#}"));
+        .expect("emulator");
         let mut args = vec![
             "onboarding".to_owned(),
             format!("--database-url={}", db.url()),
@@ -55,7 +55,7 @@ impl Setup {
         ];
         args.extend(extra_args.iter().map(|a| (*a).to_owned()));
         args.push("reconcile".to_owned());
-        let cli = Cli::try_parse_from(&args).unwrap_or_else(|e| panic!("{e}"));
+        let cli = Cli::try_parse_from(&args).unwrap();
         let deadline = batch_deadline(&cli.settings, concurrency);
         let stigg_use = StiggUse::OneShot {
             command: "reconcile",
@@ -63,7 +63,7 @@ impl Setup {
         };
         let services = Services::build_with_deadline(&cli.settings, deadline, stigg_use, None)
             .await
-            .unwrap_or_else(|e| panic!("services: {e:#}"));
+            .expect("services");
         Self {
             db,
             stigg,
@@ -148,19 +148,17 @@ async fn provision_through_the_api_use_case(setup: &Setup, org: &str, sub: &str,
     let plan = setup
         .services
         .catalog
-        .get(&plan.parse().unwrap_or_else(|e| panic!("{e}")))
+        .get(&plan.parse().unwrap())
         .cloned()
         .unwrap_or_else(|| panic!("{plan} not in the catalog"));
     let request = ProvisionRequest {
-        org_id: org.parse().unwrap_or_else(|e| panic!("{e}")),
-        stripe_customer_id: format!("cus_R{}", &org[5..])
-            .parse()
-            .unwrap_or_else(|e| panic!("{e}")),
-        stripe_subscription_id: sub.parse().unwrap_or_else(|e| panic!("{e}")),
+        org_id: org.parse().unwrap(),
+        stripe_customer_id: format!("cus_R{}", &org[5..]).parse().unwrap(),
+        stripe_subscription_id: sub.parse().unwrap(),
         plan,
     };
     let ctx = OperationContext {
-        correlation_id: "api-call".parse().unwrap_or_else(|e| panic!("{e}")),
+        correlation_id: "api-call".parse().unwrap(),
         tenant_id: None,
     };
     let done = setup
@@ -204,7 +202,7 @@ async fn provisions_every_pending_subscription_once_and_a_second_run_does_nothin
         ("org_r01", "sub_R03"),
         ("org_r02", "sub_R04"),
     ] {
-        let i: usize = sub[5..].parse().unwrap_or_else(|e| panic!("{e}"));
+        let i: usize = sub[5..].parse().unwrap();
         provision_through_the_api_use_case(&setup, org, sub, plans[i % 4]).await;
     }
     // Stopped halfway: an earlier attempt took the lease and never came back.
@@ -277,7 +275,7 @@ async fn provisions_every_pending_subscription_once_and_a_second_run_does_nothin
         .customers()
         .into_iter()
         .find(|c| c["id"] == "org_r04")
-        .unwrap_or_else(|| panic!("org_r04 not created"));
+        .expect("org_r04 not created");
     assert_eq!(org_r04["metadata"]["tenantId"], "tenant-e", "{org_r04}");
     assert_eq!(
         setup

@@ -12,7 +12,7 @@ pub(crate) fn day(n: u32) -> DateTime<Utc> {
 }
 
 pub(crate) fn code(raw: &str) -> PlanCode {
-    PlanCode::parse(raw).unwrap_or_else(|e| panic!("{e}"))
+    PlanCode::parse(raw).unwrap()
 }
 
 /// The catalog entry for `raw`, its Stigg plan id `stigg-{raw}`.
@@ -25,5 +25,5 @@ pub(crate) fn plan(raw: &str) -> Plan {
 }
 
 pub(crate) fn price_id(raw: &str) -> StripePriceId {
-    StripePriceId::parse(raw).unwrap_or_else(|e| panic!("{e}"))
+    StripePriceId::parse(raw).unwrap()
 }

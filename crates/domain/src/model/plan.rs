@@ -150,7 +150,7 @@ mod tests {
 
     fn plan(code: &str, id: &str) -> Plan {
         Plan {
-            code: PlanCode::parse(code).unwrap_or_else(|e| panic!("{e}")),
+            code: PlanCode::parse(code).unwrap(),
             stigg_plan_id: id.into(),
             billing_period: BillingPeriod::Monthly,
         }
@@ -160,9 +160,7 @@ mod tests {
     fn refuses_duplicates_and_blank_ids() {
         assert_eq!(
             PlanCatalog::new([plan("a", "x"), plan("a", "y")]).err(),
-            Some(PlanCatalogError::Duplicate(
-                PlanCode::parse("a").unwrap_or_else(|e| panic!("{e}"))
-            ))
+            Some(PlanCatalogError::Duplicate(PlanCode::parse("a").unwrap()))
         );
         assert!(matches!(
             PlanCatalog::new([plan("a", " ")]),
@@ -176,7 +174,7 @@ mod tests {
             .and_then(|c| {
                 c.with_stripe_prices([(code("a"), vec![price("price_a1"), price("price_a2")])])
             })
-            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap()
     }
 
     #[test]
@@ -223,9 +221,8 @@ mod tests {
 
     #[test]
     fn looks_plans_up_by_code() {
-        let catalog =
-            PlanCatalog::new([plan("a", "x"), plan("b", "y")]).unwrap_or_else(|e| panic!("{e}"));
-        let b = PlanCode::parse("b").unwrap_or_else(|e| panic!("{e}"));
+        let catalog = PlanCatalog::new([plan("a", "x"), plan("b", "y")]).unwrap();
+        let b = PlanCode::parse("b").unwrap();
         assert_eq!(catalog.get(&b).map(|p| p.stigg_plan_id.as_str()), Some("y"));
         assert_eq!(catalog.len(), 2);
     }

@@ -120,7 +120,7 @@ mod tests {
     use crate::model::fixtures::{day as date, plan};
 
     fn sub() -> StripeSubscriptionId {
-        StripeSubscriptionId::parse("sub_1").unwrap_or_else(|e| panic!("{e}"))
+        StripeSubscriptionId::parse("sub_1").unwrap()
     }
 
     fn state(moves_applied: u64) -> AppliedState {
@@ -178,7 +178,7 @@ mod tests {
             format!("sync:sub_1:3:cancel-at:{}", date(15).timestamp())
         );
         let archive = Move::ArchiveCustomer {
-            customer_id: OrgId::parse("org_1").unwrap_or_else(|e| panic!("{e}")),
+            customer_id: OrgId::parse("org_1").unwrap(),
         };
         assert_eq!(
             archive.idempotency_key(&sub(), Some(&state(3))),

@@ -91,12 +91,12 @@ mod tests {
         stop.stop();
         tokio::time::timeout(Duration::from_secs(5), waiter)
             .await
-            .unwrap_or_else(|e| panic!("the waiter was not woken: {e}"))
-            .unwrap_or_else(|e| panic!("{e}"));
+            .expect("the waiter was not woken")
+            .unwrap();
         assert!(stop.is_stopped());
         // Already stopped: resolves at once.
         tokio::time::timeout(Duration::from_secs(1), stop.stopped())
             .await
-            .unwrap_or_else(|e| panic!("{e}"));
+            .unwrap();
     }
 }

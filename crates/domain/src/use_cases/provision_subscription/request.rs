@@ -75,11 +75,11 @@ mod tests {
 
     fn catalog() -> PlanCatalog {
         PlanCatalog::new([Plan {
-            code: PlanCode::parse("plan_starter_m").unwrap_or_else(|e| panic!("{e}")),
+            code: PlanCode::parse("plan_starter_m").unwrap(),
             stigg_plan_id: "plan-starter".into(),
             billing_period: BillingPeriod::Monthly,
         }])
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
     }
 
     #[test]
@@ -90,7 +90,7 @@ mod tests {
             stripe_subscription_id: Field::Value("sub_9Zx8Y7"),
             plan_code: Field::Value("plan_starter_m"),
         };
-        let req = ProvisionRequest::parse(&raw, &catalog()).unwrap_or_else(|e| panic!("{e:?}"));
+        let req = ProvisionRequest::parse(&raw, &catalog()).unwrap();
         assert_eq!(req.org_id.as_str(), "org_8Yp2");
         assert_eq!(req.plan.stigg_plan_id, "plan-starter");
     }

@@ -25,7 +25,7 @@ where
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0)
         .single()
-        .unwrap_or_else(|| panic!("valid date"))
+        .expect("valid date")
 }
 
 fn request() -> ProvisionRequest {

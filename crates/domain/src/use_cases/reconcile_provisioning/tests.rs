@@ -38,7 +38,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0)
         .single()
-        .unwrap_or_else(|| panic!("valid date"))
+        .expect("valid date")
 }
 
 fn catalog() -> Arc<PlanCatalog> {
@@ -52,7 +52,7 @@ fn catalog() -> Arc<PlanCatalog> {
             plan("plan_starter_m", "plan-starter"),
             plan("plan_pro_m", "plan-pro"),
         ])
-        .unwrap_or_else(|e| panic!("{e}")),
+        .unwrap(),
     )
 }
 
@@ -920,10 +920,9 @@ async fn an_empty_backlog_reads_one_page_and_does_nothing() {
 
 #[test]
 fn correlation_ids_are_cut_to_128_characters() {
-    let short = correlation_id("r", &parse("sub_A1")).unwrap_or_else(|e| panic!("{e}"));
+    let short = correlation_id("r", &parse("sub_A1")).unwrap();
     assert_eq!(short.as_str(), "reconcile-r-sub_A1");
-    let long = correlation_id("r", &parse(&format!("sub_{}", "a".repeat(250))))
-        .unwrap_or_else(|e| panic!("{e}"));
+    let long = correlation_id("r", &parse(&format!("sub_{}", "a".repeat(250)))).unwrap();
     assert_eq!(long.as_str().len(), 128);
     assert!(long.as_str().starts_with("reconcile-r-sub_aaa"));
     assert!(correlation_id("has space", &parse("sub_A1")).is_err());

@@ -16,14 +16,14 @@ use crate::model::{
 fn catalog() -> PlanCatalog {
     PlanCatalog::new([plan("starter"), plan("pro")])
         .and_then(|c| c.with_stripe_prices([(code("starter"), [price_id("price_starter")])]))
-        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap()
 }
 
 /// A subscription on `starter`'s price, with no trial and no cancellation.
 fn subscription(status: &str) -> StripeSubscription {
     StripeSubscription {
-        id: StripeSubscriptionId::parse("sub_1").unwrap_or_else(|e| panic!("{e}")),
-        customer: StripeCustomerId::parse("cus_1").unwrap_or_else(|e| panic!("{e}")),
+        id: StripeSubscriptionId::parse("sub_1").unwrap(),
+        customer: StripeCustomerId::parse("cus_1").unwrap(),
         status: SubscriptionStatus::parse(status),
         trial_end: None,
         cancel_at: None,

@@ -190,9 +190,9 @@ fn a_status_stripe_adds_later_fails_rather_than_guess() {
 
 #[test]
 fn deleted_customer_is_archived_when_ever_provisioned() {
-    let org = OrgId::parse("org_1").unwrap_or_else(|e| panic!("{e}"));
+    let org = OrgId::parse("org_1").unwrap();
     let customer = |deleted| StripeCustomer {
-        id: StripeCustomerId::parse("cus_1").unwrap_or_else(|e| panic!("{e}")),
+        id: StripeCustomerId::parse("cus_1").unwrap(),
         deleted,
     };
     assert_eq!(
