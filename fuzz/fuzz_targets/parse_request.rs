@@ -35,7 +35,7 @@ use onboarding_domain::model::{
 };
 
 static CATALOG: LazyLock<PlanCatalog> = LazyLock::new(|| {
-    onboarding_app::config::parse_plan_catalog(include_str!("../../config/plans.toml"))
+    onboarding_app::config::built_in_plan_catalog()
         .unwrap_or_else(|e| panic!("the shipped catalog: {e:#}"))
 });
 

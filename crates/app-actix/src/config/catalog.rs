@@ -12,8 +12,9 @@ use super::Settings;
 /// The default path of the plan catalog; when it is not there the built-in copy is used.
 pub const DEFAULT_PLAN_CATALOG: &str = "config/plans.toml";
 
-/// The catalog shipped in the binary, so the service starts from any working directory.
-const BUILT_IN_PLAN_CATALOG: &str = include_str!("../../../../config/plans.toml");
+/// The catalog shipped in the binary, so the service starts from any working directory; its
+/// only copy (tests and the fuzz target read it from here).
+pub const BUILT_IN_PLAN_CATALOG: &str = include_str!("../../../../config/plans.toml");
 
 /// The catalog shipped in the binary (`config/plans.toml`).
 pub fn built_in_plan_catalog() -> anyhow::Result<PlanCatalog> {

@@ -22,7 +22,9 @@ use onboarding_domain::model::PlanCatalog;
 use onboarding_domain::use_cases::provision_subscription::ProvisioningPolicy;
 use secrecy::SecretString;
 
-pub use catalog::{DEFAULT_PLAN_CATALOG, built_in_plan_catalog, parse_plan_catalog};
+pub use catalog::{
+    BUILT_IN_PLAN_CATALOG, DEFAULT_PLAN_CATALOG, built_in_plan_catalog, parse_plan_catalog,
+};
 pub use stigg::StiggTarget;
 
 use crate::telemetry::DEFAULT_LOG_FILTER;

@@ -15,6 +15,7 @@ use std::sync::LazyLock;
 
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use onboarding_adapters_db::Backend;
+use onboarding_app::config::BUILT_IN_PLAN_CATALOG as PLANS_TOML;
 use onboarding_app::http::middleware::api::{MAX_BODY_BYTES, RequestHeaders};
 use onboarding_app::http::routes::provision::parse_request;
 use onboarding_app::redact::{MAX_LOGGED_BODY_BYTES, body_for_debug_log};
@@ -33,8 +34,6 @@ const STRIPE_CUSTOMER_ID: &str = r"^cus_[A-Za-z0-9]{1,250}$";
 const STRIPE_SUBSCRIPTION_ID: &str = r"^sub_[A-Za-z0-9]{1,250}$";
 const PLAN_CODE: &str = r"^[a-z0-9_]{1,64}$";
 const TRACE_ID: &str = r"^[\x21-\x7E]{1,128}$";
-
-const PLANS_TOML: &str = include_str!("../../../../config/plans.toml");
 
 /// The body's fields in the order the answer names them, with their rules.
 const FIELDS: [(&str, &str); 4] = [
@@ -72,8 +71,7 @@ static CATALOG_CODES: LazyLock<Vec<String>> = LazyLock::new(|| {
 });
 
 fn catalog() -> PlanCatalog {
-    onboarding_app::config::parse_plan_catalog(PLANS_TOML)
-        .expect("config/plans.toml is a valid catalog")
+    onboarding_app::config::built_in_plan_catalog().expect("config/plans.toml is a valid catalog")
 }
 
 fn cases(default: u32) -> u32 {
