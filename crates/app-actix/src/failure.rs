@@ -63,39 +63,6 @@ impl Failure {
         }
     }
 
-    /// The provisioning use case's refusals and failures, in the contract's codes.
-    pub fn from_provision(error: &ProvisionError) -> Self {
-        match error {
-            ProvisionError::OrganizationNotFound { .. }
-            | ProvisionError::StripeCustomerNotFound { .. }
-            | ProvisionError::SubscriptionNotFound { .. } => {
-                Self::new(ErrorCode::NotFound, error.to_string())
-            }
-            ProvisionError::PlanMismatch { .. } => Self::invalid(
-                "request body is invalid",
-                vec![FieldError::new("planCode", error.to_string())],
-            ),
-            ProvisionError::NotProvisionable { .. } => Self::invalid(
-                "request body is invalid",
-                vec![FieldError::new("stripeSubscriptionId", error.to_string())],
-            ),
-            ProvisionError::InProgress { .. } => Self::new(ErrorCode::Internal, error.to_string()),
-            // Stigg's own words reach the caller (cut to 200 characters by the adapter) only
-            // after the redaction debug-log bodies get: a key or card number it echoes stays
-            // out of the answer.
-            ProvisionError::Stigg(_) => Self::new(
-                ErrorCode::Internal,
-                crate::redact::redact_message(&error.to_string()),
-            ),
-            ProvisionError::Store(RepoError::Unavailable(_)) => {
-                Self::new(ErrorCode::Internal, "database unavailable, retry later")
-            }
-            ProvisionError::Store(RepoError::Unexpected(_)) => {
-                Self::new(ErrorCode::Internal, "database error")
-            }
-        }
-    }
-
     /// The failure in the contract's error shape, with the caller's trace ids.
     pub fn body<'a>(
         &'a self,
@@ -144,6 +111,42 @@ pub struct FieldErrorBody {
     pub field: String,
     #[schema(example = "unknown plan code 'plan_x'")]
     pub message: String,
+}
+
+/// The provisioning use case's refusals and failures, in the contract's codes (the API's
+/// answer and the CLI's result alike).
+impl From<&ProvisionError> for Failure {
+    fn from(error: &ProvisionError) -> Self {
+        match error {
+            ProvisionError::OrganizationNotFound { .. }
+            | ProvisionError::StripeCustomerNotFound { .. }
+            | ProvisionError::SubscriptionNotFound { .. } => {
+                Self::new(ErrorCode::NotFound, error.to_string())
+            }
+            ProvisionError::PlanMismatch { .. } => Self::invalid(
+                "request body is invalid",
+                vec![FieldError::new("planCode", error.to_string())],
+            ),
+            ProvisionError::NotProvisionable { .. } => Self::invalid(
+                "request body is invalid",
+                vec![FieldError::new("stripeSubscriptionId", error.to_string())],
+            ),
+            ProvisionError::InProgress { .. } => Self::new(ErrorCode::Internal, error.to_string()),
+            // Stigg's own words reach the caller (cut to 200 characters by the adapter) only
+            // after the redaction debug-log bodies get: a key or card number it echoes stays
+            // out of the answer.
+            ProvisionError::Stigg(_) => Self::new(
+                ErrorCode::Internal,
+                crate::redact::redact_message(&error.to_string()),
+            ),
+            ProvisionError::Store(RepoError::Unavailable(_)) => {
+                Self::new(ErrorCode::Internal, "database unavailable, retry later")
+            }
+            ProvisionError::Store(RepoError::Unexpected(_)) => {
+                Self::new(ErrorCode::Internal, "database error")
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -211,7 +214,7 @@ mod tests {
             ),
         ];
         for (error, status) in cases {
-            let failure = Failure::from_provision(&error);
+            let failure = Failure::from(&error);
             assert_eq!(failure.code.status().as_u16(), status, "{error:?}");
         }
     }
@@ -220,7 +223,7 @@ mod tests {
     fn database_details_stay_in_the_log() {
         let error =
             ProvisionError::Store(RepoError::Unexpected("no such table: organizations".into()));
-        let api = Failure::from_provision(&error);
+        let api = Failure::from(&error);
         assert_eq!(api.message, "database error");
     }
 
@@ -230,7 +233,7 @@ mod tests {
             attempts: 3,
             cause: "HTTP 503".into(),
         });
-        let api = Failure::from_provision(&error);
+        let api = Failure::from(&error);
         assert_eq!(
             api.message,
             "Stigg API unavailable after 3 attempts (HTTP 503)"
@@ -246,7 +249,7 @@ mod tests {
             code: "BadUserInput".into(),
             message: "key sk_live_51HabcDEF refused; password=hunter2".into(),
         });
-        let api = Failure::from_provision(&error);
+        let api = Failure::from(&error);
         assert!(
             api.message
                 .starts_with("Stigg rejected the provision_customer request")

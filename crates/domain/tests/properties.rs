@@ -12,13 +12,12 @@
 
 use std::sync::LazyLock;
 
+use onboarding_domain::input::Field;
 use onboarding_domain::model::{
     BillingPeriod, CorrelationId, OrgId, Plan, PlanCatalog, PlanCode, RequestId, StripeCustomerId,
     StripeSubscriptionId, TenantId,
 };
-use onboarding_domain::use_cases::provision_subscription::{
-    Field, ProvisionRequest, RawProvisionRequest,
-};
+use onboarding_domain::use_cases::provision_subscription::{ProvisionRequest, RawProvisionRequest};
 use proptest::prelude::*;
 use proptest::string::string_regex;
 use regex::Regex;

@@ -1,4 +1,5 @@
-//! The domain's store ports, implemented on `Database`. One file per port.
+//! The domain's store ports, implemented on `Database`: one file per port, except the
+//! reconcile backlog, a query over subscriptions that lives with `SubscriptionRepo`.
 
 mod debug_log;
 mod lease_store;

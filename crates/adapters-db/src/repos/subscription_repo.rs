@@ -36,7 +36,7 @@ impl SubscriptionRepo for Database {
 
 /// The backlog: subscriptions with a provisionable status and without a finished
 /// `stigg_subscription_provisions` row (none at all, or one whose `provisioned_at` is not
-/// set: a lease, a failed attempt), joined with their organizations. Every query is a single
+/// set: an attempt in progress or failed), joined with their organizations. Every query is a single
 /// statement on either backend.
 #[async_trait]
 impl ProvisioningBacklog for Database {

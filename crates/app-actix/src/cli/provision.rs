@@ -5,9 +5,8 @@ use std::process::ExitCode;
 
 use onboarding_domain::input::Field;
 use onboarding_domain::model::{CorrelationId, TenantId};
-use onboarding_domain::use_cases::provision_subscription::{
-    OperationContext, ProvisionRequest, RawProvisionRequest,
-};
+use onboarding_domain::use_cases::OperationContext;
+use onboarding_domain::use_cases::provision_subscription::{ProvisionRequest, RawProvisionRequest};
 use serde_json::json;
 
 use super::outcome::CommandOutcome;
@@ -85,7 +84,7 @@ pub async fn run(settings: &Settings, args: ProvisionArgs) -> anyhow::Result<Exi
                     "stiggSubscriptionId": done.stigg_subscription_id,
                     "alreadyProvisioned": done.already_provisioned,
                 })),
-                Err(error) => failed(Failure::from_provision(&error)),
+                Err(error) => failed(Failure::from(&error)),
             }
         }
     };

@@ -25,7 +25,7 @@ use secrecy::SecretString;
 pub use catalog::{
     BUILT_IN_PLAN_CATALOG, DEFAULT_PLAN_CATALOG, built_in_plan_catalog, parse_plan_catalog,
 };
-pub use stigg::StiggTarget;
+pub use stigg::StiggEndpoint;
 
 use crate::telemetry::DEFAULT_LOG_FILTER;
 
@@ -285,7 +285,7 @@ impl ServerSettings {
 /// The settings a command runs with, once checked.
 #[derive(Debug)]
 pub struct CheckedSettings {
-    pub stigg: StiggTarget,
+    pub stigg: StiggEndpoint,
     pub catalog: PlanCatalog,
 }
 
@@ -327,7 +327,7 @@ impl Settings {
     ) -> Result<CheckedSettings, ConfigProblems> {
         let mut problems = server.map_or_else(Vec::new, |s| s.problems(self.app_env));
         let stigg = self
-            .stigg_target(stigg_use)
+            .stigg_endpoint(stigg_use)
             .map_err(|e| problems.push(format!("{e:#}")))
             .ok();
         let catalog = self
@@ -370,7 +370,7 @@ mod tests {
 
     fn refusal(settings: &Settings) -> String {
         settings
-            .stigg_target(StiggUse::Serve)
+            .stigg_endpoint(StiggUse::Serve)
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default()
@@ -380,8 +380,8 @@ mod tests {
     fn without_stigg_settings_development_uses_the_emulator_and_production_refuses() {
         let dev = settings(&[]);
         assert!(matches!(
-            dev.stigg_target(StiggUse::Serve),
-            Ok(StiggTarget::BundledEmulator)
+            dev.stigg_endpoint(StiggUse::Serve),
+            Ok(StiggEndpoint::BundledEmulator)
         ));
         let prod = settings(&["--app-env=production"]);
         assert_eq!(
@@ -403,7 +403,7 @@ mod tests {
             emulator,
         };
         let refused = settings(&[])
-            .stigg_target(provision(false))
+            .stigg_endpoint(provision(false))
             .err()
             .map(|e| e.to_string())
             .unwrap_or_default();
@@ -413,23 +413,23 @@ mod tests {
             "{refused}"
         );
         assert!(matches!(
-            settings(&[]).stigg_target(provision(true)),
-            Ok(StiggTarget::BundledEmulator)
+            settings(&[]).stigg_endpoint(provision(true)),
+            Ok(StiggEndpoint::BundledEmulator)
         ));
         // Asked for by name, the emulator wins over configured settings ...
         assert!(matches!(
-            settings(&["--stigg-api-key=k"]).stigg_target(provision(true)),
-            Ok(StiggTarget::BundledEmulator)
+            settings(&["--stigg-api-key=k"]).stigg_endpoint(provision(true)),
+            Ok(StiggEndpoint::BundledEmulator)
         ));
         // ... but never in production.
         assert!(
             settings(&["--app-env=production", "--stigg-api-key=k"])
-                .stigg_target(provision(true))
+                .stigg_endpoint(provision(true))
                 .is_err()
         );
         assert!(matches!(
-            settings(&["--stigg-api-key=k"]).stigg_target(provision(false)),
-            Ok(StiggTarget::Remote { .. })
+            settings(&["--stigg-api-key=k"]).stigg_endpoint(provision(false)),
+            Ok(StiggEndpoint::Remote { .. })
         ));
     }
 
@@ -453,8 +453,8 @@ mod tests {
     #[test]
     fn a_key_alone_targets_stigg_itself() {
         let with_key = settings(&["--stigg-api-key=server-k"]);
-        match with_key.stigg_target(StiggUse::Serve) {
-            Ok(StiggTarget::Remote { base_url, .. }) => {
+        match with_key.stigg_endpoint(StiggUse::Serve) {
+            Ok(StiggEndpoint::Remote { base_url, .. }) => {
                 assert_eq!(base_url, "https://api.stigg.io")
             }
             other => panic!("{other:?}"),

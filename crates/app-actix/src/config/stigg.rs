@@ -9,7 +9,7 @@ use super::{AppEnv, Settings, StiggUse};
 
 /// Where Stigg is, once the settings are checked.
 #[derive(Debug, Clone)]
-pub enum StiggTarget {
+pub enum StiggEndpoint {
     /// A real (or test) Stigg at this URL.
     Remote {
         base_url: String,
@@ -22,21 +22,21 @@ pub enum StiggTarget {
 impl Settings {
     /// Decides where Stigg is, refusing what production must not run with and what a
     /// one-shot command must not fall back to.
-    pub fn stigg_target(&self, use_: StiggUse) -> anyhow::Result<StiggTarget> {
+    pub fn stigg_endpoint(&self, use_: StiggUse) -> anyhow::Result<StiggEndpoint> {
         let production = self.app_env == AppEnv::Production;
         if let StiggUse::OneShot { emulator: true, .. } = use_ {
             anyhow::ensure!(
                 !production,
                 "--emulator: APP_ENV=production refuses the bundled Stigg emulator"
             );
-            return Ok(StiggTarget::BundledEmulator);
+            return Ok(StiggEndpoint::BundledEmulator);
         }
         match (&self.stigg_api_url, &self.stigg_api_key) {
             _ if !self.has_stigg_settings() && production => {
                 anyhow::bail!("STIGG_API_KEY is required when APP_ENV=production")
             }
             (None, None) => match use_ {
-                StiggUse::Serve => Ok(StiggTarget::BundledEmulator),
+                StiggUse::Serve => Ok(StiggEndpoint::BundledEmulator),
                 StiggUse::OneShot { command, .. } => anyhow::bail!(
                     "STIGG_API_KEY is not set: `{command}` writes to Stigg and never falls back \
                      to the bundled emulator; set STIGG_API_KEY (and STIGG_API_URL), or pass \
@@ -67,7 +67,7 @@ impl Settings {
                 let api_key = key
                     .clone()
                     .unwrap_or_else(|| SecretString::from(String::new()));
-                Ok(StiggTarget::Remote {
+                Ok(StiggEndpoint::Remote {
                     base_url: base_url.trim_end_matches('/').to_owned(),
                     api_key,
                 })

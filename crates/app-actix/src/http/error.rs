@@ -5,7 +5,6 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use onboarding_domain::input::FieldError;
 use onboarding_domain::model::{CorrelationId, RequestId};
-use onboarding_domain::use_cases::provision_subscription::ProvisionError;
 
 use crate::failure::{ErrorBody, ErrorCode, Failure};
 
@@ -45,10 +44,6 @@ impl ApiError {
 
     pub fn invalid(message: impl Into<String>, details: Vec<FieldError>, ids: &TraceIds) -> Self {
         Self::from_failure(Failure::invalid(message, details), ids)
-    }
-
-    pub fn from_provision(error: &ProvisionError, ids: &TraceIds) -> Self {
-        Self::from_failure(Failure::from_provision(error), ids)
     }
 
     pub fn from_failure(failure: Failure, ids: &TraceIds) -> Self {

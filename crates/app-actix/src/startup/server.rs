@@ -171,10 +171,6 @@ impl Application {
         self.address
     }
 
-    pub fn services(&self) -> &Services {
-        &self.services
-    }
-
     pub fn handle(&self) -> ServerHandle {
         self.server.handle()
     }

@@ -21,7 +21,7 @@ use stigg_emulator::{EmulatorConfig, RunningEmulator};
 use tracing::{info, warn};
 
 use super::clock::SystemClock;
-use crate::config::{ServerSettings, Settings, StiggTarget, StiggUse};
+use crate::config::{ServerSettings, Settings, StiggEndpoint, StiggUse};
 use crate::metrics::Metrics;
 
 /// The adapters and use cases, built once and shared by the server and the commands.
@@ -73,12 +73,7 @@ impl Services {
             db_port,
             gateway,
             Arc::new(SystemClock),
-            ProvisioningPolicy {
-                deadline,
-                // A live holder must never lose its lease: keep it past the whole deadline.
-                lease_ttl: deadline + Duration::from_secs(5),
-                ..ProvisioningPolicy::default()
-            },
+            ProvisioningPolicy::for_deadline(deadline),
         );
         Ok(Self {
             db,
@@ -129,12 +124,12 @@ pub async fn open_database(settings: &Settings, migrate: bool) -> anyhow::Result
 
 async fn connect_stigg(
     settings: &Settings,
-    target: StiggTarget,
+    target: StiggEndpoint,
     observer: Arc<dyn CallObserver>,
 ) -> anyhow::Result<(Arc<dyn StiggGateway>, Option<RunningEmulator>, String)> {
     let (base_url, api_key, emulator) = match target {
-        StiggTarget::Remote { base_url, api_key } => (base_url, api_key, None),
-        StiggTarget::BundledEmulator => {
+        StiggEndpoint::Remote { base_url, api_key } => (base_url, api_key, None),
+        StiggEndpoint::BundledEmulator => {
             let key = format!("emulator-{}", uuid::Uuid::now_v7().simple());
             let running = RunningEmulator::start_on_loopback(EmulatorConfig {
                 api_key: key.clone(),

@@ -11,7 +11,8 @@ use onboarding_app::cli::Cli;
 use onboarding_app::cli::reconcile::{ReconcileArgs, StopFlag, reconcile};
 use onboarding_app::config::StiggUse;
 use onboarding_app::startup::{Services, batch_deadline};
-use onboarding_domain::use_cases::provision_subscription::{OperationContext, ProvisionRequest};
+use onboarding_domain::use_cases::OperationContext;
+use onboarding_domain::use_cases::provision_subscription::ProvisionRequest;
 use onboarding_domain::use_cases::reconcile_provisioning::{
     NoObserver, ReconcileOptions, ReconcileSummary,
 };

@@ -19,11 +19,6 @@ impl LeaseKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    /// A key read back from the store, as it was written.
-    pub fn from_stored(key: String) -> Self {
-        Self(key)
-    }
 }
 
 impl fmt::Display for LeaseKey {

@@ -69,7 +69,7 @@ pub struct StiggSubscription {
     pub id: String,
 }
 
-/// Why Stigg did not provision what was asked. Every variant's message is safe to show to
+/// Why a Stigg call did not do what was asked. Every variant's message is safe to show to
 /// the caller: no key, no body, no stack.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StiggError {
@@ -121,6 +121,14 @@ pub enum StiggError {
         operation: &'static str,
         detail: String,
     },
+}
+
+impl StiggError {
+    /// The call never left the process (our own rate limit or the deadline stopped it), so
+    /// Stigg cannot have acted on it: a caller may retry later without any doubt.
+    pub fn was_not_sent(&self) -> bool {
+        matches!(self, Self::RateLimited | Self::DeadlinePassed)
+    }
 }
 
 /// Stigg, the entitlement platform. Implementations retry transient failures themselves

@@ -17,8 +17,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
+use onboarding_domain::use_cases::StopSignal;
 use onboarding_domain::use_cases::reconcile_provisioning::{
-    ReconcileObserver, ReconcileOptions, ReconcileSummary, StopSignal,
+    ReconcileObserver, ReconcileOptions, ReconcileSummary,
 };
 use tracing::instrument::WithSubscriber;
 

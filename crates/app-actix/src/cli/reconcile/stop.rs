@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use indicatif::ProgressBar;
-use onboarding_domain::use_cases::reconcile_provisioning::StopSignal;
+use onboarding_domain::use_cases::StopSignal;
 use tokio::sync::watch;
 
 /// Exit status after a stop by Ctrl-C (128 + SIGINT), as shells report it.

@@ -8,15 +8,14 @@ use actix_web::web::{Bytes, Data};
 use actix_web::{HttpRequest, HttpResponse};
 use onboarding_domain::input::FieldError;
 use onboarding_domain::model::PlanCatalog;
-use onboarding_domain::use_cases::provision_subscription::{
-    OperationContext, ProvisionRequest, RawProvisionRequest,
-};
+use onboarding_domain::use_cases::OperationContext;
+use onboarding_domain::use_cases::provision_subscription::{ProvisionRequest, RawProvisionRequest};
 use serde::Serialize;
 use serde_json::Value;
 use tracing::{error, info};
 use utoipa::ToSchema;
 
-use crate::failure::{ErrorBody, ErrorCode};
+use crate::failure::{ErrorBody, ErrorCode, Failure};
 use crate::http::error::ApiError;
 use crate::http::middleware::api::RequestHeaders;
 use crate::http::request::{self, InvalidRequest, JsonObject};
@@ -170,7 +169,7 @@ pub async fn provision(
             }))
         }
         Err(failure) => {
-            let answer = ApiError::from_provision(&failure, &ids);
+            let answer = ApiError::from_failure(Failure::from(&failure), &ids);
             metrics.provisionings().refused(answer.code());
             if answer.code() == ErrorCode::Internal {
                 // The full cause (driver or Stigg detail) goes to the log only.

@@ -18,27 +18,17 @@ use tracing::{debug, info, warn};
 
 pub use request::{ProvisionRequest, RawProvisionRequest};
 
-// The request's field types: callers build a `RawProvisionRequest` from them.
-pub use crate::input::{Field, FieldError};
-
+use super::OperationContext;
 use crate::model::{
-    CorrelationId, Lease, LeaseKey, OrgId, Organization, PlanCode, ProvisionedCustomer,
-    ProvisionedSubscription, ProvisioningState, Stored, StripeCustomerId, StripeSubscriptionId,
-    Subscription, SubscriptionStatus, TenantId,
+    Lease, LeaseKey, OrgId, Organization, PlanCode, ProvisionedCustomer, ProvisionedSubscription,
+    ProvisioningState, Stored, StripeCustomerId, StripeSubscriptionId, Subscription,
+    SubscriptionStatus,
 };
 use crate::ports::{
     CallContext, Clock, CustomerProvisioning, KeyRenewal, LeaseStore, OrgRepo, ProvisioningStore,
     RepoError, StiggError, StiggGateway, SubscriptionProvisioning, SubscriptionRepo,
     TrialConfiguration,
 };
-
-/// Who asks, beyond the request itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OperationContext {
-    pub correlation_id: CorrelationId,
-    /// When given, the organization must belong to this tenant.
-    pub tenant_id: Option<TenantId>,
-}
 
 /// The answer: the subscription exists in Stigg under these ids.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,11 +104,28 @@ pub struct ProvisioningPolicy {
     pub max_poll_interval: Duration,
 }
 
+impl ProvisioningPolicy {
+    /// How much longer than its deadline a holder keeps its lease, so that a live holder
+    /// never loses it (clock steps, a slow last statement). Any operation that takes the
+    /// subscription's lease uses the same margin.
+    pub const LEASE_MARGIN: Duration = Duration::from_secs(5);
+
+    /// The default waits, under this deadline, with the lease lasting past it.
+    pub fn for_deadline(deadline: Duration) -> Self {
+        Self {
+            deadline,
+            lease_ttl: deadline + Self::LEASE_MARGIN,
+            ..Self::default()
+        }
+    }
+}
+
 impl Default for ProvisioningPolicy {
     fn default() -> Self {
+        let deadline = Duration::from_secs(15);
         Self {
-            deadline: Duration::from_secs(15),
-            lease_ttl: Duration::from_secs(20),
+            deadline,
+            lease_ttl: deadline + Self::LEASE_MARGIN,
             poll_interval: Duration::from_millis(20),
             max_poll_interval: Duration::from_millis(250),
         }
@@ -156,10 +163,6 @@ impl ProvisionSubscription {
             clock,
             policy,
         }
-    }
-
-    pub fn policy(&self) -> ProvisioningPolicy {
-        self.policy
     }
 
     pub async fn execute(

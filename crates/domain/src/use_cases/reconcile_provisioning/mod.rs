@@ -30,16 +30,14 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use futures::future::{self, Either};
 use futures::{Stream, StreamExt, stream};
 use tracing::{debug, info, warn};
 
-use super::provision_subscription::{
-    OperationContext, ProvisionError, ProvisionRequest, ProvisionSubscription,
-};
+use super::provision_subscription::{ProvisionError, ProvisionRequest, ProvisionSubscription};
+use super::{OperationContext, StopSignal};
 use crate::model::PlanCatalog;
-use crate::ports::{Clock, PendingProvisioning, ProvisioningBacklog, StiggError};
+use crate::ports::{Clock, PendingProvisioning, ProvisioningBacklog};
 
 /// What one run is asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,29 +74,6 @@ impl Default for ReconcilePolicy {
             max_rate_limit_pause: Duration::from_secs(5),
             rate_limit_patience: Duration::from_secs(600),
         }
-    }
-}
-
-/// The request to stop (e.g. Ctrl-C), set by the caller while the run goes on.
-#[async_trait]
-pub trait StopSignal: Send + Sync {
-    fn is_stopped(&self) -> bool;
-    /// Resolves once a stop has been requested (at once if it already was).
-    async fn stopped(&self);
-}
-
-/// A stop that never comes.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NeverStop;
-
-#[async_trait]
-impl StopSignal for NeverStop {
-    fn is_stopped(&self) -> bool {
-        false
-    }
-
-    async fn stopped(&self) {
-        future::pending::<()>().await;
     }
 }
 
@@ -312,11 +287,10 @@ impl ReconcileProvisioning {
                         status: status.as_str().to_owned(),
                     };
                 }
-                Err(
-                    error @ ProvisionError::Stigg(
-                        StiggError::RateLimited | StiggError::DeadlinePassed,
-                    ),
-                ) => error,
+                // Refused before it was sent: worth waiting for, up to the patience.
+                Err(ProvisionError::Stigg(error)) if error.was_not_sent() => {
+                    ProvisionError::Stigg(error)
+                }
                 Err(error) => {
                     return ItemOutcome::Failed {
                         reason: error.to_string(),

@@ -4,7 +4,8 @@ use crate::model::{
     StripeSubscriptionId, Subscription,
 };
 use crate::text::truncate_chars;
-use crate::use_cases::provision_subscription::{OperationContext, ProvisionRequest};
+use crate::use_cases::OperationContext;
+use crate::use_cases::provision_subscription::ProvisionRequest;
 
 /// Longest stored value quoted back in a failure reason.
 const MAX_QUOTED_CHARS: usize = 64;

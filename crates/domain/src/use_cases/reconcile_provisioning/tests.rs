@@ -16,12 +16,15 @@ use crate::model::{
     BillingPeriod, Lease, Organization, Plan, ProvisionedCustomer, ProvisionedSubscription,
     ProvisioningState, Stored, Subscription, SubscriptionStatus,
 };
+use crate::ports::StiggError;
 use crate::ports::{
     CallContext, CustomerProvisioning, MockClock, MockLeaseStore, MockOrgRepo,
     MockProvisioningBacklog, MockProvisioningStore, MockStiggGateway, MockSubscriptionRepo,
     RepoError, StiggCustomer, StiggGateway, StiggSubscription, SubscriptionProvisioning,
 };
+use crate::use_cases::NeverStop;
 use crate::use_cases::provision_subscription::ProvisioningPolicy;
+use async_trait::async_trait;
 
 fn parse<T: std::str::FromStr>(raw: &str) -> T
 where
