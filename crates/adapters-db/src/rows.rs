@@ -85,9 +85,9 @@ impl TryFrom<SubscriptionRow> for Subscription {
             })?;
         Ok(Self {
             id: row.id,
-            organization_id: row.organization_id,
+            organization_id: Stored::parse(row.organization_id),
             stripe_subscription_id,
-            plan_code: row.plan_code,
+            plan_code: Stored::parse(row.plan_code),
             status: SubscriptionStatus::parse(&row.status),
             trial_ends_at: row.trial_ends_at.map(utc),
         })

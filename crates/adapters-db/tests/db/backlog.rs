@@ -88,7 +88,7 @@ async fn only_unfinished_subscriptions_are_pending(db: TestDatabase) -> TestResu
     let (org, sub) = page[1].rows.as_ref().map_err(|e| anyhow::anyhow!("{e}"))?;
     assert_eq!(org.tenant_id, Some(Stored::parse("t2".into())));
     assert_eq!(org.stripe_customer_id, Some(Stored::parse("cus_B2".into())));
-    assert_eq!(sub.plan_code, "plan_pro_y");
+    assert_eq!(sub.plan_code.raw(), "plan_pro_y");
     assert_eq!(sub.status.as_str(), "active");
 
     db.record_subscription(&finished("org_1", "sub_A1")).await?;

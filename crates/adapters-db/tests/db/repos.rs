@@ -44,9 +44,9 @@ async fn contract_seed_reads_back(db: TestDatabase) -> TestResult {
         sub,
         Subscription {
             id: "s_1".into(),
-            organization_id: "org_1".into(),
+            organization_id: Stored::parse("org_1".into()),
             stripe_subscription_id: sub_id("sub_A1"),
-            plan_code: "plan_starter_m".into(),
+            plan_code: Stored::parse("plan_starter_m".into()),
             status: SubscriptionStatus::Trialing,
             trial_ends_at: Some(utc(2030, 1, 15, 0, 0, 0)?),
         }
@@ -121,8 +121,8 @@ async fn seed_demo_is_idempotent(db: TestDatabase) -> TestResult {
         .await?
         .context("sub_Demo1")?;
     assert_eq!(sub.id, "s_demo");
-    assert_eq!(sub.organization_id, "org_demo");
-    assert_eq!(sub.plan_code, "plan_starter_m");
+    assert_eq!(sub.organization_id.raw(), "org_demo");
+    assert_eq!(sub.plan_code.raw(), "plan_starter_m");
     assert_eq!(sub.status, SubscriptionStatus::Trialing);
     let days = sub
         .trial_ends_at

@@ -20,6 +20,16 @@ impl<T: FromStr<Err = IdError>> Stored<T> {
     }
 }
 
+impl<T: AsRef<str>> Stored<T> {
+    /// The text as stored, valid or not (for messages).
+    pub fn raw(&self) -> &str {
+        match self {
+            Self::Valid(value) => value.as_ref(),
+            Self::Invalid { raw, .. } => raw,
+        }
+    }
+}
+
 impl<T> Stored<T> {
     /// The value, when it follows its rule.
     pub fn valid(&self) -> Option<&T> {

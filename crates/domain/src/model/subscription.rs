@@ -2,7 +2,7 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 
-use super::StripeSubscriptionId;
+use super::{OrgId, PlanCode, Stored, StripeSubscriptionId};
 
 /// A Stripe subscription's `status`. Other systems write it, so a value Stripe may add
 /// later is kept as it is rather than refused.
@@ -66,14 +66,15 @@ impl fmt::Display for SubscriptionStatus {
     }
 }
 
-/// A subscription as story 1.3 stored it after creating the trial in Stripe.
+/// A subscription as story 1.3 stored it after creating the trial in Stripe. Its organization
+/// and plan are parsed when read; one that breaks its rule matches no request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscription {
     /// The local row id.
     pub id: String,
-    pub organization_id: String,
+    pub organization_id: Stored<OrgId>,
     pub stripe_subscription_id: StripeSubscriptionId,
-    pub plan_code: String,
+    pub plan_code: Stored<PlanCode>,
     pub status: SubscriptionStatus,
     pub trial_ends_at: Option<DateTime<Utc>>,
 }

@@ -416,15 +416,15 @@ fn check_subscription(
     request: &ProvisionRequest,
 ) -> Result<Subscription, ProvisionError> {
     let subscription = subscription
-        .filter(|s| s.organization_id == request.org_id.as_str())
+        .filter(|s| s.organization_id.valid() == Some(&request.org_id))
         .ok_or_else(|| ProvisionError::SubscriptionNotFound {
             org_id: request.org_id.clone(),
             stripe_subscription_id: request.stripe_subscription_id.clone(),
         })?;
-    if subscription.plan_code != request.plan.code.as_str() {
+    if subscription.plan_code.valid() != Some(&request.plan.code) {
         return Err(ProvisionError::PlanMismatch {
             requested: request.plan.code.clone(),
-            actual: subscription.plan_code,
+            actual: subscription.plan_code.raw().to_owned(),
         });
     }
     if !subscription.status.is_provisionable() {

@@ -61,9 +61,9 @@ fn org() -> Organization {
 fn subscription() -> Subscription {
     Subscription {
         id: "s_1".into(),
-        organization_id: "org_1".into(),
+        organization_id: Stored::parse("org_1".into()),
         stripe_subscription_id: parse("sub_A1"),
-        plan_code: "plan_starter_m".into(),
+        plan_code: Stored::parse("plan_starter_m".into()),
         status: SubscriptionStatus::Trialing,
         trial_ends_at: Some(t0() + chrono::Duration::days(14)),
     }
@@ -405,7 +405,7 @@ async fn subscription_of_another_organization_is_not_found() {
         .expect_find_by_stripe_id()
         .returning(|_| {
             Ok(Some(Subscription {
-                organization_id: "org_2".into(),
+                organization_id: Stored::parse("org_2".into()),
                 ..subscription()
             }))
         });
@@ -425,7 +425,7 @@ async fn plan_other_than_the_subscriptions_is_refused() {
         .expect_find_by_stripe_id()
         .returning(|_| {
             Ok(Some(Subscription {
-                plan_code: "plan_pro_m".into(),
+                plan_code: Stored::parse("plan_pro_m".into()),
                 ..subscription()
             }))
         });

@@ -250,7 +250,7 @@ impl ReconcileProvisioning {
         ItemReport {
             stripe_subscription_id: subscription.stripe_subscription_id.as_str().to_owned(),
             org_id: Some(organization.id.as_str().to_owned()),
-            plan_code: Some(subscription.plan_code),
+            plan_code: Some(subscription.plan_code.raw().to_owned()),
             outcome,
         }
     }

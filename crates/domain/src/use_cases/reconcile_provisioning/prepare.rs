@@ -1,7 +1,7 @@
 use super::ReconcileOptions;
 use crate::model::{
-    CorrelationId, MAX_TRACE_ID_LEN, Organization, PlanCatalog, PlanCode, Stored,
-    StripeSubscriptionId, Subscription,
+    CorrelationId, MAX_TRACE_ID_LEN, Organization, PlanCatalog, Stored, StripeSubscriptionId,
+    Subscription,
 };
 use crate::text::truncate_chars;
 use crate::use_cases::OperationContext;
@@ -37,13 +37,14 @@ pub(super) fn prepare(
             None
         }
     };
-    let plan = PlanCode::parse(&subscription.plan_code)
-        .ok()
-        .and_then(|code| catalog.get(&code).cloned());
+    let plan = subscription
+        .plan_code
+        .valid()
+        .and_then(|code| catalog.get(code).cloned());
     if plan.is_none() {
         problems.push(format!(
             "unknown plan code {}",
-            quoted(&subscription.plan_code)
+            quoted(subscription.plan_code.raw())
         ));
     }
     let tenant_id = match &org.tenant_id {

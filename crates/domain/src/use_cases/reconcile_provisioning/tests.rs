@@ -72,9 +72,9 @@ fn org(id: &str) -> Organization {
 fn subscription(stripe_id: &str, org_id: &str, plan_code: &str) -> Subscription {
     Subscription {
         id: format!("s_{stripe_id}"),
-        organization_id: org_id.into(),
+        organization_id: Stored::parse(org_id.into()),
         stripe_subscription_id: parse(stripe_id),
-        plan_code: plan_code.into(),
+        plan_code: Stored::parse(plan_code.into()),
         status: SubscriptionStatus::Trialing,
         trial_ends_at: Some(t0() + chrono::Duration::days(14)),
     }
