@@ -254,7 +254,7 @@ async fn attempt(
                     Some(response.status().as_u16()),
                     None,
                 ),
-                Err(error) => (DeliveryOutcome::Unreachable, None, Some(error.to_string())),
+                Err(error) => (DeliveryOutcome::Unreachable, None, Some(causes(&error))),
             }
         }
     };
@@ -269,6 +269,19 @@ async fn attempt(
         will_retry: false,
         at: Utc::now(),
     }
+}
+
+/// The error with its causes ("error sending request …: connection refused"): reqwest's own
+/// message alone does not say what went wrong.
+fn causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 impl Job {

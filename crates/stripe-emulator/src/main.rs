@@ -11,11 +11,21 @@ use stripe_emulator::{
 };
 use tracing_subscriber::EnvFilter;
 
+const ADMIN_ROUTES: &str = "\
+Admin routes (JSON, no key):
+  POST   /_emulator/customers, /_emulator/subscriptions
+  POST   /_emulator/subscriptions/{id}/{status|trial-end|cancel-at-period-end|cancel-at|cancel|price|pause|resume}
+  DELETE /_emulator/customers/{id}, /_emulator/subscriptions/{id}
+  PUT    /_emulator/webhook            {\"url\", \"secret\"}
+  POST   /_emulator/faults/api, /_emulator/faults/delivery
+  GET    /_emulator/events, /_emulator/deliveries, /_emulator/requests
+  POST   /_emulator/reset";
+
 /// A local emulator of the Stripe API subset that onboarding reads (subscriptions, customers,
 /// events), which delivers signed webhooks for the changes made through its `/_emulator`
 /// admin routes.
 #[derive(Debug, Parser)]
-#[command(name = "stripe-emulator", version, about)]
+#[command(name = "stripe-emulator", version, about, after_help = ADMIN_ROUTES)]
 struct Args {
     /// Address to listen on.
     #[arg(long, env = "STRIPE_EMULATOR_BIND", default_value = "127.0.0.1:12111")]
