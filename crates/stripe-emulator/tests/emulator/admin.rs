@@ -267,6 +267,7 @@ async fn deleting_a_subscription_cancels_then_forgets_it() -> TestResult {
     );
     assert_eq!(deleted.body["object"]["status"], "canceled");
     assert_eq!(h.get(&format!("/v1/subscriptions/{id}")).await?.status, 404);
+    assert_eq!(h.emulator().subscription(&id), None);
     assert_eq!(
         h.admin(Method::DELETE, &format!("/subscriptions/{id}"), Value::Null)
             .await?
@@ -308,6 +309,8 @@ async fn deleting_a_customer_cancels_its_live_subscriptions_first() -> TestResul
         h.get(&format!("/v1/subscriptions/{live}")).await?.body["status"],
         "canceled"
     );
+    let stub = Some(deleted.body["object"].clone());
+    assert_eq!(h.emulator().customer(&customer), stub);
     let again = h
         .admin(
             Method::DELETE,

@@ -237,6 +237,42 @@ async fn events_from_before_an_endpoint_was_set_are_not_delivered() -> TestResul
 }
 
 #[tokio::test]
+async fn the_endpoint_is_set_over_http_and_its_secret_never_shown() -> TestResult {
+    let h = start_with(EmulatorConfig::default()).await?;
+    let put = |body| h.admin(reqwest::Method::PUT, "/webhook", body);
+    let set = put(json!({"url": h.receiver.url, "secret": "whsec_over_http"})).await?;
+    assert_eq!(set.body, json!({"url": h.receiver.url, "secrets": 1}));
+    assert!(!set.body.to_string().contains("whsec"));
+    assert_eq!(
+        put(json!({"url": "ftp://x/y", "secret": "whsec_a"}))
+            .await?
+            .status,
+        400
+    );
+    assert_eq!(
+        put(json!({"url": h.receiver.url, "secret": ""}))
+            .await?
+            .status,
+        400
+    );
+
+    h.customer()?;
+    let delivery = &h.receiver.wait_for(1).await?[0];
+    assert!(verified(delivery, "whsec_over_http").is_ok());
+    let events = h
+        .admin(reqwest::Method::GET, "/events", serde_json::Value::Null)
+        .await?;
+    assert_eq!(events.body, json!(h.emulator().events()));
+
+    let removed = h
+        .admin(reqwest::Method::DELETE, "/webhook", serde_json::Value::Null)
+        .await?;
+    assert_eq!(removed.body, json!({"url": null, "secrets": 0}));
+    assert_eq!(h.emulator().webhook_url(), None);
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_dropped_delivery_never_arrives_but_the_event_stays_listed() -> TestResult {
     let h = start().await?;
     let customer = h.customer()?;
