@@ -161,8 +161,14 @@ impl Deliveries {
         record.will_retry = due.is_some();
         self.log.push(record);
         if job.attempt == 1 {
-            // Released with their original place, so they go before anything queued since.
-            for held in std::mem::take(&mut self.held) {
+            // Only an event recorded after the held one releases it (not one whose attempt was
+            // under way when it was held). Released with their original place, so they go
+            // before anything queued since.
+            let (released, still_held) = std::mem::take(&mut self.held)
+                .into_iter()
+                .partition(|held| held.key.1 < job.key.1);
+            self.held = still_held;
+            for held in released {
                 self.push(held);
             }
         }
@@ -296,5 +302,88 @@ impl Job {
     /// How long ago the event was recorded.
     pub(crate) fn age(&self) -> Duration {
         self.created.elapsed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::Draft;
+
+    fn event(id: &str) -> Event {
+        let draft = Draft::new("customer.created", serde_json::json!({}));
+        Event::new(id.to_owned(), draft, 0, "2024-06-20", 1)
+    }
+
+    fn record(job: &Job) -> DeliveryRecord {
+        DeliveryRecord {
+            event_id: job.event_id.clone(),
+            event_type: job.event_type.to_owned(),
+            attempt: job.attempt,
+            outcome: DeliveryOutcome::Delivered,
+            status: Some(200),
+            error: None,
+            will_retry: false,
+            at: Utc::now(),
+        }
+    }
+
+    /// Takes the next attempt due now and finishes it; its event id.
+    fn deliver_next(deliveries: &mut Deliveries) -> Option<String> {
+        let Next::Send(job) = deliveries.next(Instant::now()) else {
+            return None;
+        };
+        let id = job.event_id.clone();
+        let record = record(&job);
+        deliveries.finish(job, record, None);
+        Some(id)
+    }
+
+    #[test]
+    fn a_held_event_waits_for_an_event_recorded_after_it() {
+        let mut deliveries = Deliveries::default();
+        deliveries.schedule(&event("evt_before"), None);
+        let Next::Send(under_way) = deliveries.next(Instant::now()) else {
+            panic!("the first event is due");
+        };
+        deliveries.schedule(&event("evt_held"), Some(DeliveryFaultAction::OutOfOrder));
+        // An attempt that was under way when the event was held does not release it.
+        let record = record(&under_way);
+        assert!(deliveries.finish(under_way, record, None));
+        assert!(deliveries.is_idle());
+        assert_eq!(deliver_next(&mut deliveries), None);
+
+        deliveries.schedule(&event("evt_next"), None);
+        deliveries.schedule(&event("evt_after"), None);
+        assert_eq!(deliver_next(&mut deliveries).as_deref(), Some("evt_next"));
+        assert_eq!(deliver_next(&mut deliveries).as_deref(), Some("evt_held"));
+        assert_eq!(deliver_next(&mut deliveries).as_deref(), Some("evt_after"));
+    }
+
+    #[test]
+    fn a_retry_is_queued_behind_what_is_due_and_a_reset_forgets_attempts_under_way() {
+        let mut deliveries = Deliveries::default();
+        deliveries.schedule(&event("evt_a"), None);
+        let Next::Send(job) = deliveries.next(Instant::now()) else {
+            panic!("due");
+        };
+        let mut failed = record(&job);
+        failed.outcome = DeliveryOutcome::Failed;
+        deliveries.finish(job, failed, Some(Duration::from_secs(60)));
+        assert_eq!(deliveries.log.last().map(|r| r.will_retry), Some(true));
+        assert!(matches!(
+            deliveries.next(Instant::now()),
+            Next::WaitUntil(_)
+        ));
+
+        deliveries.schedule(&event("evt_b"), None);
+        let Next::Send(job) = deliveries.next(Instant::now()) else {
+            panic!("due");
+        };
+        assert_eq!(job.event_id, "evt_b");
+        deliveries.reset();
+        let record = record(&job);
+        assert!(!deliveries.finish(job, record, None));
+        assert!(deliveries.log.is_empty() && deliveries.is_idle());
     }
 }

@@ -203,6 +203,8 @@ async fn an_unreachable_endpoint_is_retried_and_the_endpoint_can_be_replaced_mea
         .set_webhook(Some(endpoint(&receiver.url, SECRET)?));
     let delivery = &receiver.wait_for(1).await?[0];
     assert!(verified(delivery, SECRET).is_ok());
+    // The attempt is logged once its answer is read, just after the receiver saw it.
+    h.settle().await?;
     let log = h.emulator().deliveries();
     assert_eq!(
         (log[0].outcome, log[0].status, log[0].will_retry),
