@@ -54,6 +54,8 @@ impl Bench {
                     .to_string(),
             ),
             ("holder", "01a20c50-eb13-75cf-a8c6-c147ba3ef1cb".to_owned()),
+            // Text in a variable: inside a literal pgbench would read `:sub_B` as one.
+            ("lease_prefix", "subscription:sub_B".to_owned()),
         ];
         if let Some(code) = logged.code {
             d.push(("code", code.to_owned()));
