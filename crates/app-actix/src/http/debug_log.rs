@@ -42,7 +42,7 @@ const RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 /// A key for a new row: unique across requests and instances, and ordered by time (UUIDv7)
 /// so that the unique index grows at its end.
-pub fn new_row_key() -> String {
+pub(crate) fn new_row_key() -> String {
     uuid::Uuid::now_v7().simple().to_string()
 }
 

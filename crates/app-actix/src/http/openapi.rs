@@ -17,7 +17,7 @@ use crate::http::middleware::api::{CORRELATION_ID, REQUEST_ID};
 use crate::http::routes;
 
 /// The name of the bearer security scheme in the document.
-pub const BEARER_SCHEME: &str = "bearer";
+const BEARER_SCHEME: &str = "bearer";
 
 #[derive(OpenApi)]
 #[openapi(
@@ -135,7 +135,7 @@ pub fn render() -> anyhow::Result<String> {
 }
 
 /// The document for a plan catalog as pretty JSON with a trailing newline.
-pub fn render_for(catalog: &PlanCatalog) -> anyhow::Result<String> {
+fn render_for(catalog: &PlanCatalog) -> anyhow::Result<String> {
     let mut codes: Vec<String> = catalog.plans().map(|p| p.code.to_string()).collect();
     // The catalog is a hash map; sorted, the document is the same from run to run.
     codes.sort();

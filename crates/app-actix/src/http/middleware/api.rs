@@ -31,7 +31,7 @@ pub const MAX_BODY_BYTES: usize = 16 * 1024;
 pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Longest path kept in a debug-log row (and quoted in an answer).
-pub const MAX_PATH_BYTES: usize = 1024;
+pub(crate) const MAX_PATH_BYTES: usize = 1024;
 
 pub const REQUEST_ID: &str = "x-request-id";
 pub const CORRELATION_ID: &str = "x-correlation-id";
@@ -197,8 +197,8 @@ pub async fn api_middleware(
 /// The status and code of a row whose request was cut off before its answer: the server
 /// stopped waiting for it (the end of the drain, or a second stop signal) or the client went
 /// away. 499 as proxies write it: the caller got no answer from us.
-pub const CUT_OFF_STATUS: u16 = 499;
-pub const CUT_OFF_CODE: &str = "CUT_OFF";
+pub(crate) const CUT_OFF_STATUS: u16 = 499;
+pub(crate) const CUT_OFF_CODE: &str = "CUT_OFF";
 
 /// The row of a request being served. Finished, the middleware takes its entry and records
 /// it with the answer's status. Dropped with its entry still in it (the request's future was
