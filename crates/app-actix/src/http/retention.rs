@@ -4,8 +4,10 @@
 use std::time::Duration;
 
 use onboarding_adapters_db::Database;
-use tokio::task::JoinHandle;
+use onboarding_domain::use_cases::StopSignal;
 use tracing::{info, warn};
+
+use crate::startup::BackgroundTasks;
 
 /// Rows deleted per statement: each statement is short, so requests writing rows meanwhile
 /// never wait long for the table.
@@ -17,16 +19,21 @@ const BATCH_PAUSE: Duration = Duration::from_millis(20);
 
 const EVERY: Duration = Duration::from_secs(60 * 60);
 
-/// Starts the pruning task; `None` when rows are kept forever (`days` = 0).
-pub fn start(db: Database, days: u32) -> Option<JoinHandle<()>> {
-    (days > 0).then(|| {
-        tokio::spawn(async move {
-            loop {
-                prune_once(&db, days).await;
-                tokio::time::sleep(EVERY).await;
+/// Starts the pruning task, unless rows are kept forever (`days` = 0). It stops between two
+/// rounds when `serve` drains.
+pub fn start(background: &mut BackgroundTasks, db: Database, days: u32) {
+    if days == 0 {
+        return;
+    }
+    background.spawn("debug-log retention", move |stop| async move {
+        while !stop.is_stopped() {
+            prune_once(&db, days).await;
+            tokio::select! {
+                () = tokio::time::sleep(EVERY) => {}
+                () = stop.stopped() => {}
             }
-        })
-    })
+        }
+    });
 }
 
 /// Deletes every row older than `days`, batch by batch; how many went. A database error

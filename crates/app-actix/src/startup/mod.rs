@@ -2,9 +2,13 @@
 //! Everything costly (catalog, pool, migrations, HTTP client) is done here once, never on the
 //! request path; the rooms (`http`, `cli`) only use what is built here.
 
+mod background;
 pub mod clock;
 mod server;
 mod services;
+mod stop;
 
+pub use background::BackgroundTasks;
 pub use server::{Application, shutdown_grace, stop_on_signals};
 pub use services::{Services, batch_deadline, open_database};
+pub use stop::StopFlag;

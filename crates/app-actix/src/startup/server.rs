@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use onboarding_adapters_db::Database;
 use tracing::{info, warn};
 
+use super::BackgroundTasks;
 use super::services::Services;
 use crate::config::{ServerSettings, Settings, StiggUse};
 use crate::http::debug_log::{DEFAULT_BACKLOG_CAPACITY, DebugLogTask, DebugLogWriter};
@@ -85,8 +86,8 @@ pub struct Application {
     debug_log_task: DebugLogTask,
     /// The drain: how long in-flight requests may run on after a stop.
     grace: Duration,
-    /// Deletes old debug-log rows; `None` when they are kept forever.
-    retention: Option<tokio::task::JoinHandle<()>>,
+    /// Work beside the server (the debug-log retention), stopped within the drain.
+    background: BackgroundTasks,
 }
 
 impl Application {
@@ -153,7 +154,9 @@ impl Application {
         let server = server.run();
         // The summary an operator reads first: where it listens and which Stigg it uses.
         info!(%address, stigg = %services.stigg, "listening on http://{address}");
-        let retention = crate::http::retention::start(
+        let mut background = BackgroundTasks::default();
+        crate::http::retention::start(
+            &mut background,
             services.db.clone(),
             server_settings.debug_log_retention_days,
         );
@@ -163,7 +166,7 @@ impl Application {
             services,
             debug_log_task,
             grace: shutdown_grace(settings),
-            retention,
+            background,
         })
     }
 
@@ -197,10 +200,11 @@ impl Application {
             }
         };
         info!("server stopped");
-        if let Some(retention) = &self.retention {
-            retention.abort();
-        }
-        self.debug_log_task.finish(self.grace).await;
+        // Background work and the last debug-log rows share what is left of the drain.
+        tokio::join!(
+            self.background.stop(self.grace),
+            self.debug_log_task.finish(self.grace)
+        );
         self.services.shutdown().await;
         Ok(served?)
     }

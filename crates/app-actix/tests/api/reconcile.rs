@@ -8,9 +8,9 @@ use clap::Parser;
 use onboarding_adapters_db::Backend;
 use onboarding_adapters_db::test_support::TestDatabase;
 use onboarding_app::cli::Cli;
-use onboarding_app::cli::reconcile::{ReconcileArgs, StopFlag, reconcile};
+use onboarding_app::cli::reconcile::{ReconcileArgs, reconcile};
 use onboarding_app::config::StiggUse;
-use onboarding_app::startup::{Services, batch_deadline};
+use onboarding_app::startup::{Services, StopFlag, batch_deadline};
 use onboarding_domain::use_cases::OperationContext;
 use onboarding_domain::use_cases::provision_subscription::ProvisionRequest;
 use onboarding_domain::use_cases::reconcile_provisioning::{

@@ -25,11 +25,10 @@ use tracing::instrument::WithSubscriber;
 
 use progress::{PlainProgress, TerminalProgress};
 pub use report::{Report, exit_code};
-pub use stop::StopFlag;
 use stop::{Notice, listen_for_ctrl_c};
 
 use crate::config::{Settings, StiggUse};
-use crate::startup::{Services, batch_deadline};
+use crate::startup::{Services, StopFlag, batch_deadline};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct ReconcileArgs {
