@@ -34,13 +34,14 @@ pub const CREATE_SUBSCRIPTION: &str = "/api/v1/subscriptions";
 pub const READ_CUSTOMER: &str = "/api/v1/customers/org_8Yp2";
 pub const READ_SUBSCRIPTION: &str = "/api/v1/subscriptions/sub_9Zx8Y7";
 
-/// So many calls per minute that the rate limit never waits, unless a test says otherwise.
+/// So many calls per minute that the rate limits never wait, unless a test says otherwise.
 pub const UNLIMITED: u32 = 60_000_000;
 
 pub fn config(base_url: &str) -> StiggConfig {
     let mut config = StiggConfig::new(base_url, API_KEY);
     config.user_agent = USER_AGENT.into();
     config.calls_per_minute = UNLIMITED;
+    config.mutations_per_entity_per_minute = UNLIMITED;
     config
 }
 

@@ -63,8 +63,9 @@ pub trait StiggLifecycle: Send + Sync {
         ctx: &CallContext,
     ) -> Result<(), StiggError>;
 
-    /// A subscription already canceled or expired counts as canceled immediately: that is
-    /// what was asked. [`StiggError::SubscriptionNotFound`] when Stigg has no such
+    /// An immediate cancel of a subscription already canceled or expired is done: that is
+    /// what was asked. A cancel on a date of one is refused ([`StiggError::Rejected`]): it
+    /// ended before that date. [`StiggError::SubscriptionNotFound`] when Stigg has no such
     /// subscription.
     async fn cancel_subscription(
         &self,
