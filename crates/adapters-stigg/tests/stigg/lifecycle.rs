@@ -6,7 +6,7 @@ use std::sync::Arc;
 use onboarding_adapters_stigg::HttpStiggGateway;
 use onboarding_domain::model::OrgId;
 use onboarding_domain::ports::{
-    Cancellation, StiggError, StiggLifecycle, StiggSubscription, SubscriptionPatch,
+    CallContext, Cancellation, StiggError, StiggLifecycle, StiggSubscription, SubscriptionPatch,
 };
 use serde_json::{Value, json};
 use wiremock::{MockServer, ResponseTemplate};
@@ -29,6 +29,37 @@ async fn only_request(server: &MockServer) -> wiremock::Request {
     let mut requests = received(server).await;
     assert_eq!(requests.len(), 1, "{requests:?}");
     requests.remove(0)
+}
+
+/// A change to `STIGG_SUBSCRIPTION`, sent under `MOVE_KEY`.
+#[derive(Debug, Clone, Copy)]
+enum Change {
+    Patch(SubscriptionPatch),
+    Cancel(Cancellation),
+}
+
+impl Change {
+    fn route(self) -> (&'static str, &'static str) {
+        match self {
+            Self::Patch(_) => ("PATCH", STIGG_SUBSCRIPTION_PATH),
+            Self::Cancel(_) => ("POST", CANCEL_SUBSCRIPTION),
+        }
+    }
+
+    async fn send(self, gateway: &HttpStiggGateway, ctx: &CallContext) -> Result<(), StiggError> {
+        match self {
+            Self::Patch(patch) => {
+                gateway
+                    .patch_subscription(STIGG_SUBSCRIPTION, patch, MOVE_KEY, ctx)
+                    .await
+            }
+            Self::Cancel(cancellation) => {
+                gateway
+                    .cancel_subscription(STIGG_SUBSCRIPTION, cancellation, MOVE_KEY, ctx)
+                    .await
+            }
+        }
+    }
 }
 
 #[tokio::test]
@@ -130,40 +161,6 @@ async fn a_creation_answer_without_the_subscription_is_read_back_by_stiggs_id() 
 }
 
 #[tokio::test]
-async fn a_patch_sends_only_the_changed_field() -> TestResult {
-    let changed_trial = assigned_record(json!({ "trialEndDate": "2030-01-15T00:00:00.000Z" }));
-    let no_cancellation = assigned_record(json!({ "cancellationDate": null }));
-    for (patch, sent, shown) in [
-        (
-            SubscriptionPatch::TrialEnd(trial_end()?),
-            json!({ "trialEndDate": "2030-01-15T00:00:00Z" }),
-            changed_trial,
-        ),
-        (
-            SubscriptionPatch::RemoveCancellation,
-            json!({ "cancellationDate": null }),
-            no_cancellation,
-        ),
-    ] {
-        let server = MockServer::start().await;
-        stigg_route("PATCH", STIGG_SUBSCRIPTION_PATH, found(shown))
-            .expect(1)
-            .mount(&server)
-            .await;
-        let gateway = HttpStiggGateway::new(config_for(&server))?;
-
-        gateway
-            .patch_subscription(STIGG_SUBSCRIPTION, patch, MOVE_KEY, &ctx15()?)
-            .await?;
-
-        let request = only_request(&server).await;
-        assert_eq!(header(&request, "idempotency-key"), Some(MOVE_KEY));
-        assert_eq!(request.body_json::<Value>()?, sent);
-    }
-    Ok(())
-}
-
-#[tokio::test]
 async fn a_patch_answer_that_does_not_show_the_change_is_a_conflict() -> TestResult {
     let server = MockServer::start().await;
     let still_cancelling = assigned_record(json!({ "cancellationDate": "2030-03-01T00:00:00Z" }));
@@ -203,42 +200,54 @@ async fn a_patch_answer_that_does_not_show_the_change_is_a_conflict() -> TestRes
 }
 
 #[tokio::test]
-async fn cancels_send_the_time_the_date_and_the_action() -> TestResult {
-    let canceled = assigned_record(json!({ "status": "CANCELED" }));
-    let on_date = assigned_record(json!({ "cancellationDate": "2030-01-15T00:00:00.000Z" }));
+async fn each_change_sends_its_body_to_its_route_under_the_callers_key() -> TestResult {
+    let with = |changes| assigned_record(changes);
+    let canceled = with(json!({ "status": "CANCELED" }));
     let cases = [
         (
-            Cancellation::Immediately {
+            Change::Patch(SubscriptionPatch::TrialEnd(trial_end()?)),
+            json!({ "trialEndDate": "2030-01-15T00:00:00Z" }),
+            with(json!({ "trialEndDate": "2030-01-15T00:00:00.000Z" })),
+        ),
+        (
+            Change::Patch(SubscriptionPatch::RemoveCancellation),
+            json!({ "cancellationDate": null }),
+            with(json!({ "cancellationDate": null })),
+        ),
+        (
+            Change::Cancel(Cancellation::Immediately {
                 revoke_entitlements: true,
-            },
+            }),
             json!({ "cancellationTime": "IMMEDIATE", "cancellationAction": "REVOKE_ENTITLEMENTS" }),
             canceled.clone(),
         ),
         (
-            Cancellation::Immediately {
+            Change::Cancel(Cancellation::Immediately {
                 revoke_entitlements: false,
-            },
+            }),
             json!({ "cancellationTime": "IMMEDIATE", "cancellationAction": "DEFAULT" }),
             canceled,
         ),
         (
-            Cancellation::OnDate(trial_end()?),
+            Change::Cancel(Cancellation::OnDate(trial_end()?)),
             json!({ "cancellationTime": "SPECIFIC_DATE", "endDate": "2030-01-15T00:00:00Z" }),
-            on_date,
+            with(json!({ "cancellationDate": "2030-01-15T00:00:00.000Z" })),
         ),
     ];
-    for (cancellation, sent, shown) in cases {
+    for (change, sent, shown) in cases {
         let server = MockServer::start().await;
-        mount_post(&server, CANCEL_SUBSCRIPTION, found(shown), 1).await;
+        let (verb, route) = change.route();
+        stigg_route(verb, route, found(shown))
+            .expect(1)
+            .mount(&server)
+            .await;
         let gateway = HttpStiggGateway::new(config_for(&server))?;
 
-        gateway
-            .cancel_subscription(STIGG_SUBSCRIPTION, cancellation, MOVE_KEY, &ctx15()?)
-            .await?;
+        change.send(&gateway, &ctx15()?).await?;
 
         let request = only_request(&server).await;
         assert_eq!(header(&request, "idempotency-key"), Some(MOVE_KEY));
-        assert_eq!(request.body_json::<Value>()?, sent);
+        assert_eq!(request.body_json::<Value>()?, sent, "{change:?}");
     }
     Ok(())
 }
@@ -321,37 +330,38 @@ async fn already_canceled_or_expired_is_done_for_an_immediate_cancel_only() -> T
 
 #[tokio::test]
 async fn an_unknown_subscription_is_subscription_not_found_and_not_retried() -> TestResult {
-    let server = MockServer::start().await;
-    let unknown = || stigg_error(404, "SubscriptionNotFound", "Subscription not found");
-    stigg_route("PATCH", STIGG_SUBSCRIPTION_PATH, unknown())
-        .expect(1)
-        .mount(&server)
-        .await;
-    mount_post(&server, CANCEL_SUBSCRIPTION, unknown(), 1).await;
-    let gateway = HttpStiggGateway::new(config_for(&server))?;
-    let ctx = ctx15()?;
+    let changes = [
+        (
+            Change::Patch(SubscriptionPatch::RemoveCancellation),
+            "patch_subscription",
+        ),
+        (
+            Change::Cancel(Cancellation::Immediately {
+                revoke_entitlements: false,
+            }),
+            "cancel_subscription",
+        ),
+    ];
+    for (change, operation) in changes {
+        let server = MockServer::start().await;
+        let (verb, route) = change.route();
+        let unknown = stigg_error(404, "SubscriptionNotFound", "Subscription not found");
+        stigg_route(verb, route, unknown)
+            .expect(1)
+            .mount(&server)
+            .await;
+        let gateway = HttpStiggGateway::new(config_for(&server))?;
 
-    let patched = gateway
-        .patch_subscription(
-            STIGG_SUBSCRIPTION,
-            SubscriptionPatch::RemoveCancellation,
-            MOVE_KEY,
-            &ctx,
-        )
-        .await;
-    let now = Cancellation::Immediately {
-        revoke_entitlements: false,
-    };
-    let canceled = gateway
-        .cancel_subscription(STIGG_SUBSCRIPTION, now, MOVE_KEY, &ctx)
-        .await;
+        let result = change.send(&gateway, &ctx15()?).await;
 
-    let not_found = |operation| StiggError::SubscriptionNotFound {
-        operation,
-        message: "Subscription not found".into(),
-    };
-    assert_eq!(patched, Err(not_found("patch_subscription")));
-    assert_eq!(canceled, Err(not_found("cancel_subscription")));
+        assert_eq!(
+            result,
+            Err(StiggError::SubscriptionNotFound {
+                operation,
+                message: "Subscription not found".into(),
+            })
+        );
+    }
     Ok(())
 }
 
