@@ -80,12 +80,8 @@ impl StiggClient {
         jitter: Arc<dyn Jitter>,
         observer: Arc<dyn CallObserver>,
     ) -> Result<Self, BuildFailure> {
-        let calls_per_minute = std::num::NonZeroU32::new(config.calls_per_minute)
-            .ok_or_else(|| BuildFailure::Config("calls_per_minute must be at least 1".into()))?;
-        let mutations_per_entity =
-            std::num::NonZeroU32::new(config.mutations_per_entity_per_minute).ok_or_else(|| {
-                BuildFailure::Config("mutations_per_entity_per_minute must be at least 1".into())
-            })?;
+        let limiters =
+            RateLimiters::for_config(&config).map_err(|why| BuildFailure::Config(why.into()))?;
         if config.attempt_timeout.is_zero() {
             return Err(BuildFailure::Config(
                 "attempt_timeout must be positive".into(),
@@ -125,7 +121,7 @@ impl StiggClient {
         Ok(Self {
             http,
             config,
-            limiters: RateLimiters::new(calls_per_minute, mutations_per_entity),
+            limiters,
             sleeper,
             jitter,
             observer,

@@ -25,9 +25,9 @@ use std::num::NonZeroU32;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::Operation;
 use crate::entity_limit::{Entity, EntityBuckets};
 use crate::retry::Sleeper;
+use crate::{Operation, StiggConfig};
 
 /// Calls a bucket banks: a hundredth of the minute's quota (about 0.6 s of calls), at least 3,
 /// so pauses that short cost nothing. The quota gives up as many calls a minute, 1 %. Tiny
@@ -111,7 +111,22 @@ pub(crate) struct RateLimiters {
 }
 
 impl RateLimiters {
-    pub(crate) fn new(calls_per_minute: NonZeroU32, mutations_per_entity: NonZeroU32) -> Self {
+    /// The limiters `config` asks for, or why it cannot have them.
+    pub(crate) fn for_config(config: &StiggConfig) -> Result<Self, &'static str> {
+        let at_least_one = |n, why| NonZeroU32::new(n).ok_or(why);
+        Ok(Self::new(
+            at_least_one(
+                config.calls_per_minute,
+                "calls_per_minute must be at least 1",
+            )?,
+            at_least_one(
+                config.mutations_per_entity_per_minute,
+                "mutations_per_entity_per_minute must be at least 1",
+            )?,
+        ))
+    }
+
+    fn new(calls_per_minute: NonZeroU32, mutations_per_entity: NonZeroU32) -> Self {
         Self {
             buckets: Operation::ALL.map(|_| Bucket {
                 gcra: Gcra::per_minute(calls_per_minute.get()),
