@@ -10,6 +10,7 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::entity_limit::Entity;
 use crate::error::{error_for_status, transport_failure};
 use crate::observer::{CallEvent, CallObserver, CallOutcome};
 use crate::rate_limit::RateLimiters;
@@ -29,6 +30,9 @@ pub(crate) struct HttpRequest {
     pub(crate) url: Url,
     pub(crate) idempotency_key: Option<HeaderValue>,
     pub(crate) body: Option<Vec<u8>>,
+    /// The customer or subscription a mutation changes, whose per-entity budget each of its
+    /// attempts draws from; `None` for reads.
+    pub(crate) entity: Option<Entity>,
 }
 
 /// A final answer: a status that is not retried, with its body.
@@ -76,8 +80,8 @@ impl StiggClient {
         jitter: Arc<dyn Jitter>,
         observer: Arc<dyn CallObserver>,
     ) -> Result<Self, BuildFailure> {
-        let calls_per_minute = std::num::NonZeroU32::new(config.calls_per_minute)
-            .ok_or_else(|| BuildFailure::Config("calls_per_minute must be at least 1".into()))?;
+        let limiters =
+            RateLimiters::for_config(&config).map_err(|why| BuildFailure::Config(why.into()))?;
         if config.attempt_timeout.is_zero() {
             return Err(BuildFailure::Config(
                 "attempt_timeout must be positive".into(),
@@ -117,7 +121,7 @@ impl StiggClient {
         Ok(Self {
             http,
             config,
-            limiters: RateLimiters::new(calls_per_minute),
+            limiters,
             sleeper,
             jitter,
             observer,
@@ -183,7 +187,12 @@ impl StiggClient {
             let made = attempt - 1;
             if let Err(refused) = self
                 .limiters
-                .acquire(operation, ctx.deadline, self.sleeper.as_ref())
+                .acquire(
+                    operation,
+                    request.entity.as_ref(),
+                    ctx.deadline,
+                    self.sleeper.as_ref(),
+                )
                 .await
             {
                 tracing::warn!(
@@ -191,6 +200,7 @@ impl StiggClient {
                     operation = operation.as_str(),
                     attempt,
                     error_kind = "rate_limited",
+                    limit = refused.limit.as_str(),
                     wait_ms = millis(refused.wait),
                     "Stigg call not sent: the client-side rate limit would outlast the deadline"
                 );

@@ -17,6 +17,8 @@ pub const DEFAULT_BACKOFF_BASE: Duration = Duration::from_millis(200);
 pub const DEFAULT_BACKOFF_CAP: Duration = Duration::from_secs(5);
 /// Stigg's documented limit for each provisioning mutation.
 pub const DEFAULT_CALLS_PER_MINUTE: u32 = 250;
+/// Stigg's documented limit of mutations on one customer, and on one subscription.
+pub const DEFAULT_MUTATIONS_PER_ENTITY_PER_MINUTE: u32 = 30;
 
 /// The `User-Agent` sent unless configured otherwise: the service and this crate's version.
 pub fn default_user_agent() -> String {
@@ -68,12 +70,16 @@ pub struct StiggConfig {
     /// Client-side budget of each [`Operation`](crate::Operation), in calls (attempts) per
     /// minute. Must be at least 1.
     pub calls_per_minute: u32,
+    /// Client-side budget of mutations (attempts) on one customer, and on one subscription,
+    /// per minute, whatever the operation. Must be at least 1.
+    pub mutations_per_entity_per_minute: u32,
     pub user_agent: String,
 }
 
 impl StiggConfig {
     /// A configuration with the contract's defaults: 5 s per attempt, 3 attempts, backoff
-    /// 200 ms doubling up to 5 s, 250 calls per minute per operation.
+    /// 200 ms doubling up to 5 s, 250 calls per minute per operation, 30 mutations per
+    /// minute per customer or subscription.
     pub fn new(base_url: impl Into<String>, api_key: impl Into<SecretString>) -> Self {
         Self {
             base_url: base_url.into(),
@@ -83,6 +89,7 @@ impl StiggConfig {
             backoff_base: DEFAULT_BACKOFF_BASE,
             backoff_cap: DEFAULT_BACKOFF_CAP,
             calls_per_minute: DEFAULT_CALLS_PER_MINUTE,
+            mutations_per_entity_per_minute: DEFAULT_MUTATIONS_PER_ENTITY_PER_MINUTE,
             user_agent: default_user_agent(),
         }
     }
@@ -108,6 +115,10 @@ impl fmt::Debug for StiggConfig {
             .field("backoff_base", &self.backoff_base)
             .field("backoff_cap", &self.backoff_cap)
             .field("calls_per_minute", &self.calls_per_minute)
+            .field(
+                "mutations_per_entity_per_minute",
+                &self.mutations_per_entity_per_minute,
+            )
             .field("user_agent", &self.user_agent)
             .finish()
     }
@@ -125,6 +136,7 @@ mod tests {
         assert_eq!(config.backoff_base, Duration::from_millis(200));
         assert_eq!(config.backoff_cap, Duration::from_secs(5));
         assert_eq!(config.calls_per_minute, 250);
+        assert_eq!(config.mutations_per_entity_per_minute, 30);
         assert!(config.user_agent.starts_with("onboarding/"));
     }
 

@@ -75,9 +75,16 @@ pub(crate) fn error_for_status(
                 .filter(|m| !m.is_empty())
                 .unwrap_or_else(|| "no message".to_owned());
             let operation = operation.as_str();
-            // The one rejection the domain acts on: its own variant, not a string match there.
-            if status == 404 && code == "CustomerNotFound" {
-                return StiggError::CustomerNotFound { operation, message };
+            // The rejections the domain acts on: variants of their own, not string matches
+            // there.
+            match (status, code.as_str()) {
+                (404, "CustomerNotFound") => {
+                    return StiggError::CustomerNotFound { operation, message };
+                }
+                (404, "SubscriptionNotFound") => {
+                    return StiggError::SubscriptionNotFound { operation, message };
+                }
+                _ => {}
             }
             StiggError::Rejected {
                 operation,
@@ -221,6 +228,18 @@ mod tests {
                 status: 422,
                 code: "unknown".into(),
                 message: "no message".into(),
+            }
+        );
+        assert_eq!(
+            error_for_status(
+                Operation::CancelSubscription,
+                StatusCode::NOT_FOUND,
+                br#"{"code":"SubscriptionNotFound","message":"Subscription not found"}"#,
+                "k"
+            ),
+            StiggError::SubscriptionNotFound {
+                operation: "cancel_subscription",
+                message: "Subscription not found".into(),
             }
         );
         assert!(matches!(

@@ -1,4 +1,5 @@
-//! [`HttpStiggGateway`]: the domain's `StiggGateway` port over Stigg's REST API v1.
+//! [`HttpStiggGateway`]: the domain's `StiggGateway` port over Stigg's REST API v1 (its
+//! `StiggLifecycle` side is in [`crate::lifecycle`]), and the requests both build on.
 
 use std::fmt;
 use std::sync::Arc;
@@ -13,9 +14,14 @@ use reqwest::{Method, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::checks::{
+    Created, WantedSubscription, customer_created, same_customer, same_subscription,
+    subscription_created, unexpected_json,
+};
 use crate::client::{Answer, BuildFailure, HttpRequest, StiggClient};
 use crate::config::shown_url;
-use crate::error::{clean, invalid_response};
+use crate::entity_limit::Entity;
+use crate::error::invalid_response;
 use crate::observer::{CallObserver, NoopObserver};
 use crate::retry::{FullJitter, Jitter, Sleeper, TokioSleeper};
 use crate::wire::{
@@ -127,8 +133,12 @@ impl HttpStiggGateway {
         }
     }
 
+    pub(crate) fn client(&self) -> &StiggClient {
+        &self.client
+    }
+
     /// `{base}/api/v1/{segments...}`, each segment percent-encoded.
-    fn endpoint(&self, segments: &[&str]) -> Url {
+    pub(crate) fn endpoint(&self, segments: &[&str]) -> Url {
         let mut url = Url::clone(&self.base_url);
         // Cannot fail: build() refused cannot-be-a-base URLs.
         if let Ok(mut path) = url.path_segments_mut() {
@@ -161,11 +171,11 @@ impl HttpStiggGateway {
 
     async fn read_back_subscription(
         &self,
-        subscription: &SubscriptionProvisioning,
+        id: &str,
+        wanted: &WantedSubscription<'_>,
         ctx: &CallContext,
     ) -> Result<StiggSubscription, StiggError> {
         let op = Operation::ReadSubscription;
-        let id = subscription.subscription_id.as_str();
         tracing::info!(
             correlation_id = %ctx.correlation_id,
             subscription_id = id,
@@ -175,14 +185,46 @@ impl HttpStiggGateway {
         self.client
             .call(op, &request, ctx, |answer| {
                 let data: SubscriptionData = self.success_data(op, &answer)?;
-                same_subscription(&data, subscription)?;
+                same_subscription(&data, wanted, id)?;
                 Ok(StiggSubscription { id: id.to_owned() })
             })
             .await
     }
 
+    /// Sends a subscription create (`op` with `request`) and checks its answer against
+    /// `wanted`; reads the subscription back after a 409 (possible only when we chose its
+    /// id) or a 2xx answer that does not show it.
+    pub(crate) async fn create_subscription_checked(
+        &self,
+        op: Operation,
+        request: &HttpRequest,
+        wanted: &WantedSubscription<'_>,
+        ctx: &CallContext,
+    ) -> Result<StiggSubscription, StiggError> {
+        let (created, answered_id) = self
+            .client
+            .call(op, request, ctx, |answer| match answer.status.as_u16() {
+                200..=299 => {
+                    let data: SubscriptionProvisionData = self.success_data(op, &answer)?;
+                    let answered_id = data.id.clone();
+                    Ok((subscription_created(op, data, wanted)?, answered_id))
+                }
+                409 if wanted.id.is_some() => Ok((Created::Exists, None)),
+                _ => Err(self.client.error_for(op, &answer)),
+            })
+            .await?;
+        match (created, wanted.id.or(answered_id.as_deref())) {
+            (Created::New(subscription), _) => Ok(subscription),
+            (Created::Exists, Some(id)) => self.read_back_subscription(id, wanted, ctx).await,
+            (Created::Exists, None) => Err(invalid_response(
+                op,
+                "the answer neither shows nor names the subscription",
+            )),
+        }
+    }
+
     /// `data` of a 2xx answer; any other status becomes its error.
-    fn success_data<T: DeserializeOwned>(
+    pub(crate) fn success_data<T: DeserializeOwned>(
         &self,
         op: Operation,
         answer: &Answer,
@@ -204,15 +246,6 @@ impl fmt::Debug for HttpStiggGateway {
     }
 }
 
-/// What a create answered.
-enum Created<T> {
-    /// A 2xx answer that shows what was asked.
-    New(T),
-    /// 409 (something with this id exists), or a 2xx answer that does not show the data it
-    /// stands for: read it back to see if it is ours.
-    Exists,
-}
-
 #[async_trait]
 impl StiggGateway for HttpStiggGateway {
     async fn provision_customer(
@@ -222,11 +255,13 @@ impl StiggGateway for HttpStiggGateway {
     ) -> Result<StiggCustomer, StiggError> {
         let op = Operation::ProvisionCustomer;
         let ours = customer.customer_id.as_str();
-        let request = post(
+        let request = mutation(
             op,
+            Method::POST,
             self.endpoint(&["customers"]),
             &idempotency_key("customer", ours, customer.renewal.as_ref()),
             &CustomerRequest::from(customer),
+            Entity::Customer(ours.to_owned()),
         )?;
         let created = self
             .client
@@ -249,27 +284,19 @@ impl StiggGateway for HttpStiggGateway {
     ) -> Result<StiggSubscription, StiggError> {
         let op = Operation::ProvisionSubscription;
         let ours = subscription.subscription_id.as_str();
-        let request = post(
+        // Stigg counts a subscription create against its customer: the subscription does
+        // not exist yet.
+        let request = mutation(
             op,
+            Method::POST,
             self.endpoint(&["subscriptions"]),
             &idempotency_key("subscription", ours, subscription.renewal.as_ref()),
             &SubscriptionRequest::from(subscription),
+            Entity::Customer(subscription.customer_id.as_str().to_owned()),
         )?;
-        let created = self
-            .client
-            .call(op, &request, ctx, |answer| match answer.status.as_u16() {
-                200..=299 => {
-                    let data: SubscriptionProvisionData = self.success_data(op, &answer)?;
-                    subscription_created(op, data, subscription)
-                }
-                409 => Ok(Created::Exists),
-                _ => Err(self.client.error_for(op, &answer)),
-            })
-            .await?;
-        match created {
-            Created::New(subscription) => Ok(subscription),
-            Created::Exists => self.read_back_subscription(subscription, ctx).await,
-        }
+        let wanted = WantedSubscription::from(subscription);
+        self.create_subscription_checked(op, &request, &wanted, ctx)
+            .await
     }
 }
 
@@ -282,11 +309,14 @@ fn idempotency_key(entity: &str, id: &str, renewal: Option<&KeyRenewal>) -> Stri
     }
 }
 
-fn post(
+/// A request that changes `entity`, sent with `idempotency_key` on every attempt.
+pub(crate) fn mutation(
     op: Operation,
+    method: Method,
     url: Url,
     idempotency_key: &str,
     body: &impl Serialize,
+    entity: Entity,
 ) -> Result<HttpRequest, StiggError> {
     // Neither can fail for ids the domain has parsed; the port has no "bad request" variant,
     // so the unreachable case is reported as an unusable exchange.
@@ -295,10 +325,11 @@ fn post(
     let idempotency_key = HeaderValue::from_str(idempotency_key)
         .map_err(|_| invalid_response(op, "the idempotency key is not a valid header value"))?;
     Ok(HttpRequest {
-        method: Method::POST,
+        method,
         url,
         idempotency_key: Some(idempotency_key),
         body: Some(body),
+        entity: Some(entity),
     })
 }
 
@@ -308,130 +339,6 @@ fn get(url: Url) -> HttpRequest {
         url,
         idempotency_key: None,
         body: None,
-    }
-}
-
-/// A 2xx answer counts only when it shows the customer that was asked for: Stigg replays
-/// the first answer to a repeated idempotency key for 24 h, and that answer may describe an
-/// earlier request's customer. The id is Stigg's when it tells it, else ours. An answer
-/// without the customer's data (an empty body) is checked by reading the customer back; a
-/// body that is not JSON is refused.
-fn customer_created(
-    op: Operation,
-    body: &[u8],
-    wanted: &CustomerProvisioning,
-) -> Result<Created<StiggCustomer>, StiggError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(Created::Exists);
-    }
-    #[derive(serde::Deserialize)]
-    struct MaybeEnvelope {
-        data: Option<CustomerData>,
-    }
-    let parsed: MaybeEnvelope =
-        serde_json::from_slice(body).map_err(|e| unexpected_json(op, &e))?;
-    match parsed.data {
-        Some(data) if data.billing_id.is_some() => {
-            same_customer(&data, wanted)?;
-            Ok(Created::New(StiggCustomer {
-                id: data
-                    .id
-                    .unwrap_or_else(|| wanted.customer_id.as_str().to_owned()),
-            }))
-        }
-        _ => Ok(Created::Exists),
-    }
-}
-
-/// As for customers, a 2xx answer counts only when the subscription it shows has the
-/// customer and plan that were asked for; one that shows none is read back.
-fn subscription_created(
-    op: Operation,
-    data: SubscriptionProvisionData,
-    wanted: &SubscriptionProvisioning,
-) -> Result<Created<StiggSubscription>, StiggError> {
-    let id = data
-        .id
-        .unwrap_or_else(|| wanted.subscription_id.as_str().to_owned());
-    match data.status.as_deref() {
-        Some("SUCCESS") => match data.subscription {
-            Some(shown) => {
-                same_subscription(&shown, wanted)?;
-                Ok(Created::New(StiggSubscription { id }))
-            }
-            None => Ok(Created::Exists),
-        },
-        Some("PAYMENT_REQUIRED") => Err(StiggError::PaymentRequired(id)),
-        Some(other) => Err(invalid_response(
-            op,
-            format!("unknown status '{}'", clean(other, 64, "")),
-        )),
-        None => Err(invalid_response(op, "the answer has no status")),
-    }
-}
-
-fn unexpected_json(op: Operation, error: &serde_json::Error) -> StiggError {
-    // serde's message may quote the body; keep it short.
-    let why = clean(&error.to_string(), 120, "");
-    invalid_response(op, format!("body is not the expected JSON ({why})"))
-}
-
-/// The customer Stigg holds is the one asked for: same billing id.
-fn same_customer(data: &CustomerData, wanted: &CustomerProvisioning) -> Result<(), StiggError> {
-    let expected = wanted.billing_id.as_str();
-    if data.billing_id.as_deref() == Some(expected) {
-        return Ok(());
-    }
-    Err(StiggError::Conflict {
-        entity: "customer",
-        id: wanted.customer_id.as_str().to_owned(),
-        difference: difference("billingId", data.billing_id.as_deref(), expected),
-    })
-}
-
-/// The subscription Stigg holds is the one asked for: same customer, plan and (when Stigg
-/// tells it) billing period.
-fn same_subscription(
-    data: &SubscriptionData,
-    wanted: &SubscriptionProvisioning,
-) -> Result<(), StiggError> {
-    let mut differences = Vec::new();
-    let customer_id = wanted.customer_id.as_str();
-    if data.customer_id.as_deref() != Some(customer_id) {
-        differences.push(difference(
-            "customerId",
-            data.customer_id.as_deref(),
-            customer_id,
-        ));
-    }
-    let plan_id = wanted.stigg_plan_id.as_str();
-    if data.plan_id.as_deref() != Some(plan_id) {
-        differences.push(difference("planId", data.plan_id.as_deref(), plan_id));
-    }
-    // Only compared when Stigg tells it: its subscription shape may omit it.
-    let period = wanted.billing_period.as_stigg();
-    if let Some(actual) = data.billing_period.as_deref()
-        && actual != period
-    {
-        differences.push(difference("billingPeriod", Some(actual), period));
-    }
-    if differences.is_empty() {
-        return Ok(());
-    }
-    Err(StiggError::Conflict {
-        entity: "subscription",
-        id: wanted.subscription_id.as_str().to_owned(),
-        difference: differences.join("; "),
-    })
-}
-
-/// e.g. "billingId is 'cus_X', expected 'cus_Y'".
-fn difference(field: &str, actual: Option<&str>, expected: &str) -> String {
-    match actual {
-        Some(actual) => format!(
-            "{field} is '{}', expected '{expected}'",
-            clean(actual, 100, "")
-        ),
-        None => format!("{field} is missing, expected '{expected}'"),
+        entity: None,
     }
 }

@@ -1,15 +1,21 @@
 //! The Stigg adapter: an HTTP client for Stigg's REST API v1 that implements the domain's
-//! [`StiggGateway`](onboarding_domain::ports::StiggGateway) port.
+//! [`StiggGateway`](onboarding_domain::ports::StiggGateway) port (provisioning) and its
+//! [`StiggLifecycle`](onboarding_domain::ports::StiggLifecycle) port (what the lifecycle sync
+//! changes afterwards).
 //!
-//! It creates customers and subscriptions with idempotency keys, reads an entity back after a
-//! 409 and compares it with what was asked, retries transient failures with full-jitter
-//! backoff inside the caller's deadline, and keeps a client-side rate limit per operation.
+//! It sends every mutation with an idempotency key, reads an entity back after a 409 and
+//! compares every answer with what was asked, retries transient failures with full-jitter
+//! backoff inside the caller's deadline, and keeps client-side rate limits per operation and
+//! per customer or subscription.
 //! The contract it follows is `docs/stigg.md`.
 
+mod checks;
 mod client;
 mod config;
+mod entity_limit;
 mod error;
 mod gateway;
+mod lifecycle;
 mod observer;
 mod operation;
 mod rate_limit;
@@ -18,7 +24,8 @@ mod wire;
 
 pub use config::{
     DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_BACKOFF_BASE, DEFAULT_BACKOFF_CAP, DEFAULT_BASE_URL,
-    DEFAULT_CALLS_PER_MINUTE, DEFAULT_MAX_ATTEMPTS, StiggConfig, default_user_agent, shown_url,
+    DEFAULT_CALLS_PER_MINUTE, DEFAULT_MAX_ATTEMPTS, DEFAULT_MUTATIONS_PER_ENTITY_PER_MINUTE,
+    StiggConfig, default_user_agent, shown_url,
 };
 pub use gateway::{GatewayBuildError, HttpStiggGateway, HttpStiggGatewayBuilder};
 pub use observer::{CallEvent, CallObserver, CallOutcome};

@@ -11,17 +11,31 @@ pub enum Operation {
     ProvisionSubscription,
     /// `GET /api/v1/customers/{id}`, after a 409 on create.
     ReadCustomer,
-    /// `GET /api/v1/subscriptions/{id}`, after a 409 on create.
+    /// `GET /api/v1/subscriptions/{id}`, after a 409 on create or an answer without the
+    /// subscription.
     ReadSubscription,
+    /// `POST /api/v1/subscriptions` without an id (Stigg assigns it), after a resume or a
+    /// plan change.
+    CreateSubscription,
+    /// `PATCH /api/v1/subscriptions/{id}`
+    PatchSubscription,
+    /// `POST /api/v1/subscriptions/{id}/cancel`
+    CancelSubscription,
+    /// `POST /api/v1/customers/{id}/archive`
+    ArchiveCustomer,
 }
 
 impl Operation {
     /// Every operation, e.g. to register metric series up front.
-    pub const ALL: [Self; 4] = [
+    pub const ALL: [Self; 8] = [
         Self::ProvisionCustomer,
         Self::ProvisionSubscription,
         Self::ReadCustomer,
         Self::ReadSubscription,
+        Self::CreateSubscription,
+        Self::PatchSubscription,
+        Self::CancelSubscription,
+        Self::ArchiveCustomer,
     ];
 
     /// The name used in log fields, error messages and metric labels.
@@ -31,6 +45,10 @@ impl Operation {
             Self::ProvisionSubscription => "provision_subscription",
             Self::ReadCustomer => "read_customer",
             Self::ReadSubscription => "read_subscription",
+            Self::CreateSubscription => "create_subscription",
+            Self::PatchSubscription => "patch_subscription",
+            Self::CancelSubscription => "cancel_subscription",
+            Self::ArchiveCustomer => "archive_customer",
         }
     }
 
@@ -41,6 +59,20 @@ impl Operation {
             Self::ProvisionSubscription => 1,
             Self::ReadCustomer => 2,
             Self::ReadSubscription => 3,
+            Self::CreateSubscription => 4,
+            Self::PatchSubscription => 5,
+            Self::CancelSubscription => 6,
+            Self::ArchiveCustomer => 7,
+        }
+    }
+
+    /// The operation whose client-side bucket this one draws from. A subscription created
+    /// with or without an id is one Stigg mutation with one quota, so both creates share a
+    /// bucket; every other operation has its own.
+    pub(crate) fn bucket(self) -> Self {
+        match self {
+            Self::CreateSubscription => Self::ProvisionSubscription,
+            other => other,
         }
     }
 }
@@ -59,6 +91,22 @@ mod tests {
     fn indexes_match_the_order_of_all() {
         for (i, op) in Operation::ALL.iter().enumerate() {
             assert_eq!(op.index(), i, "{op}");
+        }
+    }
+
+    #[test]
+    fn only_the_two_subscription_creates_share_a_bucket() {
+        for op in Operation::ALL {
+            let sharing: Vec<_> = Operation::ALL
+                .into_iter()
+                .filter(|other| other != &op && other.bucket() == op.bucket())
+                .collect();
+            let expected = match op {
+                Operation::ProvisionSubscription => vec![Operation::CreateSubscription],
+                Operation::CreateSubscription => vec![Operation::ProvisionSubscription],
+                _ => vec![],
+            };
+            assert_eq!(sharing, expected, "{op}");
         }
     }
 }

@@ -1,4 +1,5 @@
-//! The client-side rate limit: one GCRA bucket per [`Operation`], with reservations.
+//! The client-side rate limit: one GCRA bucket per [`Operation`], one per mutated entity
+//! (see [`crate::entity_limit`]), with reservations.
 //!
 //! Stigg allows 250 calls per minute per mutation and answers 429 beyond. Each bucket banks
 //! `b` calls (see [`bank`]) and releases one every `60 s / (calls_per_minute - b + 1)`, so any
@@ -14,15 +15,19 @@
 //! until then, or, when that slot comes after its deadline, is refused at once and reserves
 //! nothing. (A check-then-sleep bucket such as governor's lets every waiter sleep towards the
 //! same token and decide again on waking: under a burst most of them were refused only at
-//! their deadline.) Reservations are taken in the order callers ask.
+//! their deadline.) Reservations are taken in the order callers ask. A mutation takes one
+//! slot in its operation's bucket and in its entity's at once: the later of the two slots,
+//! booked in both, so neither bucket counts the call at a time it is not sent.
 //!
 //! The buckets live in the gateway, so every user of one gateway instance shares them.
 
+use std::num::NonZeroU32;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::Operation;
+use crate::entity_limit::{Entity, EntityBuckets};
 use crate::retry::Sleeper;
+use crate::{Operation, StiggConfig};
 
 /// Calls a bucket banks: a hundredth of the minute's quota (about 0.6 s of calls), at least 3,
 /// so pauses that short cost nothing. The quota gives up as many calls a minute, 1 %. Tiny
@@ -32,42 +37,64 @@ fn bank(calls_per_minute: u32) -> u32 {
     if calls_per_minute > 2 * bank { bank } else { 1 }
 }
 
-/// A GCRA bucket with reservations. Of burst `b` and period `p`, it lets through at most
-/// `b + floor(60 s / p)` calls in a closed one-minute window, so the period is a hair over
-/// `60 s / (n - b + 1)`: the minute's total stays `n`, for every `n`.
-struct Bucket {
+/// The arithmetic of a GCRA bucket of `n` calls a minute. Of burst `b` and period `p`, it lets
+/// through at most `b + floor(60 s / p)` calls in a closed one-minute window, so the period is
+/// a hair over `60 s / (n - b + 1)`: the minute's total stays `n`, for every `n`.
+///
+/// A bucket's state is its theoretical arrival time (TAT): when the next call would be due at
+/// the steady rate; `None` before the first call.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Gcra {
     period: Duration,
     /// How far ahead of the theoretical arrival time a call may go: `(b - 1) * p`.
     tolerance: Duration,
-    /// The theoretical arrival time of the next call; `None` before the first.
-    next: Mutex<Option<Instant>>,
 }
 
-impl Bucket {
-    fn new(calls_per_minute: u32) -> Self {
+impl Gcra {
+    pub(crate) fn per_minute(calls_per_minute: u32) -> Self {
         let n = calls_per_minute.max(1);
         let burst = bank(n);
         let period = Duration::from_secs(60) / (n - burst + 1) + Duration::from_micros(1);
         Self {
             period,
             tolerance: period * (burst - 1),
-            next: Mutex::new(None),
         }
     }
 
-    /// Reserves the first slot at or after `now` and returns it, or, when that slot is after
-    /// `deadline`, reserves nothing and says how long the wait would have been.
-    fn reserve(&self, now: Instant, deadline: Instant) -> Result<Instant, Duration> {
-        let mut next = self.next.lock().unwrap_or_else(PoisonError::into_inner);
-        let arrival = next.map_or(now, |at| at.max(now));
-        let slot = arrival
+    /// The first slot at or after `now` that a bucket at `tat` lets a call take.
+    pub(crate) fn slot(self, tat: Option<Instant>, now: Instant) -> Instant {
+        let arrival = tat.map_or(now, |at| at.max(now));
+        arrival
             .checked_sub(self.tolerance)
-            .map_or(now, |at| at.max(now));
-        if slot > now && slot >= deadline {
-            return Err(slot - now);
+            .map_or(now, |at| at.max(now))
+    }
+
+    /// The bucket's TAT once a call took `slot` (at or after [`Gcra::slot`]).
+    pub(crate) fn after(self, tat: Option<Instant>, slot: Instant) -> Instant {
+        tat.map_or(slot, |at| at.max(slot)) + self.period
+    }
+}
+
+/// One operation's bucket.
+struct Bucket {
+    gcra: Gcra,
+    tat: Mutex<Option<Instant>>,
+}
+
+/// Which limit would have made the call wait past its deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Limit {
+    Operation,
+    Entity,
+}
+
+impl Limit {
+    /// The name in log fields.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Operation => "per_operation",
+            Self::Entity => "per_entity",
         }
-        *next = Some(arrival + self.period);
-        Ok(slot)
     }
 }
 
@@ -75,36 +102,90 @@ impl Bucket {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct WouldMissDeadline {
     pub(crate) wait: Duration,
+    pub(crate) limit: Limit,
 }
 
 pub(crate) struct RateLimiters {
     buckets: [Bucket; Operation::ALL.len()],
+    entities: EntityBuckets,
 }
 
 impl RateLimiters {
-    pub(crate) fn new(calls_per_minute: std::num::NonZeroU32) -> Self {
+    /// The limiters `config` asks for, or why it cannot have them.
+    pub(crate) fn for_config(config: &StiggConfig) -> Result<Self, &'static str> {
+        let at_least_one = |n, why| NonZeroU32::new(n).ok_or(why);
+        Ok(Self::new(
+            at_least_one(
+                config.calls_per_minute,
+                "calls_per_minute must be at least 1",
+            )?,
+            at_least_one(
+                config.mutations_per_entity_per_minute,
+                "mutations_per_entity_per_minute must be at least 1",
+            )?,
+        ))
+    }
+
+    fn new(calls_per_minute: NonZeroU32, mutations_per_entity: NonZeroU32) -> Self {
         Self {
-            buckets: Operation::ALL.map(|_| Bucket::new(calls_per_minute.get())),
+            buckets: Operation::ALL.map(|_| Bucket {
+                gcra: Gcra::per_minute(calls_per_minute.get()),
+                tat: Mutex::new(None),
+            }),
+            entities: EntityBuckets::new(Gcra::per_minute(mutations_per_entity.get())),
         }
     }
 
-    /// Takes a token for `operation`: reserves the next slot and waits for it (through
-    /// `sleeper`) when it comes before `deadline`; refuses at once, reserving nothing, when it
-    /// comes later.
+    /// Takes a token for `operation`, and for `entity` when the call mutates one: reserves
+    /// the next slot both allow and waits for it (through `sleeper`) when it comes before
+    /// `deadline`; refuses at once, reserving nothing, when it comes later.
     pub(crate) async fn acquire(
         &self,
         operation: Operation,
+        entity: Option<&Entity>,
         deadline: Instant,
         sleeper: &dyn Sleeper,
     ) -> Result<(), WouldMissDeadline> {
         let now = Instant::now();
-        let slot = self.buckets[operation.index()]
-            .reserve(now, deadline)
-            .map_err(|wait| WouldMissDeadline { wait })?;
+        let slot = self.reserve(operation, entity, now, deadline)?;
         if slot > now {
             sleeper.sleep(slot - now).await;
         }
         Ok(())
+    }
+
+    fn reserve(
+        &self,
+        operation: Operation,
+        entity: Option<&Entity>,
+        now: Instant,
+        deadline: Instant,
+    ) -> Result<Instant, WouldMissDeadline> {
+        let bucket = &self.buckets[operation.bucket().index()];
+        // Always the operation's lock first, then the entities': no two callers can wait on
+        // each other.
+        let mut tat = bucket.tat.lock().unwrap_or_else(PoisonError::into_inner);
+        let operation_slot = bucket.gcra.slot(*tat, now);
+        let mut entities = entity.map(|entity| (entity, self.entities.lock(now)));
+        let entity_slot = entities
+            .as_ref()
+            .map(|(entity, held)| self.entities.gcra().slot(held.tat(entity), now));
+        let (slot, limit) = match entity_slot {
+            Some(at) if at > operation_slot => (at, Limit::Entity),
+            _ => (operation_slot, Limit::Operation),
+        };
+        if slot > now && slot >= deadline {
+            return Err(WouldMissDeadline {
+                wait: slot - now,
+                limit,
+            });
+        }
+        *tat = Some(bucket.gcra.after(*tat, slot));
+        if let Some((entity, held)) = entities.as_mut() {
+            let next = self.entities.gcra().after(held.tat(entity), slot);
+            held.set(entity, next);
+        }
+        Ok(slot)
     }
 }
 
@@ -116,7 +197,12 @@ mod tests {
     use crate::retry::TokioSleeper;
 
     fn per_minute(n: u32) -> RateLimiters {
-        RateLimiters::new(NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN))
+        limiters(n, u32::MAX)
+    }
+
+    fn limiters(per_operation: u32, per_entity: u32) -> RateLimiters {
+        let at_least_one = |n| NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN);
+        RateLimiters::new(at_least_one(per_operation), at_least_one(per_entity))
     }
 
     #[tokio::test]
@@ -124,11 +210,16 @@ mod tests {
         let limiters = per_minute(1);
         let deadline = Instant::now() + Duration::from_secs(5);
         let op = Operation::ProvisionCustomer;
-        assert_eq!(limiters.acquire(op, deadline, &TokioSleeper).await, Ok(()));
+        assert_eq!(
+            limiters.acquire(op, None, deadline, &TokioSleeper).await,
+            Ok(())
+        );
         let started = Instant::now();
-        let refused = limiters.acquire(op, deadline, &TokioSleeper).await;
+        let refused = limiters.acquire(op, None, deadline, &TokioSleeper).await;
         assert!(started.elapsed() < Duration::from_millis(100));
-        let wait = refused.err().map(|e| e.wait).unwrap_or_default();
+        let refused = refused.err();
+        assert_eq!(refused.map(|e| e.limit), Some(Limit::Operation));
+        let wait = refused.map(|e| e.wait).unwrap_or_default();
         assert!(wait > Duration::from_secs(55), "{wait:?}");
     }
 
@@ -139,7 +230,10 @@ mod tests {
         let op = Operation::ProvisionSubscription;
         let started = Instant::now();
         for _ in 0..5 {
-            assert_eq!(limiters.acquire(op, deadline, &TokioSleeper).await, Ok(()));
+            assert_eq!(
+                limiters.acquire(op, None, deadline, &TokioSleeper).await,
+                Ok(())
+            );
         }
         let took = started.elapsed();
         assert!(took >= Duration::from_millis(590), "{took:?}");
@@ -148,14 +242,16 @@ mod tests {
     /// Takes a token whenever one is free at once over `minutes`, in steps of `step`, and
     /// returns the times (from the start) the calls went out.
     fn greedy_calls(n: u32, minutes: u32, step: Duration) -> Vec<Duration> {
-        let bucket = Bucket::new(n);
+        let gcra = Gcra::per_minute(n);
         let start = Instant::now();
         let end = Duration::from_secs(60 * u64::from(minutes));
+        let mut tat = None;
         let mut now = Duration::ZERO;
         let mut calls = Vec::new();
         while now < end {
-            // A deadline of now: only a slot free at once is taken.
-            while bucket.reserve(start + now, start + now) == Ok(start + now) {
+            // Only a slot free at once is taken.
+            while gcra.slot(tat, start + now) == start + now {
+                tat = Some(gcra.after(tat, start + now));
                 calls.push(now);
             }
             now += step;
@@ -216,7 +312,7 @@ mod tests {
             let limiters = limiters.clone();
             tokio::spawn(async move {
                 let asked = Instant::now();
-                let outcome = limiters.acquire(op, deadline, &TokioSleeper).await;
+                let outcome = limiters.acquire(op, None, deadline, &TokioSleeper).await;
                 (outcome.is_ok(), asked.elapsed())
             })
         });
@@ -235,15 +331,89 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn operations_have_separate_buckets() {
+    async fn operations_have_separate_buckets_but_the_two_subscription_creates() {
         let limiters = per_minute(1);
         let deadline = Instant::now() + Duration::from_secs(1);
-        for op in Operation::ALL {
+        for op in Operation::ALL.into_iter().filter(|op| op.bucket() == *op) {
             assert_eq!(
-                limiters.acquire(op, deadline, &TokioSleeper).await,
+                limiters.acquire(op, None, deadline, &TokioSleeper).await,
                 Ok(()),
                 "{op}"
             );
         }
+        let create = limiters
+            .acquire(Operation::CreateSubscription, None, deadline, &TokioSleeper)
+            .await;
+        assert_eq!(create.map_err(|e| e.limit), Err(Limit::Operation));
+    }
+
+    fn customer(id: &str) -> Entity {
+        Entity::Customer(id.to_owned())
+    }
+
+    #[test]
+    fn an_entity_is_limited_across_operations_and_apart_from_other_entities() {
+        let limiters = limiters(6000, 30); // per entity: three banked, then one every ~2.14 s
+        let now = Instant::now();
+        let deadline = now + Duration::from_secs(1);
+        let org = customer("org_1");
+        for op in [
+            Operation::ProvisionCustomer,
+            Operation::CreateSubscription,
+            Operation::ArchiveCustomer,
+        ] {
+            assert_eq!(limiters.reserve(op, Some(&org), now, deadline), Ok(now));
+        }
+
+        let refused = limiters.reserve(Operation::ProvisionCustomer, Some(&org), now, deadline);
+        let refused = refused.err();
+        assert_eq!(refused.map(|e| e.limit), Some(Limit::Entity));
+        let wait = refused.map(|e| e.wait).unwrap_or_default();
+        assert!(wait > Duration::from_secs(2), "{wait:?}");
+
+        let other = customer("org_2");
+        let op = Operation::ProvisionCustomer;
+        assert_eq!(limiters.reserve(op, Some(&other), now, deadline), Ok(now));
+        assert_eq!(limiters.reserve(op, None, now, deadline), Ok(now));
+    }
+
+    #[test]
+    fn a_call_held_back_by_its_entity_is_booked_at_its_real_time_in_the_operations_bucket() {
+        // Per operation: one every 30 s; per entity: one a minute.
+        let limiters = limiters(2, 1);
+        let now = Instant::now();
+        let far = now + Duration::from_secs(600);
+        let op = Operation::PatchSubscription;
+        let sub = Entity::Subscription("sub_1".into());
+        let p = |secs| now + Duration::from_secs(secs);
+        assert_eq!(limiters.reserve(op, Some(&sub), now, far), Ok(now));
+
+        let held_back = limiters.reserve(op, Some(&sub), now, far);
+
+        let slot = held_back.unwrap_or(now);
+        assert!(slot > p(60) && slot < p(61), "{slot:?}");
+        // Booked in the operation's bucket at that slot, not at the 30 s its own rate allowed:
+        // the next call of the operation comes 30 s after it.
+        let next = limiters.reserve(op, None, now, far).unwrap_or(now);
+        assert!(next > p(90) && next < p(91), "{next:?}");
+    }
+
+    #[test]
+    fn a_refused_call_books_nothing_in_either_bucket() {
+        let limiters = limiters(2, 1);
+        let now = Instant::now();
+        let op = Operation::CancelSubscription;
+        let sub = Entity::Subscription("sub_1".into());
+        assert_eq!(limiters.reserve(op, Some(&sub), now, now), Ok(now));
+        let later = now + Duration::from_secs(30);
+        let opened = later + Duration::from_millis(1);
+
+        let refused = limiters.reserve(op, Some(&sub), later, later + Duration::from_secs(5));
+        assert_eq!(refused.map_err(|e| e.limit), Err(Limit::Entity));
+
+        // The operation's next slot is still the one its first call left (30 s on).
+        let other = Entity::Subscription("sub_2".into());
+        let next = limiters.reserve(op, Some(&other), opened, opened + Duration::from_secs(1));
+        assert_eq!(next, Ok(opened));
     }
 }

@@ -12,6 +12,7 @@ use crate::faults::Fault;
 use crate::rate_limit::{RateLimit, RateLimiter};
 use crate::reply::Reply;
 use crate::store::Store;
+use crate::view::SubscriptionView;
 
 /// A cheap-to-clone handle on one emulator's state; every clone sees the same data.
 #[derive(Clone, Debug)]
@@ -129,6 +130,33 @@ impl Emulator {
             .iter()
             .map(|subscription| subscription.to_json())
             .collect()
+    }
+
+    /// The subscription `id`, whatever its status.
+    pub fn subscription(&self, id: &str) -> Option<SubscriptionView> {
+        self.lock()
+            .store
+            .subscriptions
+            .get(id)
+            .map(SubscriptionView::from)
+    }
+
+    /// The customer's subscription that has not ended, if any: a new subscription replaces
+    /// it, a cancellation ends it.
+    pub fn active_subscription(&self, customer_id: &str) -> Option<SubscriptionView> {
+        self.lock()
+            .store
+            .active_of(customer_id)
+            .map(SubscriptionView::from)
+    }
+
+    /// Whether the customer is archived; `None` for a customer never created.
+    pub fn customer_archived(&self, customer_id: &str) -> Option<bool> {
+        self.lock()
+            .store
+            .customers
+            .get(customer_id)
+            .map(|customer| customer.archived_at.is_some())
     }
 
     /// How many entities of this kind were created. Entities are never deleted (except by

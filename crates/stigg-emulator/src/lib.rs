@@ -1,5 +1,6 @@
 //! An in-memory emulator of the Stigg REST v1 subset that onboarding calls (customers and
-//! subscriptions), served with actix-web on a loopback port.
+//! subscriptions: provisioning, then patches, cancellations and archiving), served with
+//! actix-web on a loopback port.
 //!
 //! It answers with Stigg's status codes and `{code, message}` error bodies, honours
 //! `Idempotency-Key`, can enforce Stigg-like rate limits and can be scripted to fail (status
@@ -10,15 +11,19 @@
 mod config;
 mod emulator;
 mod faults;
+mod fields;
+mod lifecycle;
 mod provisioning;
 mod rate_limit;
 mod reply;
 mod routes;
 mod server;
 mod store;
+mod view;
 
 pub use config::{BillingPeriod, DEFAULT_API_KEY, EmulatorConfig, PlanSpec, Pricing};
 pub use emulator::{Emulator, EntityKind, LoggedRequest};
 pub use faults::{Fault, FaultAction};
 pub use rate_limit::{RateLimit, RetryAfterHint};
 pub use server::RunningEmulator;
+pub use view::{SubscriptionStatus, SubscriptionView};

@@ -22,7 +22,8 @@ struct Args {
     /// Limit each mutating operation to N calls per minute (429 with `Retry-After` beyond).
     #[arg(long, value_name = "N")]
     rate_limit_per_minute: Option<u32>,
-    /// With `--rate-limit-per-minute`: calls per minute per customer (0 = no per-customer limit).
+    /// With `--rate-limit-per-minute`: mutations per minute per customer, and per
+    /// subscription (0 = no per-entity limit).
     #[arg(long, value_name = "N", default_value_t = 30)]
     rate_limit_per_customer_per_minute: u32,
 }

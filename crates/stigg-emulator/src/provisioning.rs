@@ -1,17 +1,14 @@
-//! The Stigg operations themselves: validation, Stigg's error codes and the effect on the store.
-//! Everything here runs under the state lock, so check-then-create cannot interleave.
+//! The provisioning operations (creating and reading customers and subscriptions):
+//! validation, Stigg's error codes and the effect on the store. Everything here runs under
+//! the state lock, so check-then-create cannot interleave.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
 use crate::config::{BillingPeriod, PlanSpec, Pricing};
+use crate::fields::{Fields, MAX_LEN};
 use crate::reply::Reply;
-use crate::store::{Customer, Metadata, PaymentCollectionMethod, Store, Subscription, Trial};
-
-const MAX_LEN: usize = 255;
-/// Trial length when `trialOverrideConfiguration` asks for a trial without an end date (the
-/// emulated plans carry no default trial of their own).
-const DEFAULT_TRIAL_DAYS: i64 = 14;
+use crate::store::{Customer, PaymentCollectionMethod, Store, Subscription};
 
 pub(crate) fn create_customer(
     store: &mut Store,
@@ -53,17 +50,23 @@ fn try_create_customer(
         billing_id,
         metadata,
         created_at: now,
+        archived_at: None,
     };
     let reply = Reply::data(201, customer.to_json());
     store.customers.insert(id, customer);
     Ok(reply)
 }
 
+/// An archived customer is hidden, as Stigg hides it from its API.
 pub(crate) fn get_customer(store: &Store, id: &str) -> Reply {
-    match store.customers.get(id) {
+    match store.live_customer(id) {
         Some(customer) => Reply::data(200, customer.to_json()),
-        None => Reply::error(404, "CustomerNotFound", format!("Customer not found: {id}")),
+        None => customer_not_found(id),
     }
+}
+
+pub(crate) fn customer_not_found(id: &str) -> Reply {
+    Reply::error(404, "CustomerNotFound", format!("Customer not found: {id}"))
 }
 
 pub(crate) fn create_subscription(
@@ -96,6 +99,15 @@ fn try_create_subscription(
         })
         .transpose()?;
     let billing_id = fields.optional_str("billingId")?;
+    // Stripe decides when a change takes effect; only "now" is emulated.
+    if fields
+        .optional_str("scheduleStrategy")?
+        .is_some_and(|strategy| strategy != "IMMEDIATE")
+    {
+        return Err(Reply::bad_input(
+            "scheduleStrategy: the emulator supports IMMEDIATE only",
+        ));
+    }
     let payment_collection_method = fields
         .optional_str("paymentCollectionMethod")?
         .map(|method| {
@@ -109,12 +121,8 @@ fn try_create_subscription(
     let start_date = fields.optional_date("startDate")?.unwrap_or(now);
     let trial = fields.trial(start_date)?;
 
-    if !store.customers.contains(&customer_id) {
-        return Err(Reply::error(
-            404,
-            "CustomerNotFound",
-            format!("Customer not found: {customer_id}"),
-        ));
+    if store.live_customer(&customer_id).is_none() {
+        return Err(customer_not_found(&customer_id));
     }
     let Some(plan) = plans.iter().find(|plan| plan.id == plan_id) else {
         return Err(Reply::error(
@@ -162,7 +170,12 @@ fn try_create_subscription(
         metadata,
         start_date,
         created_at: now,
+        cancellation_date: None,
+        canceled: false,
     };
+    // Stigg keeps one active subscription per customer and product; the emulated catalog is
+    // one product, so a new subscription replaces the customer's active one.
+    store.cancel_active_of(&subscription.customer_id, now);
     let reply = Reply::data(
         201,
         json!({
@@ -180,12 +193,16 @@ fn try_create_subscription(
 pub(crate) fn get_subscription(store: &Store, id: &str) -> Reply {
     match store.subscriptions.get(id) {
         Some(subscription) => Reply::data(200, subscription.to_json()),
-        None => Reply::error(
-            404,
-            "SubscriptionNotFound",
-            format!("Subscription not found: {id}"),
-        ),
+        None => subscription_not_found(id),
     }
+}
+
+pub(crate) fn subscription_not_found(id: &str) -> Reply {
+    Reply::error(
+        404,
+        "SubscriptionNotFound",
+        format!("Subscription not found: {id}"),
+    )
 }
 
 /// The period to store: the requested one if the plan offers it, else the plan's only period.
@@ -232,102 +249,6 @@ fn looks_like_email(email: &str) -> bool {
                 && !domain.starts_with('.')
         }
         None => false,
-    }
-}
-
-/// Typed access to the request body's fields; `null` counts as absent, as in Stigg's SDK types.
-struct Fields<'a>(&'a Map<String, Value>);
-
-impl Fields<'_> {
-    fn get(&self, name: &str) -> Option<&Value> {
-        self.0.get(name).filter(|value| !value.is_null())
-    }
-
-    fn optional_str(&self, name: &str) -> Result<Option<String>, Reply> {
-        match self.get(name) {
-            None => Ok(None),
-            Some(Value::String(value)) if value.chars().count() <= MAX_LEN => {
-                Ok(Some(value.clone()))
-            }
-            Some(Value::String(_)) => Err(Reply::bad_input(format!(
-                "{name} must be at most {MAX_LEN} characters"
-            ))),
-            Some(_) => Err(Reply::bad_input(format!("{name} must be a string"))),
-        }
-    }
-
-    fn required_str(&self, name: &str) -> Result<String, Reply> {
-        self.optional_str(name)?
-            .ok_or_else(|| Reply::bad_input(format!("{name} is required")))
-    }
-
-    fn optional_date(&self, name: &str) -> Result<Option<DateTime<Utc>>, Reply> {
-        self.optional_str(name)?
-            .map(|value| {
-                DateTime::parse_from_rfc3339(&value)
-                    .map(|at| at.with_timezone(&Utc))
-                    .map_err(|_| Reply::bad_input(format!("{name} must be an ISO 8601 date-time")))
-            })
-            .transpose()
-    }
-
-    fn metadata(&self) -> Result<Metadata, Reply> {
-        let invalid = || {
-            Reply::error(
-                400,
-                "InvalidMetadataError",
-                "Metadata values must be strings",
-            )
-        };
-        match self.get("metadata") {
-            None => Ok(Metadata::new()),
-            Some(Value::Object(entries)) => entries
-                .iter()
-                .map(|(key, value)| match value {
-                    Value::String(value) => Ok((key.clone(), value.clone())),
-                    _ => Err(invalid()),
-                })
-                .collect(),
-            Some(_) => Err(invalid()),
-        }
-    }
-
-    /// `trialOverrideConfiguration`: `{isTrial, trialEndDate?, trialEndBehavior?}`.
-    fn trial(&self, start_date: DateTime<Utc>) -> Result<Option<Trial>, Reply> {
-        let Some(config) = self.get("trialOverrideConfiguration") else {
-            return Ok(None);
-        };
-        let Value::Object(config) = config else {
-            return Err(Reply::bad_input(
-                "trialOverrideConfiguration must be an object",
-            ));
-        };
-        let config = Fields(config);
-        match config.get("isTrial") {
-            Some(Value::Bool(true)) => {}
-            Some(Value::Bool(false)) => return Ok(None),
-            _ => {
-                return Err(Reply::bad_input(
-                    "trialOverrideConfiguration.isTrial is required and must be a boolean",
-                ));
-            }
-        }
-        let end_date = config
-            .optional_date("trialEndDate")?
-            .unwrap_or(start_date + Duration::days(DEFAULT_TRIAL_DAYS));
-        let end_behavior = match config.optional_str("trialEndBehavior")?.as_deref() {
-            None | Some("CONVERT_TO_PAID") => "CONVERT_TO_PAID",
-            Some("CANCEL_SUBSCRIPTION") => "CANCEL_SUBSCRIPTION",
-            Some(_) => {
-                return Err(Reply::bad_input(
-                    "trialEndBehavior must be CONVERT_TO_PAID or CANCEL_SUBSCRIPTION",
-                ));
-            }
-        };
-        Ok(Some(Trial {
-            end_date,
-            end_behavior,
-        }))
     }
 }
 

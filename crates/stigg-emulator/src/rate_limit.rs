@@ -1,5 +1,6 @@
 //! Stigg-like rate limits: a one-minute sliding window per mutating operation and one per
-//! customer (shared by customer and subscription creation, as Stigg's entity buckets are).
+//! entity (a customer or a subscription), shared by every operation on that entity, as
+//! Stigg's entity buckets are.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
@@ -8,11 +9,14 @@ use serde::{Deserialize, Serialize};
 
 const WINDOW: Duration = Duration::from_secs(60);
 
-/// Limits applied to `POST` API calls (reads are never limited).
+/// Limits applied to the mutating API calls (reads are never limited).
 ///
 /// JSON (admin route): `{"perOperationPerMinute": 250, "perCustomerPerMinute": 30,
 /// "retryAfter": "seconds"}`; `retryAfter` is optional and defaults to `"seconds"`.
 /// A limit of 0 turns that dimension off.
+///
+/// `per_customer_per_minute` is Stigg's entity limit, whatever the entity: a customer counts
+/// its own calls and its subscription creates; a subscription its patches and cancels.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RateLimit {
@@ -23,7 +27,7 @@ pub struct RateLimit {
 }
 
 impl Default for RateLimit {
-    /// Stigg's published limits: 250 calls/min per mutation, 30/min per customer.
+    /// Stigg's published limits: 250 calls/min per mutation, 30/min per entity.
     fn default() -> Self {
         Self {
             per_operation_per_minute: 250,
@@ -61,11 +65,12 @@ impl RetryAfterHint {
     }
 }
 
-/// Calls admitted in the last minute, per operation and per customer id.
+/// Calls admitted in the last minute, per operation and per entity (`customer:{id}` or
+/// `subscription:{id}`).
 #[derive(Debug, Default)]
 pub(crate) struct RateLimiter {
     operations: HashMap<&'static str, VecDeque<Instant>>,
-    customers: HashMap<String, VecDeque<Instant>>,
+    entities: HashMap<String, VecDeque<Instant>>,
 }
 
 impl RateLimiter {
@@ -75,28 +80,28 @@ impl RateLimiter {
         &mut self,
         limit: &RateLimit,
         operation: &'static str,
-        customer_id: Option<&str>,
+        entity: Option<&str>,
         now: Instant,
     ) -> Result<(), Duration> {
         let operation_window = self.operations.entry(operation).or_default();
         let operation_wait =
             wait_before_next(operation_window, limit.per_operation_per_minute, now);
-        let mut customer_window = match customer_id {
+        let mut entity_window = match entity {
             Some(id) if limit.per_customer_per_minute > 0 => {
-                Some(self.customers.entry(id.to_owned()).or_default())
+                Some(self.entities.entry(id.to_owned()).or_default())
             }
             _ => None,
         };
-        let customer_wait = customer_window
+        let entity_wait = entity_window
             .as_deref_mut()
             .and_then(|window| wait_before_next(window, limit.per_customer_per_minute, now));
-        if let Some(wait) = operation_wait.max(customer_wait) {
+        if let Some(wait) = operation_wait.max(entity_wait) {
             return Err(wait);
         }
         if limit.per_operation_per_minute > 0 {
             operation_window.push_back(now);
         }
-        if let Some(window) = customer_window {
+        if let Some(window) = entity_window {
             window.push_back(now);
         }
         Ok(())
@@ -150,7 +155,7 @@ mod tests {
     }
 
     #[test]
-    fn customer_window_is_shared_across_operations_and_refusals_are_not_counted() {
+    fn entity_window_is_shared_across_operations_and_refusals_are_not_counted() {
         let mut limiter = RateLimiter::default();
         let now = Instant::now();
         let limit = limit(0, 1);

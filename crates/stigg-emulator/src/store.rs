@@ -7,6 +7,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Value, json};
 
 use crate::config::{BillingPeriod, Pricing};
+use crate::view::SubscriptionStatus;
 
 pub(crate) type Metadata = BTreeMap<String, String>;
 
@@ -18,6 +19,9 @@ pub(crate) struct Customer {
     pub(crate) billing_id: Option<String>,
     pub(crate) metadata: Metadata,
     pub(crate) created_at: DateTime<Utc>,
+    /// Set once archived: the customer is then hidden from the API, but archiving it again
+    /// still succeeds.
+    pub(crate) archived_at: Option<DateTime<Utc>>,
 }
 
 impl Customer {
@@ -39,7 +43,7 @@ impl Customer {
             "timezone": null,
             "createdAt": created_at,
             "updatedAt": created_at,
-            "archivedAt": null,
+            "archivedAt": self.archived_at.map(timestamp),
         })
     }
 }
@@ -90,15 +94,33 @@ pub(crate) struct Subscription {
     pub(crate) metadata: Metadata,
     pub(crate) start_date: DateTime<Utc>,
     pub(crate) created_at: DateTime<Utc>,
+    /// When it ends (or ended): set by a cancellation, on a date or now.
+    pub(crate) cancellation_date: Option<DateTime<Utc>>,
+    /// Ended: canceled now, replaced, or its customer archived. Time does not run in the
+    /// emulator, so a cancellation date alone never ends it.
+    pub(crate) canceled: bool,
 }
 
 impl Subscription {
-    pub(crate) fn to_json(&self) -> Value {
-        let status = if self.trial.is_some() {
-            "IN_TRIAL"
+    pub(crate) fn status(&self) -> SubscriptionStatus {
+        if self.canceled {
+            SubscriptionStatus::Canceled
+        } else if self.trial.is_some() {
+            SubscriptionStatus::InTrial
         } else {
-            "ACTIVE"
-        };
+            SubscriptionStatus::Active
+        }
+    }
+
+    /// Ends it at `now`.
+    pub(crate) fn cancel_now(&mut self, now: DateTime<Utc>) {
+        self.canceled = true;
+        self.cancellation_date = Some(now);
+    }
+
+    pub(crate) fn to_json(&self) -> Value {
+        let status = self.status().as_str();
+        let cancellation_date = self.cancellation_date.map(timestamp);
         json!({
             "id": self.id,
             "customerId": self.customer_id,
@@ -114,8 +136,8 @@ impl Subscription {
             "metadata": self.metadata,
             "startDate": timestamp(self.start_date),
             "createdAt": timestamp(self.created_at),
-            "endDate": null,
-            "cancellationDate": null,
+            "endDate": cancellation_date,
+            "cancellationDate": cancellation_date,
             "resourceId": null,
             "payingCustomerId": null,
             "addons": [],
@@ -150,6 +172,12 @@ impl<T> Table<T> {
         self.by_id.get(id).and_then(|&index| self.rows.get(index))
     }
 
+    pub(crate) fn get_mut(&mut self, id: &str) -> Option<&mut T> {
+        self.by_id
+            .get(id)
+            .and_then(|&index| self.rows.get_mut(index))
+    }
+
     pub(crate) fn contains(&self, id: &str) -> bool {
         self.by_id.contains_key(id)
     }
@@ -167,6 +195,10 @@ impl<T> Table<T> {
     pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
         self.rows.iter()
     }
+
+    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
+        self.rows.iter_mut()
+    }
 }
 
 #[derive(Debug, Default)]
@@ -177,6 +209,29 @@ pub(crate) struct Store {
 }
 
 impl Store {
+    /// The customer, unless unknown or archived.
+    pub(crate) fn live_customer(&self, id: &str) -> Option<&Customer> {
+        self.customers
+            .get(id)
+            .filter(|customer| customer.archived_at.is_none())
+    }
+
+    /// The customer's subscription that has not ended, if any (there is one at most).
+    pub(crate) fn active_of(&self, customer_id: &str) -> Option<&Subscription> {
+        self.subscriptions
+            .iter()
+            .find(|subscription| subscription.customer_id == customer_id && !subscription.canceled)
+    }
+
+    /// Ends every subscription of the customer that has not ended.
+    pub(crate) fn cancel_active_of(&mut self, customer_id: &str, now: DateTime<Utc>) {
+        for subscription in self.subscriptions.iter_mut() {
+            if subscription.customer_id == customer_id && !subscription.canceled {
+                subscription.cancel_now(now);
+            }
+        }
+    }
+
     /// An id for a subscription created without one, unused so far.
     pub(crate) fn new_subscription_id(&mut self) -> String {
         loop {

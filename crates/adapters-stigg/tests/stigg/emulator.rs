@@ -12,7 +12,7 @@ use stigg_emulator::{
 
 use crate::support::*;
 
-async fn start() -> Result<RunningEmulator, Box<dyn std::error::Error>> {
+pub async fn start() -> Result<RunningEmulator, Box<dyn std::error::Error>> {
     start_with(EmulatorConfig {
         api_key: API_KEY.into(),
         ..EmulatorConfig::default()
@@ -20,7 +20,9 @@ async fn start() -> Result<RunningEmulator, Box<dyn std::error::Error>> {
     .await
 }
 
-async fn start_with(config: EmulatorConfig) -> Result<RunningEmulator, Box<dyn std::error::Error>> {
+pub async fn start_with(
+    config: EmulatorConfig,
+) -> Result<RunningEmulator, Box<dyn std::error::Error>> {
     Ok(RunningEmulator::start_on_loopback(config).await?)
 }
 

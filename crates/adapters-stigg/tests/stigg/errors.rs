@@ -186,6 +186,13 @@ fn bad_configuration_is_refused_without_echoing_the_key() {
             "calls_per_minute",
         ),
         (
+            StiggConfig {
+                mutations_per_entity_per_minute: 0,
+                ..StiggConfig::new("http://stigg.test", API_KEY)
+            },
+            "mutations_per_entity_per_minute",
+        ),
+        (
             StiggConfig::new("http://stigg.test", format!("{API_KEY}\n")),
             "API key",
         ),

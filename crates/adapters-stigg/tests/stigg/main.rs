@@ -8,6 +8,8 @@
 mod conflicts;
 mod emulator;
 mod errors;
+mod lifecycle;
+mod lifecycle_emulator;
 mod logging;
 mod rate_limit;
 mod requests;

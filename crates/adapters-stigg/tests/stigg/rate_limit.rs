@@ -1,10 +1,13 @@
-//! The client-side rate limit: shared by every clone of a gateway, one bucket per operation,
-//! fail fast when the next token would come after the deadline.
+//! The client-side rate limits: shared by every clone of a gateway, one bucket per operation
+//! and one per customer or subscription, fail fast when the next token would come after the
+//! deadline.
 
 use std::time::{Duration, Instant};
 
 use onboarding_adapters_stigg::HttpStiggGateway;
-use onboarding_domain::ports::{StiggError, StiggGateway};
+use onboarding_domain::ports::{
+    Cancellation, StiggError, StiggGateway, StiggLifecycle, SubscriptionPatch,
+};
 use serde_json::json;
 use wiremock::{MockServer, ResponseTemplate};
 
@@ -119,5 +122,119 @@ async fn a_retry_that_would_wait_past_the_deadline_reports_the_failure() -> Test
     let result = gateway.provision_customer(&customer()?, &ctx15()?).await;
 
     assert_eq!(result, Err(unavailable(1, "HTTP 503")));
+    Ok(())
+}
+
+#[tokio::test]
+async fn one_subscription_gets_one_budget_across_patch_and_cancel() -> TestResult {
+    let server = MockServer::start().await;
+    let shown = |changes| found(assigned_record(changes));
+    stigg_route(
+        "PATCH",
+        STIGG_SUBSCRIPTION_PATH,
+        shown(json!({ "cancellationDate": null })),
+    )
+    .expect(1)
+    .mount(&server)
+    .await;
+    mount_post(
+        &server,
+        "/api/v1/subscriptions/subscription-other/cancel",
+        shown(json!({ "id": "subscription-other", "status": "CANCELED" })),
+        1,
+    )
+    .await;
+    mount_post(&server, CANCEL_SUBSCRIPTION, shown(json!({})), 0).await;
+    let mut config = config_for(&server);
+    config.mutations_per_entity_per_minute = 1;
+    let observer = RecordingObserver::new();
+    let gateway = HttpStiggGateway::builder(config)
+        .sleeper(RecordingSleeper::instant())
+        .observer(observer.clone())
+        .build()?;
+    let ctx = ctx15()?;
+    let now = Cancellation::Immediately {
+        revoke_entitlements: false,
+    };
+    let patch = SubscriptionPatch::RemoveCancellation;
+    gateway
+        .patch_subscription(STIGG_SUBSCRIPTION, patch, MOVE_KEY, &ctx)
+        .await?;
+
+    let same = gateway
+        .cancel_subscription(STIGG_SUBSCRIPTION, now, MOVE_KEY, &ctx)
+        .await;
+    let other = gateway
+        .cancel_subscription("subscription-other", now, MOVE_KEY, &ctx)
+        .await;
+
+    assert_eq!(same, Err(StiggError::RateLimited));
+    assert_eq!(other, Ok(()));
+    assert_eq!(
+        observer.outcomes(),
+        [
+            ("patch_subscription", "success"),
+            ("cancel_subscription", "rate_limited"),
+            ("cancel_subscription", "success"),
+        ]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_customers_budget_covers_its_creates_and_its_archive() -> TestResult {
+    let server = MockServer::start().await;
+    mount_post(&server, CREATE_CUSTOMER, customer_created(), 1).await;
+    mount_post(&server, ARCHIVE_CUSTOMER, found(json!({ "id": ORG_ID })), 0).await;
+    mount_post(
+        &server,
+        CREATE_SUBSCRIPTION,
+        subscription_provisioned("SUCCESS"),
+        0,
+    )
+    .await;
+    let mut config = config_for(&server);
+    config.mutations_per_entity_per_minute = 1;
+    let gateway = gateway_with(config, RecordingSleeper::instant())?;
+    let ctx = ctx15()?;
+    gateway.provision_customer(&customer()?, &ctx).await?;
+
+    let subscription = gateway
+        .provision_subscription(&trialing_subscription()?, &ctx)
+        .await;
+    let archive = gateway
+        .archive_customer(&customer()?.customer_id, "archive:org_8Yp2", &ctx)
+        .await;
+
+    assert_eq!(subscription, Err(StiggError::RateLimited));
+    assert_eq!(archive, Err(StiggError::RateLimited));
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_entity_waits_for_its_next_slot_within_the_deadline() -> TestResult {
+    let server = MockServer::start().await;
+    let canceled = found(assigned_record(json!({ "status": "CANCELED" })));
+    mount_post(&server, CANCEL_SUBSCRIPTION, canceled, 4).await;
+    let mut config = config_for(&server);
+    config.mutations_per_entity_per_minute = 123; // three banked, then one every 500 ms
+    let sleeper = RecordingSleeper::instant();
+    let gateway = gateway_with(config, sleeper.clone())?;
+    let now = Cancellation::Immediately {
+        revoke_entitlements: false,
+    };
+
+    for _ in 0..4 {
+        gateway
+            .cancel_subscription(STIGG_SUBSCRIPTION, now, MOVE_KEY, &ctx15()?)
+            .await?;
+    }
+
+    let sleeps = sleeper.sleeps();
+    assert_eq!(sleeps.len(), 1, "{sleeps:?}");
+    assert!(
+        sleeps[0] > Duration::from_millis(400) && sleeps[0] <= Duration::from_millis(500),
+        "{sleeps:?}"
+    );
     Ok(())
 }

@@ -11,10 +11,12 @@ use onboarding_adapters_stigg::{
     StiggConfig,
 };
 use onboarding_domain::model::{
-    BillingPeriod, CorrelationId, OrgId, PlanCode, StripeCustomerId, StripeSubscriptionId, TenantId,
+    BillingPeriod, CorrelationId, OrgId, Plan, PlanCode, StripeCustomerId, StripeSubscriptionId,
+    TenantId,
 };
 use onboarding_domain::ports::{
-    CallContext, CustomerProvisioning, StiggError, SubscriptionProvisioning, TrialConfiguration,
+    CallContext, CustomerProvisioning, StiggError, SubscriptionCreation, SubscriptionProvisioning,
+    TrialConfiguration,
 };
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
@@ -34,13 +36,22 @@ pub const CREATE_SUBSCRIPTION: &str = "/api/v1/subscriptions";
 pub const READ_CUSTOMER: &str = "/api/v1/customers/org_8Yp2";
 pub const READ_SUBSCRIPTION: &str = "/api/v1/subscriptions/sub_9Zx8Y7";
 
-/// So many calls per minute that the rate limit never waits, unless a test says otherwise.
+/// The id Stigg assigned to a subscription created after a resume or a plan change.
+pub const STIGG_SUBSCRIPTION: &str = "subscription-7a1c";
+pub const STIGG_SUBSCRIPTION_PATH: &str = "/api/v1/subscriptions/subscription-7a1c";
+pub const CANCEL_SUBSCRIPTION: &str = "/api/v1/subscriptions/subscription-7a1c/cancel";
+pub const ARCHIVE_CUSTOMER: &str = "/api/v1/customers/org_8Yp2/archive";
+/// A key as the sync computes one (`Move::idempotency_key`).
+pub const MOVE_KEY: &str = "sync:sub_9Zx8Y7:3:move";
+
+/// So many calls per minute that the rate limits never wait, unless a test says otherwise.
 pub const UNLIMITED: u32 = 60_000_000;
 
 pub fn config(base_url: &str) -> StiggConfig {
     let mut config = StiggConfig::new(base_url, API_KEY);
     config.user_agent = USER_AGENT.into();
     config.calls_per_minute = UNLIMITED;
+    config.mutations_per_entity_per_minute = UNLIMITED;
     config
 }
 
@@ -92,6 +103,34 @@ pub fn trialing_subscription() -> Result<SubscriptionProvisioning, Box<dyn std::
     subscription(Some(TrialConfiguration {
         ends_at: Some(trial_end()?),
     }))
+}
+
+/// A subscription to create after a plan change, on the Pro plan, in trial when `trial_end`.
+pub fn creation(
+    trial_end: Option<DateTime<Utc>>,
+) -> Result<SubscriptionCreation, Box<dyn std::error::Error>> {
+    Ok(SubscriptionCreation {
+        customer_id: OrgId::parse(ORG_ID)?,
+        stripe_subscription_id: StripeSubscriptionId::parse(STRIPE_SUBSCRIPTION)?,
+        plan: Plan {
+            code: PlanCode::parse("plan_pro_m")?,
+            stigg_plan_id: "plan-pro".into(),
+            billing_period: BillingPeriod::Monthly,
+        },
+        trial_end,
+    })
+}
+
+/// The subscription Stigg assigned `STIGG_SUBSCRIPTION`, as its answers show it, with
+/// `changes` over the Pro plan in trial.
+pub fn assigned_record(changes: Value) -> Value {
+    let mut record = subscription_record("plan-pro", "MONTHLY");
+    record["id"] = json!(STIGG_SUBSCRIPTION);
+    record["cancellationDate"] = Value::Null;
+    if let (Some(record), Value::Object(changes)) = (record.as_object_mut(), changes) {
+        record.extend(changes);
+    }
+    record
 }
 
 /// Stigg's documented answer to a customer create.

@@ -11,6 +11,7 @@ mod org_repo;
 mod provisioning_backlog;
 mod provisioning_store;
 mod stigg_gateway;
+mod stigg_lifecycle;
 mod subscription_repo;
 
 pub use clock::Clock;
@@ -23,6 +24,7 @@ pub use stigg_gateway::{
     CallContext, CustomerProvisioning, KeyRenewal, StiggCustomer, StiggError, StiggGateway,
     StiggSubscription, SubscriptionProvisioning, TrialConfiguration,
 };
+pub use stigg_lifecycle::{Cancellation, StiggLifecycle, SubscriptionCreation, SubscriptionPatch};
 pub use subscription_repo::SubscriptionRepo;
 
 #[cfg(any(test, feature = "mocks"))]
@@ -39,6 +41,8 @@ pub use provisioning_backlog::MockProvisioningBacklog;
 pub use provisioning_store::MockProvisioningStore;
 #[cfg(any(test, feature = "mocks"))]
 pub use stigg_gateway::MockStiggGateway;
+#[cfg(any(test, feature = "mocks"))]
+pub use stigg_lifecycle::MockStiggLifecycle;
 #[cfg(any(test, feature = "mocks"))]
 pub use subscription_repo::MockSubscriptionRepo;
 

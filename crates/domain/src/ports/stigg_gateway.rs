@@ -69,8 +69,8 @@ pub struct StiggSubscription {
     pub id: String,
 }
 
-/// Why a Stigg call did not do what was asked. Every variant's message is safe to show to
-/// the caller: no key, no body, no stack.
+/// Why a Stigg call did not do what was asked (a provisioning or a lifecycle change). Every
+/// variant's message is safe to show to the caller: no key, no body, no stack.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StiggError {
     /// Transient failures (5xx, 408, 429, timeouts, broken connections) outlasted the retries
@@ -100,6 +100,13 @@ pub enum StiggError {
     /// or was deleted or archived since. A recorded customer is then stale.
     #[error("Stigg rejected the {operation} request (HTTP 404 CustomerNotFound): {message}")]
     CustomerNotFound {
+        operation: &'static str,
+        message: String,
+    },
+    /// Stigg does not know the subscription (404 `SubscriptionNotFound`) a patch or a
+    /// cancellation names: the recorded Stigg subscription id is stale.
+    #[error("Stigg rejected the {operation} request (HTTP 404 SubscriptionNotFound): {message}")]
+    SubscriptionNotFound {
         operation: &'static str,
         message: String,
     },

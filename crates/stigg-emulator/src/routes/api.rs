@@ -12,27 +12,38 @@ use serde_json::{Map, Value};
 
 use crate::emulator::{Emulator, LoggedRequest, State};
 use crate::faults::{self, FaultAction, ResetBody, TruncatedBody};
-use crate::provisioning;
 use crate::reply::Reply;
+use crate::{lifecycle, provisioning};
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/v1")
             .route(
                 "/customers",
-                web::post().to(handler(Operation::Create(Mutation::Customer))),
+                web::post().to(handler(Operation::Mutate(Mutation::CreateCustomer))),
             )
             .route(
                 "/customers/{id}",
                 web::get().to(handler(Operation::GetCustomer)),
             )
             .route(
-                "/subscriptions",
-                web::post().to(handler(Operation::Create(Mutation::Subscription))),
+                "/customers/{id}/archive",
+                web::post().to(handler(Operation::Mutate(Mutation::ArchiveCustomer))),
             )
             .route(
-                "/subscriptions/{id}",
-                web::get().to(handler(Operation::GetSubscription)),
+                "/subscriptions",
+                web::post().to(handler(Operation::Mutate(Mutation::CreateSubscription))),
+            )
+            .service(
+                web::resource("/subscriptions/{id}")
+                    .route(web::get().to(handler(Operation::GetSubscription)))
+                    .route(
+                        web::patch().to(handler(Operation::Mutate(Mutation::PatchSubscription))),
+                    ),
+            )
+            .route(
+                "/subscriptions/{id}/cancel",
+                web::post().to(handler(Operation::Mutate(Mutation::CancelSubscription))),
             )
             // Unknown routes are still logged, faulted and authenticated like real ones.
             .default_service(web::to(handler(Operation::Unknown))),
@@ -50,7 +61,7 @@ fn handler(
 
 #[derive(Clone, Copy)]
 enum Operation {
-    Create(Mutation),
+    Mutate(Mutation),
     GetCustomer,
     GetSubscription,
     Unknown,
@@ -58,25 +69,48 @@ enum Operation {
 
 #[derive(Clone, Copy)]
 enum Mutation {
-    Customer,
-    Subscription,
+    CreateCustomer,
+    CreateSubscription,
+    PatchSubscription,
+    CancelSubscription,
+    ArchiveCustomer,
 }
 
 impl Mutation {
-    /// Name of the operation's rate-limit window.
+    /// Name of the operation's rate-limit window: Stigg's name for the mutation.
     fn name(self) -> &'static str {
         match self {
-            Self::Customer => "provisionCustomer",
-            Self::Subscription => "provisionSubscription",
+            Self::CreateCustomer => "provisionCustomer",
+            Self::CreateSubscription => "provisionSubscription",
+            Self::PatchSubscription => "updateSubscription",
+            Self::CancelSubscription => "cancelSubscription",
+            Self::ArchiveCustomer => "archiveCustomer",
         }
     }
 
-    /// The body field naming the customer whose rate-limit window the call counts against.
-    fn customer_field(self) -> &'static str {
+    /// The entity whose rate-limit window the call counts against, as Stigg keys them: the
+    /// customer for customer routes and subscription creates, the subscription for the
+    /// calls on one. `id` is the route's `{id}`.
+    fn entity(self, id: &str, fields: &Map<String, Value>) -> Option<String> {
+        let customer_in = |field: &str| {
+            fields
+                .get(field)
+                .and_then(Value::as_str)
+                .map(|customer| format!("customer:{customer}"))
+        };
         match self {
-            Self::Customer => "id",
-            Self::Subscription => "customerId",
+            Self::CreateCustomer => customer_in("id"),
+            Self::CreateSubscription => customer_in("customerId"),
+            Self::PatchSubscription | Self::CancelSubscription => {
+                Some(format!("subscription:{id}"))
+            }
+            Self::ArchiveCustomer => Some(format!("customer:{id}")),
         }
+    }
+
+    /// Archiving takes no fields, so its body (if any) is not read.
+    fn reads_body(self) -> bool {
+        !matches!(self, Self::ArchiveCustomer)
     }
 }
 
@@ -183,7 +217,7 @@ fn answer(emulator: &Emulator, head: &Head, body: &[u8], operation: Operation) -
         return Reply::unauthenticated();
     }
     let mutation = match operation {
-        Operation::Create(mutation) => mutation,
+        Operation::Mutate(mutation) => mutation,
         Operation::GetCustomer => {
             return provisioning::get_customer(&emulator.lock().store, &head.id);
         }
@@ -198,13 +232,15 @@ fn answer(emulator: &Emulator, head: &Head, body: &[u8], operation: Operation) -
             );
         }
     };
-    let fields = match json_object(head, body) {
-        Ok(fields) => fields,
-        Err(reply) => return reply,
+    let fields = if mutation.reads_body() {
+        match json_object(head, body) {
+            Ok(fields) => fields,
+            Err(reply) => return reply,
+        }
+    } else {
+        Map::new()
     };
-    let customer_id = fields
-        .get(mutation.customer_field())
-        .and_then(Value::as_str);
+    let entity = mutation.entity(&head.id, &fields);
 
     // Held from the idempotency check to the insert, so that concurrent requests with one key
     // (or one entity id) cannot both create.
@@ -220,9 +256,10 @@ fn answer(emulator: &Emulator, head: &Head, body: &[u8], operation: Operation) -
             .with_header("idempotent-replayed", "true".to_owned());
     }
     if let Some(limit) = &state.rate_limit
-        && let Err(wait) = state
-            .limiter
-            .admit(limit, mutation.name(), customer_id, Instant::now())
+        && let Err(wait) =
+            state
+                .limiter
+                .admit(limit, mutation.name(), entity.as_deref(), Instant::now())
     {
         let reply = Reply::error(429, "RateLimitExceeded", "Too many requests");
         return match limit.retry_after.header(wait) {
@@ -231,11 +268,17 @@ fn answer(emulator: &Emulator, head: &Head, body: &[u8], operation: Operation) -
         };
     }
     let now = Utc::now();
+    let store = &mut state.store;
     let reply = match mutation {
-        Mutation::Customer => provisioning::create_customer(&mut state.store, &fields, now),
-        Mutation::Subscription => {
-            provisioning::create_subscription(&mut state.store, emulator.plans(), &fields, now)
+        Mutation::CreateCustomer => provisioning::create_customer(store, &fields, now),
+        Mutation::CreateSubscription => {
+            provisioning::create_subscription(store, emulator.plans(), &fields, now)
         }
+        Mutation::PatchSubscription => lifecycle::patch_subscription(store, &head.id, &fields),
+        Mutation::CancelSubscription => {
+            lifecycle::cancel_subscription(store, &head.id, &fields, now)
+        }
+        Mutation::ArchiveCustomer => lifecycle::archive_customer(store, &head.id, now),
     };
     if let Some(key) = &head.idempotency_key
         && reply.is_replayable()

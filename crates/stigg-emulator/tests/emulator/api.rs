@@ -1,134 +1,16 @@
-//! The emulator over HTTP, as the Stigg adapter sees it.
+//! The provisioning routes over HTTP, as the Stigg adapter sees them, and the emulator's own
+//! machinery: faults, rate limits, the request log, the admin routes.
 
-// clippy.toml's allow-*-in-tests reaches only #[test] functions, not this crate's helpers;
-// in a test, a set-up step that fails should panic with its message.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, ensure};
-use reqwest::{Client, Method, RequestBuilder, Response, StatusCode};
+use anyhow::Context;
+use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::{Value, json};
 use stigg_emulator::{
-    DEFAULT_API_KEY, Emulator, EmulatorConfig, EntityKind, Fault, FaultAction, RateLimit,
-    RetryAfterHint, RunningEmulator,
+    Emulator, EmulatorConfig, EntityKind, Fault, FaultAction, RateLimit, RetryAfterHint,
 };
 
-type TestResult = anyhow::Result<()>;
-
-const KEY: &str = DEFAULT_API_KEY;
-
-struct Harness {
-    running: RunningEmulator,
-    client: Client,
-}
-
-async fn start() -> anyhow::Result<Harness> {
-    start_with(EmulatorConfig::default()).await
-}
-
-async fn start_with(config: EmulatorConfig) -> anyhow::Result<Harness> {
-    let running = RunningEmulator::start_on_loopback(config).await?;
-    Ok(Harness {
-        running,
-        client: Client::new(),
-    })
-}
-
-fn loopback() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], 0))
-}
-
-impl Harness {
-    fn emulator(&self) -> &Emulator {
-        self.running.emulator()
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.running.base_url())
-    }
-
-    /// A request with the right API key.
-    fn api(&self, method: Method, path: &str) -> RequestBuilder {
-        self.client
-            .request(method, self.url(path))
-            .header("X-API-KEY", KEY)
-    }
-
-    async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Response> {
-        Ok(self.api(Method::POST, path).json(body).send().await?)
-    }
-
-    async fn post_idempotent(
-        &self,
-        path: &str,
-        key: &str,
-        body: &Value,
-    ) -> anyhow::Result<Response> {
-        Ok(self
-            .api(Method::POST, path)
-            .header("Idempotency-Key", key)
-            .json(body)
-            .send()
-            .await?)
-    }
-
-    async fn get(&self, path: &str) -> anyhow::Result<Response> {
-        Ok(self.api(Method::GET, path).send().await?)
-    }
-
-    async fn create_customer(&self, id: &str) -> anyhow::Result<Value> {
-        let response = self.post("/api/v1/customers", &customer(id)).await?;
-        ensure!(
-            response.status() == StatusCode::CREATED,
-            "customer {id}: {}",
-            response.status()
-        );
-        Ok(response.json().await?)
-    }
-}
-
-fn customer(id: &str) -> Value {
-    json!({
-        "id": id,
-        "name": "Example Org",
-        "email": "owner@example.org",
-        "billingId": "cus_A1",
-        "metadata": {"orgId": id, "stripeCustomerId": "cus_A1"},
-        "ignoredField": true,
-    })
-}
-
-fn trial_subscription(id: &str, customer_id: &str) -> Value {
-    json!({
-        "id": id,
-        "customerId": customer_id,
-        "planId": "plan-pro",
-        "billingPeriod": "MONTHLY",
-        "billingId": id,
-        "paymentCollectionMethod": "NONE",
-        "startDate": "2030-01-01T00:00:00Z",
-        "trialOverrideConfiguration": {
-            "isTrial": true,
-            "trialEndDate": "2030-01-15T00:00:00Z",
-            "trialEndBehavior": "CONVERT_TO_PAID"
-        },
-        "metadata": {"orgId": customer_id, "stripeSubscriptionId": id, "planCode": "plan_pro_m"}
-    })
-}
-
-async fn status_and_body(response: Response) -> anyhow::Result<(u16, Value)> {
-    let status = response.status().as_u16();
-    Ok((status, response.json().await?))
-}
-
-fn header<'a>(response: &'a Response, name: &str) -> Option<&'a str> {
-    response
-        .headers()
-        .get(name)
-        .and_then(|value| value.to_str().ok())
-}
+use crate::support::*;
 
 #[tokio::test]
 async fn missing_or_wrong_api_key_is_401_and_logged_as_invalid() -> TestResult {
