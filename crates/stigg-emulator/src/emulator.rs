@@ -1,7 +1,7 @@
 //! The shared emulator state and the handle that tests, the admin routes and the API routes use.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -173,7 +173,7 @@ impl Emulator {
     /// Queues a fault behind those already queued. A fault with `times == 0` applies to nothing
     /// and is dropped.
     pub fn push_fault(&self, fault: Fault) {
-        if fault.times > 0 {
+        if fault.scope.times > 0 {
             self.lock().faults.push_back(fault);
         }
     }
@@ -223,10 +223,7 @@ impl Emulator {
     /// The state, even if a thread panicked while holding it: every update leaves it consistent
     /// enough for an emulator.
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.shared
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        emulator_kit::lock(&self.shared.state)
     }
 }
 

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::web::Bytes;
+use emulator_kit::{FaultScope, Scoped, take_first};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::time::Sleep;
@@ -26,15 +27,9 @@ use tokio::time::Sleep;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Fault {
-    pub method: Option<String>,
-    pub path_prefix: Option<String>,
-    #[serde(default = "one")]
-    pub times: u32,
+    #[serde(flatten)]
+    pub scope: FaultScope,
     pub action: FaultAction,
-}
-
-fn one() -> u32 {
-    1
 }
 
 /// What a fault does to the request it hits.
@@ -68,9 +63,7 @@ impl Fault {
     /// A fault hitting the next matching request once; narrow it with the `on_*`/`times` methods.
     pub fn new(action: FaultAction) -> Self {
         Self {
-            method: None,
-            path_prefix: None,
-            times: 1,
+            scope: FaultScope::default(),
             action,
         }
     }
@@ -85,27 +78,9 @@ impl Fault {
         })
     }
 
-    /// Only requests with this method (case-insensitive).
-    pub fn on_method(mut self, method: impl Into<String>) -> Self {
-        self.method = Some(method.into());
-        self
-    }
-
-    /// Only requests whose path starts with `prefix`.
-    pub fn on_path(mut self, prefix: impl Into<String>) -> Self {
-        self.path_prefix = Some(prefix.into());
-        self
-    }
-
-    /// Apply to this many matching requests.
-    pub fn times(mut self, times: u32) -> Self {
-        self.times = times;
-        self
-    }
-
     /// Why this fault cannot be applied, if it cannot.
     pub(crate) fn problem(&self) -> Option<String> {
-        if self.times == 0 {
+        if self.scope.times == 0 {
             return Some("times must be at least 1".to_owned());
         }
         match self.action {
@@ -115,15 +90,11 @@ impl Fault {
             _ => None,
         }
     }
+}
 
-    fn matches(&self, method: &str, path: &str) -> bool {
-        self.method
-            .as_deref()
-            .is_none_or(|wanted| wanted.eq_ignore_ascii_case(method))
-            && self
-                .path_prefix
-                .as_deref()
-                .is_none_or(|prefix| path.starts_with(prefix))
+impl Scoped for Fault {
+    fn scope_mut(&mut self) -> &mut FaultScope {
+        &mut self.scope
     }
 }
 
@@ -133,16 +104,12 @@ pub(crate) fn take_matching(
     method: &str,
     path: &str,
 ) -> Option<FaultAction> {
-    let index = faults
-        .iter()
-        .position(|fault| fault.matches(method, path))?;
-    let fault = faults.get_mut(index)?;
-    let action = fault.action.clone();
-    fault.times = fault.times.saturating_sub(1);
-    if fault.times == 0 {
-        faults.remove(index);
-    }
-    Some(action)
+    take_first(
+        faults,
+        |fault| fault.scope.matches(method, path),
+        |fault| &mut fault.scope.times,
+    )
+    .map(|fault| fault.action)
 }
 
 /// How long a truncated body waits before failing: long enough for actix to flush the head and
@@ -241,8 +208,11 @@ mod tests {
             "pathPrefix": "/api/v1/subscriptions",
             "action": {"type": "status", "status": 429, "retryAfterMs": 250}
         }))?;
-        assert_eq!(fault.times, 1);
-        assert_eq!(fault.path_prefix.as_deref(), Some("/api/v1/subscriptions"));
+        assert_eq!(fault.scope.times, 1);
+        assert_eq!(
+            fault.scope.path_prefix.as_deref(),
+            Some("/api/v1/subscriptions")
+        );
         assert_eq!(
             fault.action,
             FaultAction::Status {

@@ -23,6 +23,7 @@ mod view;
 
 pub use config::{BillingPeriod, DEFAULT_API_KEY, EmulatorConfig, PlanSpec, Pricing};
 pub use emulator::{Emulator, EntityKind, LoggedRequest};
+pub use emulator_kit::Scoped;
 pub use faults::{Fault, FaultAction};
 pub use rate_limit::{RateLimit, RetryAfterHint};
 pub use server::RunningEmulator;

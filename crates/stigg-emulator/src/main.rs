@@ -1,11 +1,9 @@
 //! `stigg-emulator`: serves the Stigg emulator on its own until Ctrl-C or SIGTERM.
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 
 use clap::Parser;
 use stigg_emulator::{DEFAULT_API_KEY, Emulator, EmulatorConfig, RateLimit, RunningEmulator};
-use tracing_subscriber::EnvFilter;
 
 /// A local emulator of the Stigg REST v1 subset that onboarding uses.
 #[derive(Debug, Parser)]
@@ -30,15 +28,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        // Logs go to standard error, coloured only for a person at a terminal, never into a
-        // file or a collector.
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    emulator_kit::init_logs();
     let args = Args::parse();
     let api_key = args.api_key.clone();
     let config = EmulatorConfig {

@@ -1,25 +1,17 @@
 //! Serving an [`Emulator`] over HTTP in the background of the current tokio runtime.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 
-use actix_web::dev::ServerHandle;
-use actix_web::{App, HttpServer};
-use anyhow::Context;
-use tokio::task::JoinHandle;
+use emulator_kit::Served;
 
 use crate::emulator::Emulator;
-
-/// Seconds a graceful stop waits for in-flight requests (e.g. a long delay fault).
-const SHUTDOWN_TIMEOUT_SECS: u64 = 5;
 
 /// An emulator listening on a socket. Dropping it stops the server without waiting; prefer
 /// [`stop`](Self::stop).
 #[derive(Debug)]
 pub struct RunningEmulator {
     emulator: Emulator,
-    addr: SocketAddr,
-    handle: Option<ServerHandle>,
-    task: Option<JoinHandle<std::io::Result<()>>>,
+    served: Served,
 }
 
 impl RunningEmulator {
@@ -27,29 +19,13 @@ impl RunningEmulator {
     /// runtime with one worker. The server installs no signal handlers: its owner decides when
     /// to stop.
     pub async fn start(emulator: Emulator, bind: SocketAddr) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(bind)
-            .with_context(|| format!("binding the Stigg emulator to {bind}"))?;
-        listener.set_nonblocking(true)?;
-        let addr = listener.local_addr()?;
-        let served = emulator.clone();
-        let server = HttpServer::new(move || {
-            let emulator = served.clone();
-            App::new().configure(move |cfg| emulator.configure(cfg))
-        })
-        .workers(1)
-        .disable_signals()
-        .shutdown_timeout(SHUTDOWN_TIMEOUT_SECS)
-        .listen(listener)
-        .context("starting the Stigg emulator")?
-        .run();
-        let handle = server.handle();
-        let task = tokio::spawn(server);
-        Ok(Self {
-            emulator,
-            addr,
-            handle: Some(handle),
-            task: Some(task),
-        })
+        let served = {
+            let emulator = emulator.clone();
+            Served::start("the Stigg emulator", bind, move |cfg| {
+                emulator.configure(cfg)
+            })?
+        };
+        Ok(Self { emulator, served })
     }
 
     /// An emulator with `config` on a free loopback port: what tests and the service's
@@ -62,19 +38,13 @@ impl RunningEmulator {
         .await
     }
 
-    /// `http://HOST:PORT`, without a trailing slash; an unspecified bind address is given as
-    /// loopback, which is where a local client can reach it.
+    /// `http://HOST:PORT`, without a trailing slash (see [`Served::base_url`]).
     pub fn base_url(&self) -> String {
-        let ip = match self.addr.ip() {
-            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-            ip => ip,
-        };
-        format!("http://{}", SocketAddr::new(ip, self.addr.port()))
+        self.served.base_url()
     }
 
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.served.addr()
     }
 
     pub fn emulator(&self) -> &Emulator {
@@ -83,28 +53,7 @@ impl RunningEmulator {
 
     /// Stops accepting connections, lets in-flight requests finish (up to a few seconds) and
     /// waits for the server to end.
-    pub async fn stop(mut self) {
-        if let Some(handle) = self.handle.take() {
-            handle.stop(true).await;
-        }
-        if let Some(task) = self.task.take() {
-            match task.await {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => {
-                    tracing::warn!(%error, "Stigg emulator server ended with an error")
-                }
-                Err(error) => tracing::warn!(%error, "Stigg emulator server task failed"),
-            }
-        }
-    }
-}
-
-impl Drop for RunningEmulator {
-    fn drop(&mut self) {
-        if let Some(handle) = self.handle.take() {
-            // `stop` sends the command when called; the returned future only awaits completion,
-            // which a destructor cannot do.
-            drop(handle.stop(false));
-        }
+    pub async fn stop(self) {
+        self.served.stop().await;
     }
 }

@@ -1,7 +1,7 @@
 //! The shared emulator state and the handle that tests, the admin routes, the API routes and
 //! the delivery task use.
 
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -171,7 +171,7 @@ impl Emulator {
 
     /// Queues an API fault behind those already queued; one with `times == 0` is dropped.
     pub fn push_api_fault(&self, fault: ApiFault) {
-        if fault.times > 0 {
+        if fault.scope.times > 0 {
             self.lock().faults.api.push_back(fault);
         }
     }
@@ -289,10 +289,7 @@ impl Emulator {
     /// The state, even if a thread panicked while holding it: every update leaves it consistent
     /// enough for an emulator.
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        self.shared
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        emulator_kit::lock(&self.shared.state)
     }
 }
 

@@ -4,6 +4,7 @@
 
 use std::collections::VecDeque;
 
+use emulator_kit::{FaultScope, Scoped, take_first};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -15,14 +16,10 @@ use serde_json::Value;
 /// "action": {"type": "status", "status": 503, "body": {…}}}` or
 /// `{"action": {"type": "delay", "ms": 2000}}`; `times` defaults to 1.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub struct ApiFault {
-    #[serde(default)]
-    pub method: Option<String>,
-    #[serde(default)]
-    pub path_prefix: Option<String>,
-    #[serde(default = "one")]
-    pub times: u32,
+    #[serde(flatten)]
+    pub scope: FaultScope,
     pub action: ApiFaultAction,
 }
 
@@ -53,26 +50,9 @@ impl ApiFault {
 
     fn new(action: ApiFaultAction) -> Self {
         Self {
-            method: None,
-            path_prefix: None,
-            times: 1,
+            scope: FaultScope::default(),
             action,
         }
-    }
-
-    pub fn on_method(mut self, method: impl Into<String>) -> Self {
-        self.method = Some(method.into());
-        self
-    }
-
-    pub fn on_path(mut self, prefix: impl Into<String>) -> Self {
-        self.path_prefix = Some(prefix.into());
-        self
-    }
-
-    pub fn times(mut self, times: u32) -> Self {
-        self.times = times;
-        self
     }
 
     /// Why this fault cannot be applied, if it cannot.
@@ -84,15 +64,11 @@ impl ApiFault {
             _ => None,
         }
     }
+}
 
-    fn matches(&self, method: &str, path: &str) -> bool {
-        self.method
-            .as_deref()
-            .is_none_or(|wanted| wanted.eq_ignore_ascii_case(method))
-            && self
-                .path_prefix
-                .as_deref()
-                .is_none_or(|prefix| path.starts_with(prefix))
+impl Scoped for ApiFault {
+    fn scope_mut(&mut self) -> &mut FaultScope {
+        &mut self.scope
     }
 }
 
@@ -158,8 +134,8 @@ impl Faults {
     pub(crate) fn take_api(&mut self, method: &str, path: &str) -> Option<ApiFaultAction> {
         take_first(
             &mut self.api,
-            |fault| fault.matches(method, path),
-            |fault| &mut fault.times,
+            |fault| fault.scope.matches(method, path),
+            |fault| &mut fault.scope.times,
         )
         .map(|fault| fault.action)
     }
@@ -172,23 +148,6 @@ impl Faults {
         )
         .map(|fault| fault.action)
     }
-}
-
-/// Uses one of the first fault `matches` accepts, dropping it once used up.
-fn take_first<T: Clone>(
-    faults: &mut VecDeque<T>,
-    matches: impl Fn(&T) -> bool,
-    times: impl Fn(&mut T) -> &mut u32,
-) -> Option<T> {
-    let index = faults.iter().position(matches)?;
-    let fault = faults.get_mut(index)?;
-    let used = fault.clone();
-    let left = times(fault);
-    *left = left.saturating_sub(1);
-    if *left == 0 {
-        faults.remove(index);
-    }
-    Some(used)
 }
 
 #[cfg(test)]

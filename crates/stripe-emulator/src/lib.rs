@@ -68,6 +68,7 @@ pub use config::{
 };
 pub use delivery::{DeliveryOutcome, DeliveryRecord};
 pub use emulator::{ApiRequest, Emulator};
+pub use emulator_kit::Scoped;
 pub use faults::{ApiFault, ApiFaultAction, DeliveryFault, DeliveryFaultAction};
 pub use objects::{Interval, PriceSpec, SubscriptionStatus};
 pub use server::RunningEmulator;

@@ -1,6 +1,5 @@
 //! `stripe-emulator`: serves the Stripe emulator on its own until Ctrl-C or SIGTERM.
 
-use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -9,7 +8,6 @@ use stripe_emulator::{
     DEFAULT_API_KEY, DEFAULT_API_VERSION, Emulator, EmulatorConfig, RetryPolicy, RunningEmulator,
     WebhookEndpoint,
 };
-use tracing_subscriber::EnvFilter;
 
 const ADMIN_ROUTES: &str = "\
 Admin routes (JSON, no key):
@@ -82,14 +80,7 @@ impl Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        // Standard error, coloured only for a person at a terminal.
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    emulator_kit::init_logs();
     let args = Args::parse();
     let config = args.config()?;
     let running = RunningEmulator::start(Emulator::new(config), args.bind).await?;

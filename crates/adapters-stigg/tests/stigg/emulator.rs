@@ -8,6 +8,7 @@ use onboarding_domain::ports::{StiggError, StiggGateway};
 use serde_json::{Value, json};
 use stigg_emulator::{
     EmulatorConfig, EntityKind, Fault, FaultAction, RateLimit, RetryAfterHint, RunningEmulator,
+    Scoped,
 };
 
 use crate::support::*;

@@ -1,7 +1,7 @@
 //! `GET /metrics` and `GET /openapi.json` against the real server and the Stigg emulator.
 
 use serde_json::{Value, json};
-use stigg_emulator::Fault;
+use stigg_emulator::{Fault, Scoped};
 
 use crate::helpers::{TestApp, acme_body, read, spawn_app};
 

@@ -2,7 +2,7 @@
 
 use onboarding_adapters_db::Backend;
 use serde_json::{Value, json};
-use stigg_emulator::{EntityKind, Fault};
+use stigg_emulator::{EntityKind, Fault, Scoped};
 
 use crate::helpers::{
     Options, STIGG_KEY, acme_body, acme_with, detail_fields, on_both_backends, read, spawn_app_on,

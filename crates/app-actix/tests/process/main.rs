@@ -15,7 +15,7 @@ use onboarding_domain::model::{OrgId, ProvisioningState, StripeSubscriptionId};
 use onboarding_domain::ports::{ProvisioningBacklog, ProvisioningStore};
 use secrecy::SecretString;
 use serde_json::{Value, json};
-use stigg_emulator::{EmulatorConfig, Fault, FaultAction, RunningEmulator};
+use stigg_emulator::{EmulatorConfig, Fault, FaultAction, RunningEmulator, Scoped};
 use tempfile::TempDir;
 
 const BIN: &str = env!("CARGO_BIN_EXE_onboarding");

@@ -7,7 +7,7 @@ use anyhow::Context;
 use reqwest::{Client, Method, Response, StatusCode};
 use serde_json::{Value, json};
 use stigg_emulator::{
-    Emulator, EmulatorConfig, EntityKind, Fault, FaultAction, RateLimit, RetryAfterHint,
+    Emulator, EmulatorConfig, EntityKind, Fault, FaultAction, RateLimit, RetryAfterHint, Scoped,
 };
 
 use crate::support::*;
@@ -432,17 +432,17 @@ async fn customer_body_is_validated() -> TestResult {
 #[tokio::test]
 async fn status_fault_answers_the_next_matching_requests_then_stops() -> TestResult {
     let h = start().await?;
-    h.emulator().push_fault(Fault {
-        method: Some("post".to_owned()),
-        path_prefix: Some("/api/v1/customers".to_owned()),
-        times: 2,
-        action: FaultAction::Status {
+    h.emulator().push_fault(
+        Fault::new(FaultAction::Status {
             status: 503,
             body: None,
             retry_after: Some("1".to_owned()),
             retry_after_ms: Some(250),
-        },
-    });
+        })
+        .on_method("post")
+        .on_path("/api/v1/customers")
+        .times(2),
+    );
     // Neither a GET nor another path matches.
     assert_eq!(
         h.get("/api/v1/customers/org_1").await?.status(),

@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::Client;
 use serde_json::{Value, json};
-use stripe_emulator::{ApiFault, NewSubscription, SubscriptionChange, SubscriptionStatus};
+use stripe_emulator::{ApiFault, NewSubscription, Scoped, SubscriptionChange, SubscriptionStatus};
 
 use crate::support::{KEY, now, price, start, string};
 
