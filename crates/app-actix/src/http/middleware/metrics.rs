@@ -20,17 +20,20 @@ pub async fn record_request_metrics(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let started = Instant::now();
-    // The connection's request count rides along here rather than in a layer of its own.
+    // The connection's request count rides along here rather than in a layer of its own. Its
+    // pause (a pipelining connection past its limit) is the connection's, not the request's
+    // latency, so the clock starts after it.
     let last_on_connection = connection::count(&req).await;
-    let Some(metrics) = req.app_data::<Data<Metrics>>().cloned() else {
-        return next.call(req).await;
-    };
+    let started = Instant::now();
+    let metrics = req.app_data::<Data<Metrics>>().cloned();
     let method = req.method().clone();
     let mut result = next.call(req).await;
     if last_on_connection && let Ok(response) = &mut result {
         connection::close(response);
     }
+    let Some(metrics) = metrics else {
+        return result;
+    };
     match &result {
         Ok(response) => {
             let route = response.request().match_pattern();
