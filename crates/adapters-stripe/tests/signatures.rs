@@ -119,6 +119,34 @@ fn stale_and_future_timestamps_are_refused_at_the_tolerance() {
 }
 
 #[test]
+fn the_configured_tolerance_is_the_one_applied() {
+    let header = |t: i64| sign(PAYLOAD, &secrets("whsec_test"), t);
+    let ten = Duration::from_secs(10);
+    let check_at = |t: i64| verify(Some(&header(t)), PAYLOAD, &secrets("whsec_test"), NOW, ten);
+    assert_eq!(check_at(NOW - 10), Ok(NOW - 10));
+    assert_eq!(
+        check_at(NOW - 11),
+        Err(SignatureError::OutsideTolerance {
+            seconds: 11,
+            tolerance: 10
+        })
+    );
+}
+
+#[test]
+fn other_schemes_beside_a_v1_are_ignored() {
+    let v1 = independent_v1("whsec_test", NOW, PAYLOAD);
+    assert_eq!(
+        check(
+            &format!("t={NOW},v0=deadbeef,v1={v1},v2=zz"),
+            "whsec_test",
+            NOW
+        ),
+        Ok(NOW)
+    );
+}
+
+#[test]
 fn malformed_headers_name_what_is_missing() {
     let v1 = independent_v1("whsec_test", NOW, PAYLOAD);
     assert_eq!(
