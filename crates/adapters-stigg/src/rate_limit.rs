@@ -415,5 +415,16 @@ mod tests {
         let other = Entity::Subscription("sub_2".into());
         let next = limiters.reserve(op, Some(&other), opened, opened + Duration::from_secs(1));
         assert_eq!(next, Ok(opened));
+
+        // And the entity's next slot is still the one its first call left (60 s on): another
+        // operation, with a bucket of its own, gets it then.
+        let t = now + Duration::from_secs(61);
+        let patch = limiters.reserve(
+            Operation::PatchSubscription,
+            Some(&sub),
+            t,
+            t + Duration::from_secs(1),
+        );
+        assert_eq!(patch, Ok(t));
     }
 }
