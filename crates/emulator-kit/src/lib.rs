@@ -1,7 +1,8 @@
 //! What the bundled emulators (`stigg-emulator`, `stripe-emulator`) share, so that each holds
 //! only its vendor's behaviour: serving an actix app on a socket in the background
 //! ([`Served`]), the logs of their binaries ([`init_logs`]), state locks that survive a
-//! panicked handler ([`lock`]), and which requests a scripted fault hits ([`FaultScope`]).
+//! panicked handler ([`lock`]), which requests a scripted fault hits ([`FaultScope`]), and
+//! when a binary should stop ([`wait_for_stop`]).
 
 mod faults;
 mod server;
@@ -29,4 +30,20 @@ pub fn init_logs() {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
+}
+
+/// Resolves on Ctrl-C or SIGTERM: when an emulator binary should stop.
+pub async fn wait_for_stop() -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate())?;
+        tokio::select! {
+            interrupted = tokio::signal::ctrl_c() => interrupted?,
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    tokio::signal::ctrl_c().await?;
+    Ok(())
 }

@@ -45,7 +45,7 @@ async fn main() -> anyhow::Result<()> {
     // send to it, not a secret of the service, and whoever starts the emulator needs it to
     // point the service at it (`STIGG_API_URL` and `STIGG_API_KEY`).
     tracing::info!("{}", listening_line(&running.base_url(), &api_key));
-    shutdown_signal().await?;
+    emulator_kit::wait_for_stop().await?;
     tracing::info!("stopping the Stigg emulator");
     running.stop().await;
     Ok(())
@@ -54,21 +54,6 @@ async fn main() -> anyhow::Result<()> {
 /// The start-up line: where the emulator listens and the one `X-API-KEY` it accepts.
 fn listening_line(url: &str, api_key: &str) -> String {
     format!("Stigg emulator listening on {url}, accepting X-API-KEY {api_key}")
-}
-
-async fn shutdown_signal() -> anyhow::Result<()> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut terminate = signal(SignalKind::terminate())?;
-        tokio::select! {
-            result = tokio::signal::ctrl_c() => result?,
-            _ = terminate.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    tokio::signal::ctrl_c().await?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -94,7 +94,7 @@ async fn main() -> anyhow::Result<()> {
             args.webhook_url.as_deref()
         )
     );
-    wait_for_stop().await?;
+    emulator_kit::wait_for_stop().await?;
     tracing::info!("stopping the Stripe emulator");
     running.stop().await;
     Ok(())
@@ -106,24 +106,6 @@ fn listening_line(url: &str, api_key: &str, webhook_url: Option<&str>) -> String
         |webhook| format!("webhooks to {webhook}"),
     );
     format!("Stripe emulator listening on {url}, accepting Bearer {api_key}; {webhooks}")
-}
-
-/// Ctrl-C, or SIGTERM where there is one.
-async fn wait_for_stop() -> anyhow::Result<()> {
-    #[cfg(unix)]
-    {
-        let mut sigterm =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            interrupted = tokio::signal::ctrl_c() => interrupted?,
-            _ = sigterm.recv() => {}
-        }
-        Ok(())
-    }
-    #[cfg(not(unix))]
-    {
-        Ok(tokio::signal::ctrl_c().await?)
-    }
 }
 
 #[cfg(test)]
