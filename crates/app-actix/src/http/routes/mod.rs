@@ -42,7 +42,7 @@ fn get_only(path: &str) -> actix_web::Resource {
 }
 
 fn ids(req: &HttpRequest) -> TraceIds {
-    RequestHeaders::read(req.headers()).ids()
+    RequestHeaders::of(req).ids()
 }
 
 /// Longest part of a path quoted back in a 404: a 64 KB path is not echoed.
