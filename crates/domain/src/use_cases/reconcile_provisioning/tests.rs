@@ -223,7 +223,7 @@ struct World {
     stigg: MockStiggGateway,
     /// `(after, limit)` of every page read.
     pages: Arc<Mutex<Vec<PageRead>>>,
-    /// The failure text of every lease given back.
+    /// The failure text of every failed attempt, as recorded.
     failures: Arc<Mutex<Vec<String>>>,
     subscription_calls: Arc<AtomicUsize>,
     customer_calls: Arc<AtomicUsize>,
@@ -667,7 +667,7 @@ async fn stigg_failures_are_reported_with_their_reason_and_the_run_goes_on() {
     assert_eq!(reasons.len(), 1);
     assert_eq!(reasons[0].0, "sub_A2");
     assert!(reasons[0].1.contains("PlanNotFound"), "{reasons:?}");
-    // The lease was given back, so the next run (or an API call) can resume at once.
+    // The failure was recorded with its reason, for the next run (or an operator) to see.
     assert_eq!(lock(&failures).len(), 1);
 }
 
