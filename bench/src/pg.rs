@@ -17,7 +17,6 @@ pub const BENCH_DB: &str = "onboarding_bench";
 /// Settings of the throwaway cluster. Durability stays at PostgreSQL's defaults (fsync,
 /// synchronous_commit, full_page_writes on): commits cost what they cost in production.
 const CLUSTER_SETTINGS: &[&str] = &[
-    "max_connections=300",
     "shared_buffers=256MB",
     "shared_preload_libraries=pg_stat_statements",
     "pg_stat_statements.track=top",

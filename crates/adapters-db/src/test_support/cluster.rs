@@ -28,7 +28,6 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(20);
 /// (TLS on) starts its own.
 pub struct Cluster {
     port: u16,
-    bin_dir: PathBuf,
     dir: PathBuf,
     /// The shell that stops the cluster when its stdin, a pipe from this process, closes:
     /// when this is dropped or the process exits.
@@ -126,7 +125,6 @@ impl Cluster {
             .map_err(|e| format!("starting the cluster panicked: {e}"))??;
         let cluster = Self {
             port: started.port,
-            bin_dir: started.bin_dir,
             dir: started.dir,
             process: Mutex::new(started.child),
         };
@@ -167,11 +165,6 @@ impl Cluster {
         format!("postgres://postgres@{host}:{}/postgres{query}", self.port)
     }
 
-    /// The directory of the server binaries it runs (psql and pgbench are usually there too).
-    pub fn bin_dir(&self) -> &Path {
-        &self.bin_dir
-    }
-
     /// The server's output: its log, including statements logged with `log_statement`.
     pub fn log_path(&self) -> PathBuf {
         self.dir.join("postgres.log")
@@ -206,7 +199,6 @@ struct ServerTls {
 struct StartedCluster {
     child: Child,
     port: u16,
-    bin_dir: PathBuf,
     dir: PathBuf,
 }
 
@@ -295,7 +287,6 @@ rm -rf "$dir"
     Ok(StartedCluster {
         child,
         port,
-        bin_dir: bin,
         dir,
     })
 }
