@@ -284,11 +284,7 @@ rm -rf "$dir"
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("cannot start postgres: {e}"))?;
-    Ok(StartedCluster {
-        child,
-        port,
-        dir,
-    })
+    Ok(StartedCluster { child, port, dir })
 }
 
 /// Writes a file only its owner may read, owned by the `postgres` user when running as root.

@@ -96,9 +96,6 @@ struct Attempt<'a> {
 pub struct ProvisioningPolicy {
     /// The whole operation, waits for another holder included.
     pub deadline: Duration,
-    /// How long a lease protects a holder that may have crashed. Longer than `deadline`, so a
-    /// live holder never loses it.
-    pub lease_ttl: Duration,
     /// First pause while another request holds the lease; doubles up to `max_poll_interval`.
     pub poll_interval: Duration,
     pub max_poll_interval: Duration,
@@ -110,22 +107,25 @@ impl ProvisioningPolicy {
     /// subscription's lease uses the same margin.
     pub const LEASE_MARGIN: Duration = Duration::from_secs(5);
 
-    /// The default waits, under this deadline, with the lease lasting past it.
+    /// The default waits, under this deadline.
     pub fn for_deadline(deadline: Duration) -> Self {
         Self {
             deadline,
-            lease_ttl: deadline + Self::LEASE_MARGIN,
             ..Self::default()
         }
+    }
+
+    /// How long a lease protects a holder that may have crashed: past the deadline, so a live
+    /// holder never loses it. Derived, so it can never fall behind a changed deadline.
+    pub fn lease_ttl(&self) -> Duration {
+        self.deadline + Self::LEASE_MARGIN
     }
 }
 
 impl Default for ProvisioningPolicy {
     fn default() -> Self {
-        let deadline = Duration::from_secs(15);
         Self {
-            deadline,
-            lease_ttl: deadline + Self::LEASE_MARGIN,
+            deadline: Duration::from_secs(15),
             poll_interval: Duration::from_millis(20),
             max_poll_interval: Duration::from_millis(250),
         }
@@ -200,7 +200,7 @@ impl ProvisionSubscription {
             };
             let lease = self
                 .leases
-                .try_take(&key, self.clock.now(), self.policy.lease_ttl)
+                .try_take(&key, self.clock.now(), self.policy.lease_ttl())
                 .await?;
             if let Some(lease) = lease {
                 let started = self
