@@ -103,8 +103,8 @@ pub async fn run(settings: &Settings, args: ReconcileArgs) -> anyhow::Result<Exi
         let progress = TerminalProgress::new();
         let listener = listen_for_ctrl_c(stop.clone(), Notice::Bar(progress.bar.clone()));
         // Log lines are printed above the bar instead of through it; per-item lines would
-        // bury it, so unless RUST_LOG says otherwise only warnings are shown.
-        let logs = progress.log_dispatch();
+        // bury it, so unless --rust-log / RUST_LOG says otherwise only warnings are shown.
+        let logs = progress.log_dispatch(settings.rust_log.as_deref());
         let summary = reconcile(&services, &options, &progress, &stop)
             .with_subscriber(logs)
             .await;

@@ -36,8 +36,11 @@ impl TerminalProgress {
     }
 
     /// A subscriber for the run's logs that writes above the bar.
-    pub(super) fn log_dispatch(&self) -> tracing::Dispatch {
-        let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    /// `rust_log` is the setting (`--rust-log` or `RUST_LOG`), already checked at start-up.
+    pub(super) fn log_dispatch(&self, rust_log: Option<&str>) -> tracing::Dispatch {
+        let filter = rust_log
+            .and_then(|f| EnvFilter::try_new(f).ok())
+            .unwrap_or_else(|| EnvFilter::new("warn"));
         let bar = self.bar.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_env_filter(filter)
