@@ -186,7 +186,7 @@ fn try_create_subscription(
             "isScheduled": false,
         }),
     );
-    store.subscriptions.insert(id, subscription);
+    store.insert_subscription(id, subscription);
     Ok(reply)
 }
 

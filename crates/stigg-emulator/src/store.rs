@@ -195,16 +195,15 @@ impl<T> Table<T> {
     pub(crate) fn iter(&self) -> impl Iterator<Item = &T> {
         self.rows.iter()
     }
-
-    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = &mut T> {
-        self.rows.iter_mut()
-    }
 }
 
 #[derive(Debug, Default)]
 pub(crate) struct Store {
     pub(crate) customers: Table<Customer>,
     pub(crate) subscriptions: Table<Subscription>,
+    /// The ids of each customer's subscriptions, so that finding or ending its active one
+    /// does not scan every subscription (a create does both, under the one state lock).
+    subscriptions_of: HashMap<String, Vec<String>>,
     generated_ids: u64,
 }
 
@@ -218,18 +217,31 @@ impl Store {
 
     /// The customer's subscription that has not ended, if any (there is one at most).
     pub(crate) fn active_of(&self, customer_id: &str) -> Option<&Subscription> {
-        self.subscriptions
+        self.subscriptions_of
+            .get(customer_id)?
             .iter()
-            .find(|subscription| subscription.customer_id == customer_id && !subscription.canceled)
+            .filter_map(|id| self.subscriptions.get(id))
+            .find(|subscription| !subscription.canceled)
     }
 
     /// Ends every subscription of the customer that has not ended.
     pub(crate) fn cancel_active_of(&mut self, customer_id: &str, now: DateTime<Utc>) {
-        for subscription in self.subscriptions.iter_mut() {
-            if subscription.customer_id == customer_id && !subscription.canceled {
+        for id in self.subscriptions_of.get(customer_id).into_iter().flatten() {
+            if let Some(subscription) = self.subscriptions.get_mut(id)
+                && !subscription.canceled
+            {
                 subscription.cancel_now(now);
             }
         }
+    }
+
+    /// Adds a subscription whose id the caller has checked to be new.
+    pub(crate) fn insert_subscription(&mut self, id: String, subscription: Subscription) {
+        self.subscriptions_of
+            .entry(subscription.customer_id.clone())
+            .or_default()
+            .push(id.clone());
+        self.subscriptions.insert(id, subscription);
     }
 
     /// An id for a subscription created without one, unused so far.
