@@ -15,9 +15,7 @@ use serde_json::json;
 
 use crate::Operation;
 use crate::checks::{WantedSubscription, archived, canceled, patched};
-use crate::client::Answer;
 use crate::entity_limit::Entity;
-use crate::error::parse_error_body;
 use crate::gateway::{HttpStiggGateway, mutation};
 use crate::wire::{
     CancelRequest, CustomerData, PatchRequest, SubscriptionData, SubscriptionRequest,
@@ -93,20 +91,22 @@ impl StiggLifecycle for HttpStiggGateway {
         )?;
         self.client()
             .call(op, &request, ctx, |answer| {
-                // Ended already is what an immediate cancel asks for. Not for a cancel on a
-                // date: the subscription ended before it, which the caller must hear about.
-                if matches!(cancellation, Cancellation::Immediately { .. })
-                    && already_ended(&answer)
-                {
-                    tracing::info!(
-                        correlation_id = %ctx.correlation_id,
-                        subscription_id,
-                        "Stigg subscription was canceled or expired already; counted as canceled"
-                    );
-                    return Ok(());
+                match self.success_data::<SubscriptionData>(op, &answer) {
+                    // Ended already is what an immediate cancel asks for. Not for a cancel on
+                    // a date: the subscription ended before it, which the caller must hear.
+                    Err(StiggError::Rejected { code, .. })
+                        if code == ALREADY_ENDED
+                            && matches!(cancellation, Cancellation::Immediately { .. }) =>
+                    {
+                        tracing::info!(
+                            correlation_id = %ctx.correlation_id,
+                            subscription_id,
+                            "Stigg subscription was canceled or expired already; counted as canceled"
+                        );
+                        Ok(())
+                    }
+                    data => canceled(&data?, subscription_id, cancellation),
                 }
-                let data: SubscriptionData = self.success_data(op, &answer)?;
-                canceled(&data, subscription_id, cancellation)
             })
             .await
     }
@@ -138,9 +138,5 @@ impl StiggLifecycle for HttpStiggGateway {
     }
 }
 
-/// Stigg's refusal to cancel a subscription that is canceled or expired.
-fn already_ended(answer: &Answer) -> bool {
-    answer.status.is_client_error()
-        && parse_error_body(&answer.body).code.as_deref()
-            == Some("SubscriptionAlreadyCanceledOrExpired")
-}
+/// Stigg's code when refusing to cancel a subscription that is canceled or expired.
+const ALREADY_ENDED: &str = "SubscriptionAlreadyCanceledOrExpired";
