@@ -32,6 +32,11 @@ impl Default for FaultScope {
 }
 
 impl FaultScope {
+    /// Why a fault with this scope cannot be queued, if it cannot: one that hits nothing.
+    pub fn problem(&self) -> Option<String> {
+        (self.times == 0).then(|| "times must be at least 1".to_owned())
+    }
+
     /// Whether a request with this method (case-insensitive) and path is hit.
     pub fn matches(&self, method: &str, path: &str) -> bool {
         self.method
@@ -42,6 +47,11 @@ impl FaultScope {
                 .as_deref()
                 .is_none_or(|prefix| path.starts_with(prefix))
     }
+}
+
+/// Why a fault cannot answer with `status`, if it cannot: only real HTTP statuses are sent.
+pub fn status_problem(status: u16) -> Option<String> {
+    (!(200..=599).contains(&status)).then(|| format!("status {status} is not between 200 and 599"))
 }
 
 /// A fault narrowed by its [`FaultScope`]: the builder methods the emulators' faults share

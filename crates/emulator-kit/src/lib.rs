@@ -10,7 +10,7 @@ mod server;
 use std::io::IsTerminal;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-pub use faults::{FaultScope, Scoped, take_first};
+pub use faults::{FaultScope, Scoped, status_problem, take_first};
 pub use server::Served;
 use tracing_subscriber::EnvFilter;
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use actix_web::body::{BodySize, MessageBody};
 use actix_web::web::Bytes;
-use emulator_kit::{FaultScope, Scoped, take_first};
+use emulator_kit::{FaultScope, Scoped, status_problem, take_first};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::time::Sleep;
@@ -80,15 +80,10 @@ impl Fault {
 
     /// Why this fault cannot be applied, if it cannot.
     pub(crate) fn problem(&self) -> Option<String> {
-        if self.scope.times == 0 {
-            return Some("times must be at least 1".to_owned());
-        }
-        match self.action {
-            FaultAction::Status { status, .. } if !(200..=599).contains(&status) => {
-                Some(format!("status {status} is not between 200 and 599"))
-            }
+        self.scope.problem().or(match self.action {
+            FaultAction::Status { status, .. } => status_problem(status),
             _ => None,
-        }
+        })
     }
 }
 

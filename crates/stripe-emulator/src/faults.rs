@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 
-use emulator_kit::{FaultScope, Scoped, take_first};
+use emulator_kit::{FaultScope, Scoped, status_problem, take_first};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -57,12 +57,10 @@ impl ApiFault {
 
     /// Why this fault cannot be applied, if it cannot.
     pub(crate) fn problem(&self) -> Option<String> {
-        match self.action {
-            ApiFaultAction::Status { status, .. } if !(200..=599).contains(&status) => {
-                Some(format!("status {status} is not between 200 and 599"))
-            }
-            _ => None,
-        }
+        self.scope.problem().or(match self.action {
+            ApiFaultAction::Status { status, .. } => status_problem(status),
+            ApiFaultAction::Delay { .. } => None,
+        })
     }
 }
 
@@ -209,6 +207,7 @@ mod tests {
             DeliveryFault::new(DeliveryFaultAction::OutOfOrder).times(2)
         );
         assert!(ApiFault::status(99).problem().is_some());
+        assert!(ApiFault::status(503).times(0).problem().is_some());
         Ok(())
     }
 }
