@@ -8,17 +8,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-/// Starts `"$@"` in the background with its output in `$2`, prints its pid, and waits on
+/// Starts `"$@"` in the background with its output in `$1`, prints its pid, and waits on
 /// standard input: when the benchmark closes it (done, failed, or killed), the program gets
-/// signal `$1` and the shell waits for it.
+/// SIGTERM and the shell waits for it.
 const SUPERVISOR: &str = r#"
 trap '' INT
-sig=$1; out=$2; shift 2
+out=$1; shift
 "$@" >"$out" 2>&1 </dev/null &
 pid=$!
 echo "$pid"
 read _ignored
-kill -"$sig" "$pid" 2>/dev/null
+kill -TERM "$pid" 2>/dev/null
 wait "$pid"
 "#;
 
@@ -32,11 +32,9 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// `envs` replace the environment (PATH is kept); `stop_signal` (TERM, INT) is what
-    /// stopping sends first.
+    /// `envs` replace the environment (PATH is kept); stopping sends SIGTERM first.
     pub fn start(
         name: &str,
-        stop_signal: &str,
         program: &Path,
         args: &[String],
         envs: &[(String, String)],
@@ -48,7 +46,6 @@ impl Daemon {
             .arg("-c")
             .arg(SUPERVISOR)
             .arg("sh")
-            .arg(stop_signal)
             .arg(log)
             .arg(program)
             .args(args)
@@ -94,7 +91,7 @@ impl Daemon {
         tail(&self.log, 20)
     }
 
-    /// The stop signal (through the shell), then SIGKILL after `grace`.
+    /// SIGTERM (through the shell), then SIGKILL after `grace`.
     pub fn stop(mut self, grace: Duration) {
         self.stop_inner(grace);
     }

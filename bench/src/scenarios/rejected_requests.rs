@@ -51,7 +51,6 @@ impl Bench {
         let addr = SocketAddr::from(([127, 0, 0, 1], procs::free_port()?));
         let bare = Daemon::start(
             "bare-handler",
-            "TERM",
             &self.config.bin_dir.join("bare-handler"),
             &[
                 "--bind".to_owned(),

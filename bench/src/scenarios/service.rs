@@ -65,7 +65,6 @@ impl Bench {
         }
         let daemon = Daemon::start(
             name,
-            "TERM",
             &self.config.bin_dir.join("stigg-emulator"),
             &args,
             &[("RUST_LOG".to_owned(), "warn".to_owned())],
@@ -123,7 +122,6 @@ impl Bench {
         let env = self.service_env(&pg.url, stigg, calls_per_minute, Some(addr));
         let daemon = Daemon::start(
             name,
-            "TERM",
             &self.config.bin_dir.join("onboarding"),
             &["serve".to_owned()],
             &env,
