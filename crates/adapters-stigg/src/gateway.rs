@@ -102,7 +102,9 @@ impl fmt::Debug for HttpStiggGatewayBuilder {
     }
 }
 
-fn parse_base_url(raw: &str) -> Result<Url, GatewayBuildError> {
+/// Checks a Stigg base URL as the gateway will use it: http(s), with a host, no query or
+/// fragment. Settings check it with this too, so the two never disagree.
+pub fn parse_base_url(raw: &str) -> Result<Url, GatewayBuildError> {
     let invalid = |why: &str| {
         GatewayBuildError::InvalidConfig(format!("base URL '{}' {why}", shown_url(raw)))
     };

@@ -27,7 +27,7 @@ pub use config::{
     DEFAULT_CALLS_PER_MINUTE, DEFAULT_MAX_ATTEMPTS, DEFAULT_MUTATIONS_PER_ENTITY_PER_MINUTE,
     StiggConfig, default_user_agent, shown_url,
 };
-pub use gateway::{GatewayBuildError, HttpStiggGateway, HttpStiggGatewayBuilder};
+pub use gateway::{GatewayBuildError, HttpStiggGateway, HttpStiggGatewayBuilder, parse_base_url};
 pub use observer::{CallEvent, CallObserver, CallOutcome};
 pub use operation::Operation;
 pub use retry::{Jitter, Sleeper};

@@ -2,7 +2,7 @@
 //! command, down to a remote Stigg or the bundled emulator.
 
 use anyhow::Context;
-use onboarding_adapters_stigg::{DEFAULT_BASE_URL, shown_url};
+use onboarding_adapters_stigg::{DEFAULT_BASE_URL, parse_base_url, shown_url};
 use secrecy::SecretString;
 
 use super::{AppEnv, Settings, StiggUse};
@@ -55,7 +55,7 @@ impl Settings {
             (url, key) => {
                 let base_url = url.as_deref().unwrap_or(DEFAULT_BASE_URL).to_owned();
                 let shown = shown_url(&base_url);
-                let parsed = http_url(&base_url).with_context(|| {
+                let parsed = parse_base_url(&base_url).with_context(|| {
                     format!("STIGG_API_URL is not a valid http(s) URL: {shown}")
                 })?;
                 if production && is_loopback(&parsed) {
@@ -76,17 +76,6 @@ impl Settings {
     }
 }
 
-/// The host part of an http(s) URL, checked without pulling an HTTP client into config.
-fn http_url(raw: &str) -> anyhow::Result<url::Url> {
-    let url = url::Url::parse(raw)?;
-    anyhow::ensure!(
-        matches!(url.scheme(), "http" | "https"),
-        "must start with http:// or https://"
-    );
-    anyhow::ensure!(url.host().is_some(), "has no host");
-    Ok(url)
-}
-
 fn is_loopback(url: &url::Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
@@ -102,11 +91,12 @@ mod tests {
 
     #[test]
     fn urls_are_checked() {
-        let url = |raw: &str| http_url(raw).unwrap_or_else(|e| panic!("{raw}: {e}"));
+        let url = |raw: &str| parse_base_url(raw).unwrap_or_else(|e| panic!("{raw}: {e}"));
         assert_eq!(url("http://127.0.0.1:9/x").port(), Some(9));
-        assert!(http_url("ftp://x").is_err());
-        assert!(http_url("https://").is_err());
-        assert!(http_url("nope").is_err());
+        assert!(parse_base_url("ftp://x").is_err());
+        assert!(parse_base_url("https://").is_err());
+        assert!(parse_base_url("nope").is_err());
+        assert!(parse_base_url("https://api.stigg.io/?q=1").is_err());
         for local in [
             "http://127.0.0.1:8787",
             "http://127.1.2.3",
