@@ -59,6 +59,18 @@ impl ProvisioningStore for Database {
         })
     }
 
+    async fn customer(&self, org_id: &OrgId) -> Result<Option<ProvisionedCustomer>, RepoError> {
+        let row = with_conn!(self.pool, |conn| {
+            stigg_customer_provisions::table
+                .find(org_id.as_str())
+                .select(CustomerProvisionRow::as_select())
+                .first(conn)
+                .await
+                .optional()
+        })?;
+        row.map(ProvisionedCustomer::try_from).transpose()
+    }
+
     async fn start_attempt(
         &self,
         org_id: &OrgId,

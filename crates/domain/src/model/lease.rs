@@ -2,7 +2,7 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 
-use super::StripeSubscriptionId;
+use super::{StripeCustomerId, StripeSubscriptionId};
 
 /// What a lease protects. One key per Stripe subscription, whatever is done to it: the
 /// provisioning and every later move of its Stigg state take the same key, so they never run
@@ -14,6 +14,12 @@ impl LeaseKey {
     /// The lease on everything Stigg holds for this subscription.
     pub fn subscription(id: &StripeSubscriptionId) -> Self {
         Self(format!("subscription:{id}"))
+    }
+
+    /// The lease on a Stripe customer's own changes (its deletion archives the Stigg
+    /// customer).
+    pub fn customer(id: &StripeCustomerId) -> Self {
+        Self(format!("customer:{id}"))
     }
 
     pub fn as_str(&self) -> &str {

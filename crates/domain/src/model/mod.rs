@@ -14,6 +14,7 @@ mod stigg_move;
 mod stigg_target;
 mod stored;
 mod stripe;
+mod stripe_event;
 mod subscription;
 
 pub use applied::{AppliedState, AppliedStatus};
@@ -30,4 +31,8 @@ pub use stigg_move::{Change, Creation, CreationKind, Move};
 pub use stigg_target::{ActiveTarget, StiggTarget, Untouched};
 pub use stored::Stored;
 pub use stripe::{StripeCustomer, StripePrice, StripeSubscription, StripeSubscriptionItem};
+pub use stripe_event::{
+    EventStatus, EventSubject, HANDLED_SUBSCRIPTION_EVENTS, MoveRecord, ReceivedEvent,
+    StripeEventId,
+};
 pub use subscription::{Subscription, SubscriptionStatus};

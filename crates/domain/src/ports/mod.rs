@@ -12,7 +12,10 @@ mod provisioning_backlog;
 mod provisioning_store;
 mod stigg_gateway;
 mod stigg_lifecycle;
+mod stripe_inbox;
+mod stripe_reader;
 mod subscription_repo;
+mod sync_state_store;
 
 pub use clock::Clock;
 pub use debug_log::{DebugLog, DebugLogEntry};
@@ -25,7 +28,10 @@ pub use stigg_gateway::{
     StiggSubscription, SubscriptionProvisioning, TrialConfiguration,
 };
 pub use stigg_lifecycle::{Cancellation, StiggLifecycle, SubscriptionCreation, SubscriptionPatch};
+pub use stripe_inbox::{EventRecord, InboxCounts, PendingEvent, Settlement, StripeInbox};
+pub use stripe_reader::{StripeError, StripeReader};
 pub use subscription_repo::SubscriptionRepo;
+pub use sync_state_store::{Intent, SyncRecord, SyncStateStore, SyncView};
 
 #[cfg(any(test, feature = "mocks"))]
 pub use clock::MockClock;
@@ -44,7 +50,13 @@ pub use stigg_gateway::MockStiggGateway;
 #[cfg(any(test, feature = "mocks"))]
 pub use stigg_lifecycle::MockStiggLifecycle;
 #[cfg(any(test, feature = "mocks"))]
+pub use stripe_inbox::MockStripeInbox;
+#[cfg(any(test, feature = "mocks"))]
+pub use stripe_reader::MockStripeReader;
+#[cfg(any(test, feature = "mocks"))]
 pub use subscription_repo::MockSubscriptionRepo;
+#[cfg(any(test, feature = "mocks"))]
+pub use sync_state_store::MockSyncStateStore;
 
 /// What can go wrong in any store (database) port.
 ///

@@ -19,6 +19,9 @@ pub trait ProvisioningStore: Send + Sync {
         subscription: &StripeSubscriptionId,
     ) -> Result<ProvisioningState, RepoError>;
 
+    /// The organization's customer, when it was ever provisioned in Stigg.
+    async fn customer(&self, org_id: &OrgId) -> Result<Option<ProvisionedCustomer>, RepoError>;
+
     /// Counts an attempt at provisioning the subscription (recording it if it is new), made
     /// under its lease. `false` when the subscription is already provisioned: another holder
     /// finished between `load` and taking the lease, and nothing is counted.
