@@ -84,7 +84,8 @@ stripe_key=sk_test_vendor_clients
 stigg_key=vendor-clients-key
 # Two secrets, as during a rotation: every delivery carries one v1 signature per secret.
 secrets=whsec_vendor_clients_current,whsec_vendor_clients_previous
-export RUST_LOG=${RUST_LOG:-warn}
+# info: the start-up lines and deliveries, shown with the last lines of the logs on a failure.
+export RUST_LOG=${RUST_LOG:-info}
 
 # One attempt per delivery: a delivery the receiver refuses must not come back as a retry.
 "$target/debug/stripe-emulator" --bind "127.0.0.1:$stripe_port" --api-key "$stripe_key" \
