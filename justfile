@@ -44,6 +44,10 @@ properties:
 schemathesis:
     bash scripts/schemathesis.sh
 
+# Stripe's and Stigg's own Python clients against our emulators (python3 3.11+).
+vendor-clients:
+    bash scripts/vendor_clients.sh
+
 # Fuzz request parsing (nightly toolchain and `cargo install cargo-fuzz`; not in CI).
 fuzz seconds="60":
     mkdir -p fuzz/corpus/parse_request
