@@ -27,7 +27,7 @@ pub use lease::{Lease, LeaseKey};
 pub use organization::Organization;
 pub use plan::{BillingPeriod, Plan, PlanCatalog, PlanCatalogError};
 pub use provisioning::{ProvisionedCustomer, ProvisionedSubscription, ProvisioningState};
-pub use stigg_move::{Change, Creation, CreationKind, Move};
+pub use stigg_move::{Change, Creation, CreationKind, Move, archive_key};
 pub use stigg_target::{ActiveTarget, StiggTarget, Untouched};
 pub use stored::Stored;
 pub use stripe::{StripeCustomer, StripePrice, StripeSubscription, StripeSubscriptionItem};

@@ -106,9 +106,15 @@ impl Move {
                 };
                 format!("{prefix}:cancel-now:{action}")
             }
-            Self::ArchiveCustomer { customer_id } => format!("archive:{customer_id}"),
+            Self::ArchiveCustomer { customer_id } => archive_key(customer_id),
         }
     }
+}
+
+/// The `Idempotency-Key` of archiving `customer_id`: the customer's own, whichever event or
+/// subscription asks for it.
+pub fn archive_key(customer_id: &OrgId) -> String {
+    format!("archive:{customer_id}")
 }
 
 #[cfg(test)]

@@ -1,8 +1,10 @@
 //! The use cases: one module per thing the onboarding service does.
 
 mod context;
+mod stigg_provisioning;
 mod stop;
 
+pub mod handle_stripe_events;
 pub mod provision_subscription;
 pub mod reconcile_provisioning;
 pub mod sync_subscription;

@@ -14,20 +14,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tracing::{debug, info, warn};
+use tracing::{debug, warn};
 
 pub use request::{ProvisionRequest, RawProvisionRequest};
 
 use super::OperationContext;
+use super::stigg_provisioning::{NewSubscription, ProvisioningSteps, StepError};
 use crate::model::{
-    Lease, LeaseKey, OrgId, Organization, PlanCode, ProvisionedCustomer, ProvisionedSubscription,
-    ProvisioningState, Stored, StripeCustomerId, StripeSubscriptionId, Subscription,
-    SubscriptionStatus,
+    Lease, LeaseKey, OrgId, Organization, PlanCode, ProvisionedCustomer, ProvisioningState, Stored,
+    StripeCustomerId, StripeSubscriptionId, Subscription, SubscriptionStatus,
 };
 use crate::ports::{
-    CallContext, Clock, CustomerProvisioning, KeyRenewal, LeaseStore, OrgRepo, ProvisioningStore,
-    RepoError, StiggError, StiggGateway, SubscriptionProvisioning, SubscriptionRepo,
-    TrialConfiguration,
+    CallContext, Clock, LeaseStore, OrgRepo, ProvisioningStore, RepoError, StiggError,
+    StiggGateway, SubscriptionRepo,
 };
 
 /// The answer: the subscription exists in Stigg under these ids.
@@ -261,109 +260,41 @@ impl ProvisionSubscription {
     ) -> Result<Provisioned, ProvisionError> {
         let Attempt {
             request,
+            ctx,
             org,
             subscription,
             lease,
             call,
-            ..
         } = *attempt;
-        // A recorded customer counts only for the billing id this request carries: after the
-        // organization's Stripe customer changed, the customer step runs again, so the new
-        // subscription never attaches silently to a customer billed as the old one.
-        let recorded = customer
-            .filter(|c| c.billing_id == request.stripe_customer_id)
-            .map(|c| c.stigg_customer_id);
-        let mut stigg_customer_id = match recorded {
-            Some(id) => id,
-            None => self.provision_customer(attempt, None).await?,
+        let steps = ProvisioningSteps {
+            store: self.store.as_ref(),
+            stigg: self.stigg.as_ref(),
+            clock: self.clock.as_ref(),
         };
-
-        let mut wanted = SubscriptionProvisioning {
-            subscription_id: subscription.stripe_subscription_id.clone(),
-            customer_id: org.id.clone(),
-            plan_code: request.plan.code.clone(),
-            stigg_plan_id: request.plan.stigg_plan_id.clone(),
-            billing_period: request.plan.billing_period,
-            trial: subscription.is_trialing().then_some(TrialConfiguration {
-                ends_at: subscription.trial_ends_at,
-            }),
-            renewal: None,
+        let new = NewSubscription {
+            org,
+            billing_id: &request.stripe_customer_id,
+            subscription_id: &subscription.stripe_subscription_id,
+            plan: &request.plan,
+            trial: subscription
+                .is_trialing()
+                .then_some(subscription.trial_ends_at),
+            tenant_id: ctx.tenant_id.clone(),
+            lease,
+            call,
         };
-        let created = match self.stigg.provision_subscription(&wanted, call).await {
-            // The customer we rely on is gone from Stigg (deleted, archived, or a 2xx that
-            // never created it). Retrying on the record would fail forever: forget it and
-            // create the customer again, once per attempt. Both calls go out under keys of
-            // this attempt, since Stigg replays what it answered to the old ones.
-            Err(StiggError::CustomerNotFound { .. }) => {
-                warn!(org_id = %org.id, "the Stigg customer is missing; provisioning it again");
-                self.store.forget_customer(&org.id).await?;
-                let renewal = KeyRenewal(lease.holder.clone());
-                stigg_customer_id = self
-                    .provision_customer(attempt, Some(renewal.clone()))
-                    .await?;
-                wanted.renewal = Some(renewal);
-                self.stigg.provision_subscription(&wanted, call).await?
-            }
-            other => other?,
-        };
-        info!(
-            org_id = %org.id,
-            stigg_subscription_id = %created.id,
-            "subscription provisioned in Stigg"
-        );
-        self.store
-            .record_subscription(&ProvisionedSubscription {
-                org_id: org.id.clone(),
-                stripe_subscription_id: subscription.stripe_subscription_id.clone(),
-                stigg_customer_id: stigg_customer_id.clone(),
-                stigg_subscription_id: created.id.clone(),
-                provisioned_at: self.clock.now(),
-            })
-            .await?;
+        let ids = steps
+            .provision(&new, customer)
+            .await
+            .map_err(|error| match error {
+                StepError::Stigg(error) => ProvisionError::Stigg(error),
+                StepError::Store(error) => ProvisionError::Store(error),
+            })?;
         Ok(Provisioned {
-            stigg_customer_id,
-            stigg_subscription_id: created.id,
+            stigg_customer_id: ids.stigg_customer_id,
+            stigg_subscription_id: ids.stigg_subscription_id,
             already_provisioned: false,
         })
-    }
-
-    /// Creates the organization's customer in Stigg and records it; its Stigg id.
-    async fn provision_customer(
-        &self,
-        attempt: &Attempt<'_>,
-        renewal: Option<KeyRenewal>,
-    ) -> Result<String, ProvisionError> {
-        let Attempt {
-            request,
-            ctx,
-            org,
-            call,
-            ..
-        } = *attempt;
-        let created = self
-            .stigg
-            .provision_customer(
-                &CustomerProvisioning {
-                    customer_id: org.id.clone(),
-                    name: org.name.clone(),
-                    email: org.email.clone(),
-                    billing_id: request.stripe_customer_id.clone(),
-                    tenant_id: ctx.tenant_id.clone(),
-                    renewal,
-                },
-                call,
-            )
-            .await?;
-        info!(org_id = %org.id, stigg_customer_id = %created.id, "customer provisioned in Stigg");
-        self.store
-            .record_customer(&ProvisionedCustomer {
-                org_id: org.id.clone(),
-                stigg_customer_id: created.id.clone(),
-                billing_id: request.stripe_customer_id.clone(),
-                provisioned_at: self.clock.now(),
-            })
-            .await?;
-        Ok(created.id)
     }
 
     /// Keeps why the attempt failed, for `reconcile` and operators. Best effort: the

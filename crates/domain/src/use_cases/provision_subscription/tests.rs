@@ -8,10 +8,10 @@ use chrono::{DateTime, TimeZone, Utc};
 use mockall::predicate::always;
 
 use super::*;
-use crate::model::{BillingPeriod, Plan, PlanCode, SubscriptionStatus};
+use crate::model::{BillingPeriod, Plan, PlanCode, ProvisionedSubscription, SubscriptionStatus};
 use crate::ports::{
     MockClock, MockLeaseStore, MockOrgRepo, MockProvisioningStore, MockStiggGateway,
-    MockSubscriptionRepo, StiggCustomer, StiggSubscription,
+    MockSubscriptionRepo, StiggCustomer, StiggSubscription, TrialConfiguration,
 };
 
 fn parse<T: std::str::FromStr>(raw: &str) -> T

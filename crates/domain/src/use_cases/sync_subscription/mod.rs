@@ -10,14 +10,17 @@
 //! These are the decisions, without I/O.
 
 mod moves;
+mod run;
 mod target;
 #[cfg(test)]
 mod tests;
 
 pub use moves::{customer_move, moves};
+pub use run::{SyncFailed, SyncPorts, SyncSettings, SyncSubscription, Synced, call_name};
 pub use target::target;
 
 use crate::model::StripePriceId;
+use crate::ports::{RepoError, StiggError, StripeError};
 
 /// What paused and unpaid subscriptions get in Stigg: Stripe no longer collects payment
 /// for them, yet they are not over.
@@ -42,4 +45,59 @@ pub enum SyncFailure {
     TrialWithoutEnd,
     #[error("the Stripe subscription cancels at period end but gives no period end")]
     PeriodEndMissing,
+}
+
+/// Why a sync run stopped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SyncError {
+    /// The database has no such subscription (yet: the trial story may commit after Stripe
+    /// sent its first event).
+    #[error("unknown subscription")]
+    UnknownSubscription,
+    /// Stripe's subscription cannot be mirrored as it is.
+    #[error(transparent)]
+    Decision(SyncFailure),
+    /// The data does not allow the sync (a customer mismatch, an object Stripe does not
+    /// have, a stored value that breaks its rule).
+    #[error("{0}")]
+    Refused(String),
+    #[error(transparent)]
+    Stripe(#[from] StripeError),
+    #[error(transparent)]
+    Stigg(#[from] StiggError),
+    #[error(transparent)]
+    Store(#[from] RepoError),
+    /// Another holder took the subject's lease while this run was slow: it stopped before its
+    /// next change.
+    #[error("the subscription's lease was lost to another holder")]
+    LeaseLost,
+}
+
+/// When a failed run is tried again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryRule {
+    /// Later, with backoff, until the horizon.
+    Backoff,
+    /// Later, with backoff, until the grace period for unknown subscriptions ends.
+    WithinGrace,
+    /// Not until someone changes something.
+    Never,
+}
+
+impl SyncError {
+    pub fn retry_rule(&self) -> RetryRule {
+        match self {
+            Self::UnknownSubscription => RetryRule::WithinGrace,
+            Self::Decision(_) | Self::Refused(_) => RetryRule::Never,
+            Self::Stripe(error) if error.is_transient() => RetryRule::Backoff,
+            Self::Stripe(_) => RetryRule::Never,
+            Self::Stigg(
+                StiggError::Unavailable { .. }
+                | StiggError::RateLimited
+                | StiggError::DeadlinePassed,
+            ) => RetryRule::Backoff,
+            Self::Stigg(_) => RetryRule::Never,
+            Self::Store(_) | Self::LeaseLost => RetryRule::Backoff,
+        }
+    }
 }

@@ -1,0 +1,534 @@
+//! Syncing one subject with its I/O: re-read it from Stripe, decide, apply the moves one by
+//! one, record each. The caller holds the subject's lease for the whole run.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use super::{SuspendedPolicy, SyncError, customer_move, moves, target};
+use crate::model::{
+    AppliedState, AppliedStatus, Change, CreationKind, Lease, Move, MoveRecord, Organization,
+    PlanCatalog, ProvisioningState, StripeCustomerId, StripeEventId, StripeSubscriptionId,
+    Subscription, archive_key,
+};
+use crate::ports::{
+    CallContext, Cancellation, Clock, Intent, LeaseStore, OrgRepo, ProvisioningStore, StiggError,
+    StiggGateway, StiggLifecycle, StripeReader, SubscriptionCreation, SubscriptionPatch,
+    SubscriptionRepo, SyncStateStore,
+};
+use crate::use_cases::OperationContext;
+use crate::use_cases::stigg_provisioning::{NewSubscription, ProvisioningSteps, StepError};
+
+/// The ports a sync uses.
+#[derive(Clone)]
+pub struct SyncPorts {
+    pub orgs: Arc<dyn OrgRepo>,
+    pub subscriptions: Arc<dyn SubscriptionRepo>,
+    pub provisioning: Arc<dyn ProvisioningStore>,
+    pub states: Arc<dyn SyncStateStore>,
+    pub leases: Arc<dyn LeaseStore>,
+    pub stripe: Arc<dyn StripeReader>,
+    pub stigg: Arc<dyn StiggGateway>,
+    pub lifecycle: Arc<dyn StiggLifecycle>,
+    pub clock: Arc<dyn Clock>,
+}
+
+/// How the sync decides and how long one run may take.
+#[derive(Debug, Clone)]
+pub struct SyncSettings {
+    pub catalog: Arc<PlanCatalog>,
+    pub suspended: SuspendedPolicy,
+    /// One run: the re-read and every move.
+    pub deadline: Duration,
+}
+
+/// What a run did: the Stigg calls it made, in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Synced {
+    pub moves: Vec<MoveRecord>,
+}
+
+/// A run that stopped: why, the calls made before, and the call that failed, if one did.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{error}")]
+pub struct SyncFailed {
+    pub error: SyncError,
+    pub moves: Vec<MoveRecord>,
+    pub failed_call: Option<&'static str>,
+}
+
+impl From<SyncError> for SyncFailed {
+    fn from(error: SyncError) -> Self {
+        Self {
+            error,
+            moves: Vec::new(),
+            failed_call: None,
+        }
+    }
+}
+
+/// Make Stigg follow one Stripe subscription or customer.
+#[derive(Clone)]
+pub struct SyncSubscription {
+    ports: SyncPorts,
+    settings: SyncSettings,
+}
+
+/// One run under a lease.
+struct Run<'a> {
+    lease: &'a Lease,
+    call: CallContext,
+    moves: Vec<MoveRecord>,
+}
+
+impl SyncSubscription {
+    pub fn new(ports: SyncPorts, settings: SyncSettings) -> Self {
+        Self { ports, settings }
+    }
+
+    /// How long a run's lease must protect it: past its deadline, as provisioning's.
+    pub fn lease_ttl(&self) -> Duration {
+        self.settings.deadline
+            + crate::use_cases::provision_subscription::ProvisioningPolicy::LEASE_MARGIN
+    }
+
+    /// Syncs the subscription, whose lease the caller holds. `event` is the latest event
+    /// this run answers, for the record.
+    pub async fn subscription(
+        &self,
+        lease: &Lease,
+        id: &StripeSubscriptionId,
+        event: Option<&StripeEventId>,
+        ctx: &OperationContext,
+    ) -> Result<Synced, SyncFailed> {
+        let row = self
+            .ports
+            .subscriptions
+            .find_by_stripe_id(id)
+            .await
+            .map_err(SyncError::from)?
+            .ok_or(SyncError::UnknownSubscription)?;
+        let org = self.organization(&row).await?;
+        let mut run = self.start(lease, ctx);
+        let outcome = self.subscription_moves(&mut run, &row, &org).await;
+        let error = outcome.as_ref().err().map(|(error, _)| error.to_string());
+        let now = self.ports.clock.now();
+        if let Err(store) = self
+            .ports
+            .states
+            .record_outcome(id, &org.id, event, error.as_deref(), now)
+            .await
+        {
+            warn!(subscription = %id, error = %store, "could not record the sync's outcome");
+        }
+        match outcome {
+            Ok(()) => Ok(Synced { moves: run.moves }),
+            Err((error, failed_call)) => Err(SyncFailed {
+                error,
+                moves: run.moves,
+                failed_call,
+            }),
+        }
+    }
+
+    /// Archives the Stigg customer of the organization billed as `id` once Stripe deleted
+    /// it; nothing when Stripe still has it or no provisioned organization is billed so.
+    pub async fn customer(
+        &self,
+        lease: &Lease,
+        id: &StripeCustomerId,
+        ctx: &OperationContext,
+    ) -> Result<Synced, SyncFailed> {
+        let mut run = self.start(lease, ctx);
+        let customer = self
+            .ports
+            .stripe
+            .customer(id, &run.call)
+            .await
+            .map_err(SyncError::from)?
+            .ok_or_else(|| SyncError::Refused(format!("Stripe has no customer '{id}'")))?;
+        let Some(org) = self
+            .ports
+            .orgs
+            .find_by_stripe_customer(id)
+            .await
+            .map_err(SyncError::from)?
+        else {
+            return Ok(Synced::default());
+        };
+        let ever = self
+            .ports
+            .provisioning
+            .customer(&org.id)
+            .await
+            .map_err(SyncError::from)?
+            .is_some();
+        let Some(Move::ArchiveCustomer { customer_id }) = customer_move(&customer, &org.id, ever)
+        else {
+            return Ok(Synced::default());
+        };
+        self.renew(&run).await?;
+        let archived = self
+            .ports
+            .lifecycle
+            .archive_customer(&customer_id, &archive_key(&customer_id), &run.call)
+            .await;
+        match archived {
+            // Gone from Stigg already: what the archive asks for.
+            Ok(()) | Err(StiggError::CustomerNotFound { .. }) => {}
+            Err(error) => {
+                return Err(SyncFailed {
+                    error: error.into(),
+                    moves: Vec::new(),
+                    failed_call: Some(ARCHIVE),
+                });
+            }
+        }
+        info!(org_id = %customer_id, "Stigg customer archived after Stripe deleted the customer");
+        run.moves.push(self.record(ARCHIVE, customer_id.as_str()));
+        Ok(Synced { moves: run.moves })
+    }
+
+    fn start<'a>(&self, lease: &'a Lease, ctx: &OperationContext) -> Run<'a> {
+        Run {
+            lease,
+            call: CallContext {
+                correlation_id: ctx.correlation_id.clone(),
+                deadline: self.deadline(),
+            },
+            moves: Vec::new(),
+        }
+    }
+
+    fn deadline(&self) -> Instant {
+        self.ports.clock.monotonic() + self.settings.deadline
+    }
+
+    async fn organization(&self, row: &Subscription) -> Result<Organization, SyncError> {
+        let org_id = row.organization_id.valid().ok_or_else(|| {
+            SyncError::Refused(format!(
+                "the subscription's stored organization id '{}' is not valid",
+                row.organization_id.raw()
+            ))
+        })?;
+        self.ports
+            .orgs
+            .find(org_id)
+            .await?
+            .ok_or_else(|| SyncError::Refused(format!("organization '{org_id}' not found")))
+    }
+
+    /// Finishes a move a previous holder sent, re-reads Stripe, then applies the difference.
+    async fn subscription_moves(
+        &self,
+        run: &mut Run<'_>,
+        row: &Subscription,
+        org: &Organization,
+    ) -> Result<(), (SyncError, Option<&'static str>)> {
+        let id = &row.stripe_subscription_id;
+        let record = self.ports.states.load(id).await.map_err(no_call)?;
+        let (mut applied, intent) = match record {
+            Some(record) => (record.applied, record.intent),
+            None => (None, None),
+        };
+        if applied.is_none() {
+            applied = self.provisioned_state(org, row).await.map_err(no_call)?;
+        }
+        if let Some(intent) = intent {
+            info!(subscription = %id, key = %intent.idempotency_key, "finishing a move sent before");
+            applied = Some(self.apply(run, row, org, applied.as_ref(), &intent).await?);
+        }
+
+        let stripe = self
+            .ports
+            .stripe
+            .subscription(id, &run.call)
+            .await
+            .map_err(no_call)?
+            .ok_or_else(|| {
+                no_call(SyncError::Refused(format!(
+                    "Stripe has no subscription '{id}'"
+                )))
+            })?;
+        let billed_as = org.stripe_customer_id.as_ref().and_then(|c| c.valid());
+        if billed_as != Some(&stripe.customer) {
+            return Err(no_call(SyncError::Refused(format!(
+                "Stripe subscription '{id}' belongs to customer '{}', not to organization '{}''s",
+                stripe.customer, org.id
+            ))));
+        }
+        let target = target(&stripe, &self.settings.catalog, self.settings.suspended)
+            .map_err(|e| no_call(SyncError::Decision(e)))?;
+        for action in moves(applied.as_ref(), &target) {
+            let intent = Intent {
+                idempotency_key: action.idempotency_key(id, applied.as_ref()),
+                action,
+            };
+            self.renew(run).await.map_err(no_call)?;
+            self.ports
+                .states
+                .record_intent(id, &org.id, &intent, self.ports.clock.now())
+                .await
+                .map_err(no_call)?;
+            applied = Some(self.apply(run, row, org, applied.as_ref(), &intent).await?);
+        }
+        Ok(())
+    }
+
+    /// What provisioning created, for a subscription the sync never moved.
+    async fn provisioned_state(
+        &self,
+        org: &Organization,
+        row: &Subscription,
+    ) -> Result<Option<AppliedState>, SyncError> {
+        let state = self
+            .ports
+            .provisioning
+            .load(&org.id, &row.stripe_subscription_id)
+            .await?;
+        let ProvisioningState::Done(done) = state else {
+            return Ok(None);
+        };
+        // Provisioning only runs for a stored plan code that is valid.
+        let plan = row.plan_code.valid().cloned().ok_or_else(|| {
+            SyncError::Refused(format!(
+                "the subscription's stored plan code '{}' is not valid",
+                row.plan_code.raw()
+            ))
+        })?;
+        Ok(Some(AppliedState {
+            stigg_subscription_id: done.stigg_subscription_id,
+            plan,
+            status: AppliedStatus::Active,
+            trial_end: row.trial_ends_at.filter(|_| row.is_trialing()),
+            cancellation_date: None,
+            moves_applied: 0,
+        }))
+    }
+
+    /// Sends one recorded move and records the state it leads to.
+    async fn apply(
+        &self,
+        run: &mut Run<'_>,
+        row: &Subscription,
+        org: &Organization,
+        previous: Option<&AppliedState>,
+        intent: &Intent,
+    ) -> Result<AppliedState, (SyncError, Option<&'static str>)> {
+        let id = &row.stripe_subscription_id;
+        let key = intent.idempotency_key.as_str();
+        let call = call_name(&intent.action);
+        let failed = |error: SyncError| (error, Some(call));
+        let (next, stigg_id) = match &intent.action {
+            Move::Create(creation) if creation.kind == CreationKind::Provision => {
+                let created = self
+                    .provision(run, row, org, creation)
+                    .await
+                    .map_err(failed)?;
+                let next = AppliedState::created(previous, creation, created);
+                let stigg_id = next.stigg_subscription_id.clone();
+                (next, stigg_id)
+            }
+            Move::Create(creation) => {
+                let wanted = SubscriptionCreation {
+                    customer_id: org.id.clone(),
+                    stripe_subscription_id: id.clone(),
+                    plan: creation.plan.clone(),
+                    trial_end: creation.trial_end,
+                };
+                let created = self
+                    .ports
+                    .lifecycle
+                    .create_subscription(&wanted, key, &run.call)
+                    .await
+                    .map_err(|e| failed(e.into()))?;
+                let next = AppliedState::created(previous, creation, created.id.clone());
+                (next, created.id)
+            }
+            Move::Change(change) => {
+                let current = previous.ok_or_else(|| {
+                    failed(SyncError::Refused(
+                        "a change was decided for a subscription never created in Stigg".into(),
+                    ))
+                })?;
+                self.change(&current.stigg_subscription_id, change, key, &run.call)
+                    .await
+                    .map_err(|e| failed(e.into()))?;
+                (
+                    current.changed(change),
+                    current.stigg_subscription_id.clone(),
+                )
+            }
+            Move::ArchiveCustomer { .. } => {
+                return Err(failed(SyncError::Refused(
+                    "archiving is a customer's move, not a subscription's".into(),
+                )));
+            }
+        };
+        info!(subscription = %id, call, stigg_id = %stigg_id, "Stigg moved");
+        run.moves.push(self.record(call, &stigg_id));
+        self.ports
+            .states
+            .record_applied(id, &org.id, org.id.as_str(), &next, self.ports.clock.now())
+            .await
+            .map_err(|e| (e.into(), None))?;
+        Ok(next)
+    }
+
+    /// The provisioning of a subscription never provisioned, shared with the route; the id
+    /// of the Stigg subscription.
+    async fn provision(
+        &self,
+        run: &Run<'_>,
+        row: &Subscription,
+        org: &Organization,
+        creation: &crate::model::Creation,
+    ) -> Result<String, SyncError> {
+        let id = &row.stripe_subscription_id;
+        let store = self.ports.provisioning.as_ref();
+        let customer = match store.load(&org.id, id).await? {
+            ProvisioningState::Done(done) => return Ok(done.stigg_subscription_id),
+            ProvisioningState::Pending { customer } => customer,
+        };
+        // Refused only once provisioned, which the load above would have seen; read again
+        // rather than provision twice.
+        if !store
+            .start_attempt(&org.id, id, self.ports.clock.now())
+            .await?
+            && let ProvisioningState::Done(done) = store.load(&org.id, id).await?
+        {
+            return Ok(done.stigg_subscription_id);
+        }
+        let billing_id = org
+            .stripe_customer_id
+            .as_ref()
+            .and_then(|c| c.valid())
+            .ok_or_else(|| {
+                SyncError::Refused(format!(
+                    "organization '{}' has no valid Stripe customer",
+                    org.id
+                ))
+            })?;
+        let steps = ProvisioningSteps {
+            store,
+            stigg: self.ports.stigg.as_ref(),
+            clock: self.ports.clock.as_ref(),
+        };
+        let new = NewSubscription {
+            org,
+            billing_id,
+            subscription_id: id,
+            plan: &creation.plan,
+            trial: creation.trial_end.map(Some),
+            tenant_id: org.tenant_id.as_ref().and_then(|t| t.valid()).cloned(),
+            lease: run.lease,
+            call: &run.call,
+        };
+        match steps.provision(&new, customer).await {
+            Ok(ids) => Ok(ids.stigg_subscription_id),
+            Err(error) => {
+                let error = match error {
+                    StepError::Stigg(error) => SyncError::from(error),
+                    StepError::Store(error) => SyncError::from(error),
+                };
+                if let Err(store_error) = store.record_failure(id, &error.to_string()).await {
+                    warn!(subscription = %id, error = %store_error, "could not record the provisioning failure");
+                }
+                Err(error)
+            }
+        }
+    }
+
+    async fn change(
+        &self,
+        stigg_subscription_id: &str,
+        change: &Change,
+        key: &str,
+        call: &CallContext,
+    ) -> Result<(), StiggError> {
+        let lifecycle = self.ports.lifecycle.as_ref();
+        match *change {
+            Change::PatchTrialEnd(end) => {
+                lifecycle
+                    .patch_subscription(
+                        stigg_subscription_id,
+                        SubscriptionPatch::TrialEnd(end),
+                        key,
+                        call,
+                    )
+                    .await
+            }
+            Change::RemoveCancellation => {
+                lifecycle
+                    .patch_subscription(
+                        stigg_subscription_id,
+                        SubscriptionPatch::RemoveCancellation,
+                        key,
+                        call,
+                    )
+                    .await
+            }
+            Change::CancelAt(date) => {
+                lifecycle
+                    .cancel_subscription(
+                        stigg_subscription_id,
+                        Cancellation::OnDate(date),
+                        key,
+                        call,
+                    )
+                    .await
+            }
+            Change::CancelNow {
+                revoke_entitlements,
+            } => {
+                lifecycle
+                    .cancel_subscription(
+                        stigg_subscription_id,
+                        Cancellation::Immediately {
+                            revoke_entitlements,
+                        },
+                        key,
+                        call,
+                    )
+                    .await
+            }
+        }
+    }
+
+    /// Extends the lease before a mutation; a lost lease stops the run before it changes
+    /// anything more.
+    async fn renew(&self, run: &Run<'_>) -> Result<(), SyncError> {
+        self.ports
+            .leases
+            .renew(run.lease, self.ports.clock.now(), self.lease_ttl())
+            .await?
+            .map(|_| ())
+            .ok_or(SyncError::LeaseLost)
+    }
+
+    fn record(&self, call: &'static str, stigg_id: &str) -> MoveRecord {
+        MoveRecord {
+            call: call.to_owned(),
+            stigg_id: stigg_id.to_owned(),
+            at: self.ports.clock.now(),
+        }
+    }
+}
+
+const ARCHIVE: &str = "archive_customer";
+
+/// The name a move's call is recorded and counted under.
+pub fn call_name(action: &Move) -> &'static str {
+    match action {
+        Move::Create(creation) if creation.kind == CreationKind::Provision => "provision",
+        Move::Create(_) => "create_subscription",
+        Move::Change(Change::PatchTrialEnd(_) | Change::RemoveCancellation) => "patch_subscription",
+        Move::Change(Change::CancelAt(_) | Change::CancelNow { .. }) => "cancel_subscription",
+        Move::ArchiveCustomer { .. } => ARCHIVE,
+    }
+}
+
+fn no_call(error: impl Into<SyncError>) -> (SyncError, Option<&'static str>) {
+    (error.into(), None)
+}
