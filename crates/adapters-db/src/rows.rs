@@ -8,15 +8,16 @@ use diesel::pg::Pg;
 use diesel::prelude::*;
 use diesel::sqlite::Sqlite;
 use onboarding_domain::model::{
-    OrgId, Organization, ProvisionedCustomer, ProvisionedSubscription, Stored, StripeCustomerId,
-    StripeSubscriptionId, Subscription, SubscriptionStatus,
+    EventStatus, OrgId, Organization, ProvisionedCustomer, ProvisionedSubscription, Stored,
+    StripeCustomerId, StripeEventId, StripeSubscriptionId, Subscription, SubscriptionStatus,
 };
-use onboarding_domain::ports::{DebugLogEntry, RepoError};
+use onboarding_domain::ports::{DebugLogEntry, EventRecord, PendingEvent, RepoError};
 
 use crate::error::bad_row;
+use crate::json::moves_from_json;
 use crate::schema::{
     debug_logs, leases, organizations, stigg_customer_provisions, stigg_subscription_provisions,
-    subscriptions,
+    stripe_events, subscriptions,
 };
 
 /// Timestamps are stored without a zone and hold UTC.
@@ -271,5 +272,91 @@ pub(crate) fn storable(text: &str) -> Cow<'_, str> {
         Cow::Owned(text.replace('\0', "\u{FFFD}"))
     } else {
         Cow::Borrowed(text)
+    }
+}
+
+/// An event as received.
+#[derive(Debug, Insertable)]
+#[diesel(table_name = stripe_events)]
+#[diesel(treat_none_as_default_value = false)]
+pub(crate) struct NewEventRow<'a> {
+    pub event_id: &'a str,
+    pub event_type: Cow<'a, str>,
+    pub object_id: Cow<'a, str>,
+    pub livemode: i32,
+    pub stripe_created_at: Option<NaiveDateTime>,
+    pub payload: Cow<'a, str>,
+    pub status: &'static str,
+    pub attempts: i32,
+    pub received_at: NaiveDateTime,
+    pub next_attempt_at: NaiveDateTime,
+    pub processed_at: Option<NaiveDateTime>,
+    pub error: Option<Cow<'a, str>>,
+}
+
+/// An event as the read route and the CLI show it.
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = stripe_events, check_for_backend(Sqlite, Pg))]
+pub(crate) struct EventRow {
+    pub event_id: String,
+    pub event_type: String,
+    pub object_id: String,
+    pub status: String,
+    pub attempts: i32,
+    pub received_at: NaiveDateTime,
+    pub processed_at: Option<NaiveDateTime>,
+    pub error: Option<String>,
+    pub moves: Option<String>,
+}
+
+const EVENTS: &str = "stripe_events";
+
+fn event_id(raw: &str) -> Result<StripeEventId, RepoError> {
+    StripeEventId::parse(raw).map_err(|e| bad_row(EVENTS, "event_id", raw, e))
+}
+
+fn attempts(raw: i32) -> Result<u32, RepoError> {
+    u32::try_from(raw).map_err(|e| bad_row(EVENTS, "attempts", &raw.to_string(), e))
+}
+
+impl TryFrom<EventRow> for EventRecord {
+    type Error = RepoError;
+
+    fn try_from(row: EventRow) -> Result<Self, RepoError> {
+        let status = EventStatus::parse(&row.status)
+            .ok_or_else(|| bad_row(EVENTS, "status", &row.status, "not an event status"))?;
+        Ok(Self {
+            id: event_id(&row.event_id)?,
+            event_type: row.event_type,
+            object_id: row.object_id,
+            status,
+            attempts: attempts(row.attempts)?,
+            received_at: utc(row.received_at),
+            processed_at: row.processed_at.map(utc),
+            error: row.error,
+            moves: moves_from_json(row.moves.as_deref())?,
+        })
+    }
+}
+
+#[derive(Debug, Queryable, Selectable)]
+#[diesel(table_name = stripe_events, check_for_backend(Sqlite, Pg))]
+pub(crate) struct PendingEventRow {
+    pub event_id: String,
+    pub event_type: String,
+    pub received_at: NaiveDateTime,
+    pub attempts: i32,
+}
+
+impl TryFrom<PendingEventRow> for PendingEvent {
+    type Error = RepoError;
+
+    fn try_from(row: PendingEventRow) -> Result<Self, RepoError> {
+        Ok(Self {
+            id: event_id(&row.event_id)?,
+            event_type: row.event_type,
+            received_at: utc(row.received_at),
+            attempts: attempts(row.attempts)?,
+        })
     }
 }
