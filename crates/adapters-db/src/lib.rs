@@ -1,6 +1,6 @@
 //! The database adapter of the onboarding service: diesel-async repositories that implement
 //! the domain's store ports (`OrgRepo`, `SubscriptionRepo`, `ProvisioningBacklog`,
-//! `ProvisioningStore`, `LeaseStore`, `DebugLog`, `StripeInbox`).
+//! `ProvisioningStore`, `LeaseStore`, `DebugLog`, `StripeInbox`, `SyncStateStore`).
 //!
 //! One code base serves two backends chosen at run time from `DATABASE_URL`: SQLite (the
 //! embedded default, through `SyncConnectionWrapper`) and PostgreSQL (production). Each query

@@ -7,6 +7,7 @@ mod org_repo;
 mod provisioning_store;
 mod stripe_inbox;
 mod subscription_repo;
+mod sync_state_store;
 
 use std::borrow::Cow;
 
