@@ -1,6 +1,6 @@
 //! The database adapter of the onboarding service: diesel-async repositories that implement
 //! the domain's store ports (`OrgRepo`, `SubscriptionRepo`, `ProvisioningBacklog`,
-//! `ProvisioningStore`, `LeaseStore`, `DebugLog`).
+//! `ProvisioningStore`, `LeaseStore`, `DebugLog`, `StripeInbox`, `SyncStateStore`).
 //!
 //! One code base serves two backends chosen at run time from `DATABASE_URL`: SQLite (the
 //! embedded default, through `SyncConnectionWrapper`) and PostgreSQL (production). Each query
@@ -11,6 +11,7 @@
 mod config;
 mod dispatch;
 mod error;
+mod json;
 mod migrate;
 mod pool;
 mod repos;

@@ -78,6 +78,43 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    stripe_events (event_id) {
+        event_id -> Text,
+        event_type -> Text,
+        object_id -> Text,
+        livemode -> Integer,
+        stripe_created_at -> Nullable<Timestamp>,
+        payload -> Text,
+        status -> Text,
+        attempts -> Integer,
+        received_at -> Timestamp,
+        next_attempt_at -> Timestamp,
+        processed_at -> Nullable<Timestamp>,
+        error -> Nullable<Text>,
+        moves -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    stigg_sync_states (stripe_subscription_id) {
+        stripe_subscription_id -> Text,
+        organization_id -> Text,
+        stigg_customer_id -> Nullable<Text>,
+        stigg_subscription_id -> Nullable<Text>,
+        plan_code -> Nullable<Text>,
+        status -> Nullable<Text>,
+        trial_ends_at -> Nullable<Timestamp>,
+        cancellation_date -> Nullable<Timestamp>,
+        moves_applied -> BigInt,
+        intent -> Nullable<Text>,
+        last_synced_at -> Nullable<Timestamp>,
+        last_event_id -> Nullable<Text>,
+        last_error -> Nullable<Text>,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(subscriptions -> organizations (organization_id));
 diesel::joinable!(stigg_customer_provisions -> organizations (organization_id));
 
@@ -88,4 +125,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     stigg_subscription_provisions,
     debug_logs,
     leases,
+    stripe_events,
+    stigg_sync_states,
 );

@@ -12,17 +12,12 @@ use onboarding_domain::model::{
     OrgId, ProvisionedCustomer, ProvisionedSubscription, ProvisioningState, StripeSubscriptionId,
 };
 use onboarding_domain::ports::{ProvisioningStore, RepoError};
-use onboarding_domain::text::truncate_chars;
 
+use super::stored_error;
 use crate::dispatch::with_conn;
 use crate::pool::Database;
-use crate::rows::{
-    CustomerProvisionRow, DoneRow, FirstAttemptRow, SubscriptionProvisionRow, storable,
-};
+use crate::rows::{CustomerProvisionRow, DoneRow, FirstAttemptRow, SubscriptionProvisionRow};
 use crate::schema::{stigg_customer_provisions, stigg_subscription_provisions as ssp};
-
-/// `last_error` keeps the start of the failure message; the full one is in the logs.
-const MAX_ERROR_CHARS: usize = 1000;
 
 #[async_trait]
 impl ProvisioningStore for Database {
@@ -104,7 +99,7 @@ impl ProvisioningStore for Database {
         subscription: &StripeSubscriptionId,
         failure: &str,
     ) -> Result<(), RepoError> {
-        let last_error = storable(truncate_chars(failure, MAX_ERROR_CHARS));
+        let last_error = stored_error(failure);
         let now = Utc::now().naive_utc();
         with_conn!(self.pool, |conn| {
             diesel::update(ssp::table)

@@ -1,5 +1,5 @@
 //! Integration tests of the database adapter. Every test in `repos`, `backlog`,
-//! `provisioning`, `leases`, `debug_log` and `migrations` runs twice, as `<module>::sqlite::<test>` and
+//! `provisioning`, `leases`, `debug_log`, `inbox`, `sync_state` and `migrations` runs twice, as `<module>::sqlite::<test>` and
 //! `<module>::postgres::<test>`, each on a fresh database of its own (`TestDatabase`).
 //! `tls` runs PostgreSQL only, on throwaway clusters of its own.
 
@@ -12,8 +12,10 @@ mod support;
 mod backlog;
 mod connect;
 mod debug_log;
+mod inbox;
 mod leases;
 mod migrations;
 mod provisioning;
 mod repos;
+mod sync_state;
 mod tls;

@@ -16,18 +16,21 @@ on_both_backends!(
     ping_answers_until_the_pool_closes,
 );
 
-const MIGRATIONS: [&str; 3] = [
+const MIGRATIONS: [&str; 4] = [
     "2026-11-24-000001_onboarding_tables",
     "2026-12-04-000001_debug_log_row_key",
     "2026-12-04-000002_leases",
+    "2026-12-04-000003_stripe_sync",
 ];
-const TABLES: [&str; 6] = [
+const TABLES: [&str; 8] = [
     "organizations",
     "subscriptions",
     "stigg_customer_provisions",
     "stigg_subscription_provisions",
     "debug_logs",
     "leases",
+    "stripe_events",
+    "stigg_sync_states",
 ];
 
 async fn nothing_is_pending_after_migrating(db: TestDatabase) -> TestResult {
@@ -43,9 +46,14 @@ async fn migrations_go_down_and_up_again(db: TestDatabase) -> TestResult {
     db.execute(CONTRACT_SEED).await?;
     assert_eq!(
         revert_all_migrations(db.pool()).await?,
-        ["20261204000002", "20261204000001", "20261124000001"]
+        [
+            "20261204000003",
+            "20261204000002",
+            "20261204000001",
+            "20261124000001"
+        ]
     );
-    assert_eq!(pending_migrations(db.pool()).await?, 3);
+    assert_eq!(pending_migrations(db.pool()).await?, MIGRATIONS.len());
     for table in TABLES {
         assert!(
             db.execute(&format!("SELECT 1 FROM {table}")).await.is_err(),
@@ -92,7 +100,7 @@ struct Column {
 
 async fn columns_are_the_same_on_both_backends(db: TestDatabase) -> TestResult {
     // (column, nullable) in creation order, as schema.rs declares them.
-    let expected: [(&str, &[(&str, bool)]); 6] = [
+    let expected: [(&str, &[(&str, bool)]); 8] = [
         (
             "organizations",
             &[
@@ -166,6 +174,43 @@ async fn columns_are_the_same_on_both_backends(db: TestDatabase) -> TestResult {
                 ("holder", false),
                 ("expires_at", false),
                 ("taken_at", false),
+            ],
+        ),
+        (
+            "stripe_events",
+            &[
+                ("event_id", false),
+                ("event_type", false),
+                ("object_id", false),
+                ("livemode", false),
+                ("stripe_created_at", true),
+                ("payload", false),
+                ("status", false),
+                ("attempts", false),
+                ("received_at", false),
+                ("next_attempt_at", false),
+                ("processed_at", true),
+                ("error", true),
+                ("moves", true),
+            ],
+        ),
+        (
+            "stigg_sync_states",
+            &[
+                ("stripe_subscription_id", false),
+                ("organization_id", false),
+                ("stigg_customer_id", true),
+                ("stigg_subscription_id", true),
+                ("plan_code", true),
+                ("status", true),
+                ("trial_ends_at", true),
+                ("cancellation_date", true),
+                ("moves_applied", false),
+                ("intent", true),
+                ("last_synced_at", true),
+                ("last_event_id", true),
+                ("last_error", true),
+                ("updated_at", false),
             ],
         ),
     ];

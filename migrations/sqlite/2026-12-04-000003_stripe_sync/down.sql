@@ -1,0 +1,2 @@
+DROP TABLE stigg_sync_states;
+DROP TABLE stripe_events;
