@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
+use onboarding_adapters_http::{human, is_transient_status, millis, read_capped};
 use onboarding_domain::ports::{CallContext, StiggError};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
@@ -262,13 +263,12 @@ impl StiggClient {
                 } => (status, kind, cause, retry_after),
             };
 
-            let next_sleep = (attempt < max_attempts)
-                .then(|| self.delay_before_next(attempt, hinted))
-                .filter(|delay| {
-                    Instant::now()
-                        .checked_add(*delay)
-                        .is_some_and(|wake| wake < ctx.deadline)
-                });
+            let next_sleep = self.config.retry_schedule().next_delay(
+                attempt,
+                hinted,
+                self.jitter.as_ref(),
+                ctx.deadline,
+            );
             tracing::warn!(
                 correlation_id = %ctx.correlation_id,
                 operation = operation.as_str(),
@@ -301,14 +301,6 @@ impl StiggClient {
         })
     }
 
-    /// Stigg's `Retry-After` when it gave one, else full jitter under the backoff ceiling.
-    fn delay_before_next(&self, failed_attempt: u32, hinted: Option<Duration>) -> Duration {
-        hinted.unwrap_or_else(|| {
-            let ceiling = self.config.backoff_ceiling(failed_attempt);
-            self.jitter.pick(ceiling).min(ceiling)
-        })
-    }
-
     /// One attempt, cut at `budget` (connect, send and reading the whole answer).
     async fn attempt(&self, request: &HttpRequest, ctx: &CallContext, budget: Duration) -> Attempt {
         let mut builder = self
@@ -326,7 +318,7 @@ impl StiggClient {
         let exchange = async {
             let response = builder.send().await?;
             let status = response.status();
-            if is_transient(status) {
+            if is_transient_status(status) {
                 // The status says it all; the body is not worth waiting for.
                 let hint = retry_after(response.headers(), Utc::now());
                 return Ok((status, hint, None));
@@ -375,70 +367,6 @@ impl StiggClient {
                     body: Vec::new(),
                 }),
             },
-        }
-    }
-}
-
-/// Most of an answer read: Stigg's answers are a few KiB. A longer one is cut here, so that a
-/// misbehaving server or proxy cannot make the service hold megabytes per call; cut, it no
-/// longer reads as JSON and is reported as an unexpected answer.
-pub(crate) const MAX_ANSWER_BYTES: usize = 1024 * 1024;
-
-async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, reqwest::Error> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await? {
-        let room = MAX_ANSWER_BYTES - body.len();
-        if chunk.len() >= room {
-            body.extend_from_slice(&chunk[..room]);
-            break;
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-/// 408, 429 and 5xx: worth another attempt.
-fn is_transient(status: StatusCode) -> bool {
-    matches!(status.as_u16(), 408 | 429) || status.is_server_error()
-}
-
-fn millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// "5s" for whole seconds, "200ms" otherwise.
-fn human(duration: Duration) -> String {
-    if duration.subsec_nanos() == 0 {
-        format!("{}s", duration.as_secs())
-    } else {
-        format!("{}ms", millis(duration))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(human(Duration::from_secs(5)), "5s");
-        assert_eq!(human(Duration::from_millis(200)), "200ms");
-        assert_eq!(human(Duration::from_millis(1500)), "1500ms");
-    }
-
-    #[test]
-    fn transient_statuses() {
-        for code in [408, 429, 500, 502, 503, 504] {
-            assert!(
-                is_transient(StatusCode::from_u16(code).unwrap_or_default()),
-                "{code}"
-            );
-        }
-        for code in [200, 201, 400, 401, 403, 404, 409, 422] {
-            assert!(
-                !is_transient(StatusCode::from_u16(code).unwrap_or_default()),
-                "{code}"
-            );
         }
     }
 }

@@ -3,6 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
+use onboarding_adapters_http::RetrySchedule;
+pub use onboarding_adapters_http::shown_url;
 use secrecy::SecretString;
 
 /// Stigg's production REST base URL.
@@ -23,31 +25,6 @@ pub const DEFAULT_MUTATIONS_PER_ENTITY_PER_MINUTE: u32 = 30;
 /// The `User-Agent` sent unless configured otherwise: the service and this crate's version.
 pub fn default_user_agent() -> String {
     format!("onboarding/{}", env!("CARGO_PKG_VERSION"))
-}
-
-/// A URL as it may be shown in a log line, an error or a summary: user name and password
-/// dropped, since `http://user:pass@host` carries a credential. Text that does not parse as
-/// a URL loses everything up to its last `@` before the path.
-pub fn shown_url(raw: &str) -> String {
-    match reqwest::Url::parse(raw.trim()) {
-        Ok(mut url) if url.has_authority() => {
-            // Both fail only for URLs without a host, which `has_authority` excluded.
-            let _ = url.set_username("");
-            let _ = url.set_password(None);
-            url.into()
-        }
-        _ => {
-            let (scheme, rest) = raw.split_once("://").unwrap_or(("", raw));
-            let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-            let host_at = rest[..end].rfind('@').map_or(0, |at| at + 1);
-            let shown = &rest[host_at..];
-            if scheme.is_empty() {
-                shown.to_owned()
-            } else {
-                format!("{scheme}://{shown}")
-            }
-        }
-    }
 }
 
 /// Settings of the Stigg adapter. Build it with [`StiggConfig::new`] and adjust fields.
@@ -96,12 +73,18 @@ impl StiggConfig {
 
     /// The upper bound of the backoff sleep after failed attempt `failed_attempt` (1-based):
     /// `min(backoff_cap, backoff_base * 2^(failed_attempt - 1))`.
+    #[cfg(test)]
     pub(crate) fn backoff_ceiling(&self, failed_attempt: u32) -> Duration {
-        let exponent = failed_attempt.saturating_sub(1);
-        let factor = 1u32.checked_shl(exponent).unwrap_or(u32::MAX);
-        self.backoff_base
-            .saturating_mul(factor)
-            .min(self.backoff_cap)
+        self.retry_schedule().ceiling(failed_attempt)
+    }
+
+    /// Attempts and backoff, as the shared attempt schedule takes them.
+    pub(crate) fn retry_schedule(&self) -> RetrySchedule {
+        RetrySchedule {
+            max_attempts: self.max_attempts,
+            backoff_base: self.backoff_base,
+            backoff_cap: self.backoff_cap,
+        }
     }
 }
 
@@ -149,20 +132,6 @@ mod tests {
         }
         assert!(shown.contains("[redacted]"));
         assert!(shown.contains("http://localhost:8787/"), "{shown}");
-    }
-
-    #[test]
-    fn shown_urls_have_no_user_info() {
-        for (raw, shown) in [
-            ("https://api.stigg.io", "https://api.stigg.io/"),
-            ("http://user:pass@host:81/base", "http://host:81/base"),
-            ("http://token@host/", "http://host/"),
-            // Not a URL: still nothing before the `@`.
-            ("http://us er:pa ss@ho st/x", "http://ho st/x"),
-            ("user:pass@host", "host"),
-        ] {
-            assert_eq!(shown_url(raw), shown, "{raw}");
-        }
     }
 
     #[test]

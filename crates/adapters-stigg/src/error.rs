@@ -3,11 +3,10 @@
 //! Stigg's docs disagree on the error shape, so all three seen in the wild are accepted:
 //! `{code, message}`, `{error: {code, message}}` and `{error: "...", message}`.
 
-use std::error::Error as _;
-use std::io;
-
+/// Text from Stigg made safe to show (one line, cut, never the key), and why an attempt failed
+/// below HTTP: shared with the other HTTP adapters.
+pub(crate) use onboarding_adapters_http::{clean, transport_failure};
 use onboarding_domain::ports::StiggError;
-use onboarding_domain::text::truncate_chars;
 use reqwest::StatusCode;
 use serde_json::Value;
 
@@ -107,53 +106,6 @@ pub(crate) fn invalid_response(operation: Operation, detail: impl Into<String>) 
     }
 }
 
-/// Text from Stigg made safe to show: one line, at most `max_chars` characters, and never
-/// the API key, should a proxy echo it.
-pub(crate) fn clean(text: &str, max_chars: usize, api_key: &str) -> String {
-    let redacted = if api_key.is_empty() {
-        text.to_owned()
-    } else {
-        text.replace(api_key, "[redacted]")
-    };
-    let one_line: String = redacted
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let trimmed = one_line.trim();
-    let cut = truncate_chars(trimmed, max_chars);
-    if cut.len() < trimmed.len() {
-        format!("{cut}…")
-    } else {
-        cut.to_owned()
-    }
-}
-
-/// Why an attempt failed below HTTP, in the words of [`StiggError::Unavailable`]'s cause,
-/// plus a short kind for logs.
-pub(crate) fn transport_failure(error: &reqwest::Error) -> (&'static str, &'static str) {
-    if error.is_timeout() {
-        return ("timeout", "timeout");
-    }
-    if error.is_connect() {
-        return ("connect", "connection error");
-    }
-    let mut source = error.source();
-    while let Some(inner) = source {
-        if let Some(io) = inner.downcast_ref::<io::Error>()
-            && matches!(
-                io.kind(),
-                io::ErrorKind::ConnectionReset
-                    | io::ErrorKind::ConnectionAborted
-                    | io::ErrorKind::BrokenPipe
-            )
-        {
-            return ("reset", "connection reset");
-        }
-        source = inner.source();
-    }
-    ("transport", "connection error")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -246,18 +198,5 @@ mod tests {
             error_for_status(op, StatusCode::FOUND, b"", "k"),
             StiggError::InvalidResponse { .. }
         ));
-    }
-
-    #[test]
-    fn cleans_messages() {
-        let long = "é".repeat(300);
-        let cleaned = clean(&long, 200, "key");
-        assert_eq!(cleaned.chars().count(), 201);
-        assert!(cleaned.ends_with('…'));
-        assert_eq!(clean(" a\nb\tc ", 200, "key"), "a b c");
-        assert_eq!(
-            clean("bad key server-123!", 200, "server-123"),
-            "bad key [redacted]!"
-        );
     }
 }

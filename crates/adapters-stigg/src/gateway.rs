@@ -19,7 +19,6 @@ use crate::checks::{
     subscription_created, unexpected_json,
 };
 use crate::client::{Answer, BuildFailure, HttpRequest, StiggClient};
-use crate::config::shown_url;
 use crate::entity_limit::Entity;
 use crate::error::invalid_response;
 use crate::observer::{CallObserver, NoopObserver};
@@ -105,19 +104,7 @@ impl fmt::Debug for HttpStiggGatewayBuilder {
 /// Checks a Stigg base URL as the gateway will use it: http(s), with a host, no query or
 /// fragment. Settings check it with this too, so the two never disagree.
 pub fn parse_base_url(raw: &str) -> Result<Url, GatewayBuildError> {
-    let invalid = |why: &str| {
-        GatewayBuildError::InvalidConfig(format!("base URL '{}' {why}", shown_url(raw)))
-    };
-    let url = Url::parse(raw.trim()).map_err(|_| invalid("is not a URL"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(invalid("must use http or https"));
-    }
-    if url.cannot_be_a_base() || url.query().is_some() || url.fragment().is_some() {
-        return Err(invalid(
-            "must be a plain http(s) URL without query or fragment",
-        ));
-    }
-    Ok(url)
+    onboarding_adapters_http::parse_base_url(raw).map_err(GatewayBuildError::InvalidConfig)
 }
 
 impl HttpStiggGateway {
