@@ -16,6 +16,8 @@ use utoipa::ToSchema;
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ErrorCode {
     BadRequest,
+    /// A webhook delivery whose `Stripe-Signature` does not check out.
+    InvalidSignature,
     Unauthorized,
     NotFound,
     MethodNotAllowed,
@@ -28,6 +30,7 @@ impl ErrorCode {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::BadRequest => "BAD_REQUEST",
+            Self::InvalidSignature => "INVALID_SIGNATURE",
             Self::Unauthorized => "UNAUTHORIZED",
             Self::NotFound => "NOT_FOUND",
             Self::MethodNotAllowed => "METHOD_NOT_ALLOWED",

@@ -97,8 +97,86 @@ impl OutcomeCounter {
     }
 }
 
+/// The event types the sync handles get their own label; the rest are `other`, so that a
+/// sender cannot create series at will.
+fn event_type_label(event_type: Option<&str>) -> &'static str {
+    use onboarding_domain::model::HANDLED_SUBSCRIPTION_EVENTS;
+    match event_type {
+        None => "unreadable",
+        Some("customer.deleted") => "customer.deleted",
+        Some(t) => HANDLED_SUBSCRIPTION_EVENTS
+            .iter()
+            .find(|handled| **handled == t)
+            .copied()
+            .unwrap_or("other"),
+    }
+}
+
+/// Sync lag buckets, in seconds: from a prompt apply to a retried one.
+const LAG_BUCKETS: &[f64] = &[
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0,
+];
+
+/// The lifecycle sync's families.
+struct SyncMetrics {
+    events: IntCounterVec,
+    lag: prometheus::Histogram,
+    moves: IntCounterVec,
+    inbox: IntGaugeVec,
+}
+
+impl SyncMetrics {
+    fn register(registry: &Registry) -> Result<Self, prometheus::Error> {
+        let events = IntCounterVec::new(
+            Opts::new(
+                "onboarding_stripe_events_total",
+                "Stripe webhook deliveries and event settlements, by event type and outcome: \
+                 received (stored pending), duplicate, ignored, failed (stored failed, or given \
+                 up), invalid_signature, bad_request, applied, retried.",
+            ),
+            &["type", "outcome"],
+        )?;
+        let lag = prometheus::Histogram::with_opts(
+            HistogramOpts::new(
+                "onboarding_stripe_sync_lag_seconds",
+                "From an event's delivery to Stigg matching Stripe (the event applied).",
+            )
+            .buckets(LAG_BUCKETS.to_vec()),
+        )?;
+        let moves = IntCounterVec::new(
+            Opts::new(
+                "onboarding_stigg_moves_total",
+                "Stigg calls the sync made, by call and outcome (ok, failed).",
+            ),
+            &["call", "outcome"],
+        )?;
+        let inbox = IntGaugeVec::new(
+            Opts::new(
+                "onboarding_stripe_events",
+                "Stored Stripe events waiting (pending) or given up (failed), as last counted.",
+            ),
+            &["status"],
+        )?;
+        for family in [&events, &moves] {
+            registry.register(Box::new(family.clone()))?;
+        }
+        registry.register(Box::new(lag.clone()))?;
+        registry.register(Box::new(inbox.clone()))?;
+        for status in ["pending", "failed"] {
+            inbox.get_metric_with_label_values(&[status])?;
+        }
+        Ok(Self {
+            events,
+            lag,
+            moves,
+            inbox,
+        })
+    }
+}
+
 /// The service's metrics and the registry they live in.
 pub struct Metrics {
+    sync: SyncMetrics,
     registry: Registry,
     http_requests: IntCounterVec,
     http_latency: HistogramVec,
@@ -184,7 +262,9 @@ impl Metrics {
             }
         }
 
+        let sync = SyncMetrics::register(&registry)?;
         Ok(Self {
+            sync,
             registry,
             http_requests,
             http_latency,
@@ -227,6 +307,43 @@ impl Metrics {
     /// The outcomes of `POST /api/stigg/provision`.
     pub fn provisionings(&self) -> &OutcomeCounter {
         &self.provisionings
+    }
+
+    /// Counts a webhook delivery or an event's settlement.
+    pub fn stripe_event(&self, event_type: Option<&str>, outcome: &str) {
+        if let Ok(counter) = self
+            .sync
+            .events
+            .get_metric_with_label_values(&[event_type_label(event_type), outcome])
+        {
+            counter.inc();
+        }
+    }
+
+    /// One event applied `lag` after its delivery.
+    pub fn sync_lag(&self, lag: Duration) {
+        self.sync.lag.observe(lag.as_secs_f64());
+    }
+
+    /// One Stigg call the sync made.
+    pub fn stigg_move(&self, call: &str, ok: bool) {
+        let outcome = if ok { "ok" } else { "failed" };
+        if let Ok(counter) = self
+            .sync
+            .moves
+            .get_metric_with_label_values(&[call, outcome])
+        {
+            counter.inc();
+        }
+    }
+
+    /// The inbox's counts, as last read.
+    pub fn inbox_counts(&self, pending: u64, failed: u64) {
+        for (status, count) in [("pending", pending), ("failed", failed)] {
+            if let Ok(gauge) = self.sync.inbox.get_metric_with_label_values(&[status]) {
+                gauge.set(i64::try_from(count).unwrap_or(i64::MAX));
+            }
+        }
     }
 
     /// Every family in the Prometheus text format.

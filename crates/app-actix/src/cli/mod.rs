@@ -1,5 +1,5 @@
 //! The command-line room: `serve` (the default), `migrate`, `seed-demo`, `provision`,
-//! `reconcile` and `completions`, one module per command. A command runs on the wiring of
+//! `reconcile`, `sync` and `completions`, one module per command. A command runs on the wiring of
 //! `startup` and reports through its own result type ([`outcome`]), never through the HTTP
 //! room's.
 
@@ -10,6 +10,7 @@ pub mod provision;
 pub mod reconcile;
 pub mod seed_demo;
 pub mod serve;
+pub mod sync;
 
 use std::process::ExitCode;
 
@@ -47,6 +48,9 @@ pub enum Command {
     /// Provision every subscription not yet provisioned (never tried, or stopped halfway),
     /// within the Stigg rate limit, and print a summary.
     Reconcile(reconcile::ReconcileArgs),
+    /// Re-read Stripe subscriptions and move Stigg to match now, or handle the failed Stripe
+    /// events again (--retry-failed); one JSON line per subscription.
+    Sync(sync::SyncArgs),
     /// Print a shell completion script (e.g. `onboarding completions bash >
     /// /etc/bash_completion.d/onboarding`).
     Completions {
@@ -64,6 +68,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::SeedDemo => seed_demo::run(&settings).await,
         Command::Provision(args) => provision::run(&settings, args).await,
         Command::Reconcile(args) => reconcile::run(&settings, args).await,
+        Command::Sync(args) => sync::run(&settings, args).await,
         Command::Completions { shell } => Ok(completions::run(shell)),
     }
 }

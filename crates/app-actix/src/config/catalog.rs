@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use onboarding_domain::model::{BillingPeriod, Plan, PlanCatalog, PlanCode};
+use onboarding_domain::model::{BillingPeriod, Plan, PlanCatalog, PlanCode, StripePriceId};
 use serde::Deserialize;
 
 use super::Settings;
@@ -55,6 +55,10 @@ struct CatalogFile {
 struct CatalogEntry {
     stigg_plan_id: String,
     billing_period: CatalogPeriod,
+    /// The Stripe prices that stand for this plan (the lifecycle sync reads a subscription's
+    /// plan from its price); a price's lookup key equal to the code works without listing it.
+    #[serde(default)]
+    stripe_price_ids: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -67,12 +71,23 @@ enum CatalogPeriod {
 /// A catalog in the format of `config/plans.toml`.
 pub fn parse_plan_catalog(text: &str) -> anyhow::Result<PlanCatalog> {
     let file: CatalogFile = toml::from_str(text)?;
+    let mut prices = Vec::new();
     let plans = file
         .plans
         .into_iter()
         .map(|(code, entry)| {
             let code =
                 PlanCode::parse(&code).map_err(|e| anyhow::anyhow!("plan code '{code}' {e}"))?;
+            let price_ids = entry
+                .stripe_price_ids
+                .iter()
+                .map(|raw| {
+                    StripePriceId::parse(raw).map_err(|e| {
+                        anyhow::anyhow!("plan code '{code}': stripe_price_ids: '{raw}' {e}")
+                    })
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            prices.push((code.clone(), price_ids));
             Ok(Plan {
                 code,
                 stigg_plan_id: entry.stigg_plan_id,
@@ -83,7 +98,7 @@ pub fn parse_plan_catalog(text: &str) -> anyhow::Result<PlanCatalog> {
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    Ok(PlanCatalog::new(plans)?)
+    Ok(PlanCatalog::new(plans)?.with_stripe_prices(prices)?)
 }
 
 #[cfg(test)]
@@ -102,6 +117,32 @@ mod tests {
             let code = PlanCode::parse(code).unwrap();
             assert!(catalog.get(&code).is_some(), "{code} missing");
         }
+    }
+
+    #[test]
+    fn stripe_prices_name_their_plan() {
+        use onboarding_domain::model::StripePrice;
+        let catalog = parse_plan_catalog(
+            "[plans.a]\nstigg_plan_id = 'x'\nbilling_period = 'MONTHLY'\nstripe_price_ids = ['price_a1', 'price_a2']\n\
+             [plans.b]\nstigg_plan_id = 'y'\nbilling_period = 'ANNUALLY'\n",
+        )
+        .unwrap();
+        let price = |id: &str, lookup_key: Option<&str>| StripePrice {
+            id: StripePriceId::parse(id).unwrap(),
+            lookup_key: lookup_key.map(str::to_owned),
+        };
+        let plan_of = |p: StripePrice| catalog.plan_for_price(&p).map(|plan| plan.code.to_string());
+        assert_eq!(plan_of(price("price_a2", None)).as_deref(), Some("a"));
+        assert_eq!(plan_of(price("price_z", Some("b"))).as_deref(), Some("b"));
+        assert_eq!(plan_of(price("price_z", None)), None);
+        let error = parse_plan_catalog(
+            "[plans.a]\nstigg_plan_id = 'x'\nbilling_period = 'MONTHLY'\nstripe_price_ids = ['p1']\n\
+             [plans.b]\nstigg_plan_id = 'y'\nbilling_period = 'MONTHLY'\nstripe_price_ids = ['p1']\n",
+        )
+        .err()
+        .map(|e| format!("{e:#}"))
+        .unwrap_or_default();
+        assert!(error.contains("p1"), "{error}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 mod catalog;
 mod stigg;
+mod stripe;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -18,6 +19,7 @@ use onboarding_adapters_stigg::{
     DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_BACKOFF_BASE, DEFAULT_BACKOFF_CAP, DEFAULT_BASE_URL,
     DEFAULT_CALLS_PER_MINUTE, DEFAULT_MAX_ATTEMPTS,
 };
+use onboarding_adapters_stripe::DEFAULT_API_URL as DEFAULT_STRIPE_API_URL;
 use onboarding_domain::model::PlanCatalog;
 use onboarding_domain::use_cases::provision_subscription::ProvisioningPolicy;
 use secrecy::SecretString;
@@ -26,6 +28,7 @@ pub use catalog::{
     BUILT_IN_PLAN_CATALOG, DEFAULT_PLAN_CATALOG, built_in_plan_catalog, parse_plan_catalog,
 };
 pub use stigg::StiggEndpoint;
+pub use stripe::{StripeEndpoint, StripeUse};
 
 use crate::telemetry::DEFAULT_LOG_FILTER;
 
@@ -57,6 +60,13 @@ fn millis(raw: &str) -> Result<Duration, String> {
         .filter(|ms| *ms > 0)
         .map(Duration::from_millis)
         .ok_or_else(|| "must be a positive whole number of milliseconds".to_owned())
+}
+
+/// `STRIPE_SYNC_SUSPENDED`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SuspendedSetting {
+    Revoke,
+    Keep,
 }
 
 /// How log lines are written.
@@ -189,6 +199,76 @@ pub struct Settings {
         global = true
     )]
     pub stigg_calls_per_minute: u32,
+
+    /// Comma-separated `whsec_…` secrets Stripe signs webhooks with (several while rotating;
+    /// secret). Enables `POST /api/stripe/webhooks`; goes with STRIPE_API_KEY.
+    #[arg(
+        long,
+        env = "STRIPE_WEBHOOK_SECRET",
+        value_name = "STRIPE_WEBHOOK_SECRET",
+        value_parser = secret,
+        hide_env_values = true,
+        global = true
+    )]
+    pub stripe_webhook_secret: Option<SecretString>,
+
+    /// Largest accepted distance, in seconds, between a webhook's signed timestamp and now.
+    #[arg(
+        long,
+        env = "STRIPE_WEBHOOK_TOLERANCE_SECS",
+        value_name = "STRIPE_WEBHOOK_TOLERANCE_SECS",
+        default_value_t = 300,
+        global = true
+    )]
+    pub stripe_webhook_tolerance_secs: u64,
+
+    /// Stripe key the sync re-reads subscriptions and customers with (a restricted key with
+    /// read access suffices; secret). Goes with STRIPE_WEBHOOK_SECRET.
+    #[arg(
+        long,
+        env = "STRIPE_API_KEY",
+        value_name = "STRIPE_API_KEY",
+        value_parser = secret,
+        hide_env_values = true,
+        global = true
+    )]
+    pub stripe_api_key: Option<SecretString>,
+
+    #[arg(
+        long,
+        env = "STRIPE_API_URL",
+        value_name = "STRIPE_API_URL",
+        help = text_once!(
+            "Stripe API base URL [default: {DEFAULT_STRIPE_API_URL}, or the bundled Stripe \
+             emulator when neither STRIPE_API_KEY nor STRIPE_WEBHOOK_SECRET is set outside \
+             production]"
+        ),
+        global = true
+    )]
+    pub stripe_api_url: Option<String>,
+
+    /// What paused and unpaid Stripe subscriptions get in Stigg: `revoke` (canceled at once,
+    /// entitlements revoked) or `keep` (left as they are).
+    #[arg(
+        long,
+        env = "STRIPE_SYNC_SUSPENDED",
+        value_name = "STRIPE_SYNC_SUSPENDED",
+        value_enum,
+        default_value = "revoke",
+        global = true
+    )]
+    pub stripe_sync_suspended: SuspendedSetting,
+
+    /// How long, in seconds, an event about a subscription the database does not know yet
+    /// is retried before it fails.
+    #[arg(
+        long,
+        env = "STRIPE_SYNC_UNKNOWN_GRACE_SECS",
+        value_name = "STRIPE_SYNC_UNKNOWN_GRACE_SECS",
+        default_value_t = 3600,
+        global = true
+    )]
+    pub stripe_sync_unknown_grace_secs: u64,
 
     /// Plan catalog: plan code → Stigg plan id and billing period.
     #[arg(
@@ -334,6 +414,11 @@ impl Settings {
             .load_plan_catalog()
             .map_err(|e| problems.push(format!("{e:#}")))
             .ok();
+        if stigg_use == StiggUse::Serve
+            && let Err(e) = self.stripe_endpoint(StripeUse::Serve)
+        {
+            problems.push(format!("{e:#}"));
+        }
         match (stigg, catalog) {
             (Some(stigg), Some(catalog)) if problems.is_empty() => {
                 Ok(CheckedSettings { stigg, catalog })

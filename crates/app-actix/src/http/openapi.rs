@@ -28,6 +28,9 @@ const BEARER_SCHEME: &str = "bearer";
     ),
     paths(
         routes::provision::provision,
+        routes::stripe_webhooks::receive,
+        routes::sync_state::event,
+        routes::sync_state::subscription,
         routes::health::healthz,
         routes::health::readyz,
         routes::metrics::metrics,
@@ -37,6 +40,7 @@ const BEARER_SCHEME: &str = "bearer";
     modifiers(&BearerToken, &EchoedTraceHeaders),
     tags(
         (name = "provisioning", description = "The API routes, under `/api`."),
+        (name = "stripe", description = "Stripe's webhooks and the lifecycle sync's state."),
         (name = "operations", description = "Health, readiness, metrics and this document."),
     )
 )]

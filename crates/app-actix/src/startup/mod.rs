@@ -7,8 +7,12 @@ pub mod clock;
 mod server;
 mod services;
 mod stop;
+pub mod stripe_sync;
+mod sync_worker;
 
 pub use background::BackgroundTasks;
 pub use server::{Application, shutdown_grace, stop_on_signals};
 pub use services::{Services, batch_deadline, open_database};
 pub use stop::StopFlag;
+pub use stripe_sync::StripeSync;
+pub use sync_worker::SyncWorker;

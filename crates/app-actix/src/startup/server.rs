@@ -14,15 +14,17 @@ use async_trait::async_trait;
 use onboarding_adapters_db::Database;
 use tracing::{info, warn};
 
-use super::BackgroundTasks;
 use super::services::Services;
-use crate::config::{ServerSettings, Settings, StiggUse};
+use super::{BackgroundTasks, StripeSync, SyncWorker};
+use crate::config::{ServerSettings, Settings, StiggUse, StripeUse};
 use crate::http::debug_log::{DEFAULT_BACKLOG_CAPACITY, DebugLogTask, DebugLogWriter};
 use crate::http::middleware::api::ApiGuard;
 use crate::http::middleware::connection;
 use crate::http::middleware::metrics::record_request_metrics;
 use crate::http::openapi::OpenApiJson;
 use crate::http::routes;
+use crate::http::routes::stripe_webhooks::WebhookIntake;
+use crate::http::routes::sync_state::SyncReads;
 use crate::http::state::{AppState, Readiness};
 
 /// What the drain allows beyond the provisioning deadline: the last database writes and the
@@ -86,20 +88,36 @@ pub struct Application {
     debug_log_task: DebugLogTask,
     /// The drain: how long in-flight requests may run on after a stop.
     grace: Duration,
-    /// Work beside the server (the debug-log retention), stopped within the drain.
+    /// Work beside the server (the debug-log retention, the sync's worker), stopped within
+    /// the drain.
     background: BackgroundTasks,
+    /// The lifecycle sync, when it runs (its bundled emulator stops last).
+    sync: Option<StripeSync>,
 }
 
 impl Application {
     pub async fn build(settings: &Settings, server: &ServerSettings) -> anyhow::Result<Self> {
         let services = Services::build(settings, StiggUse::Serve, Some(server)).await?;
-        Self::serve(services, settings, server)
+        let endpoint = settings.stripe_endpoint(StripeUse::Serve)?;
+        let sync = StripeSync::build(&services, settings, endpoint).await?;
+        Self::serve_with_sync(services, sync, settings, server)
     }
 
-    /// Builds the server around already-built services and binds it. The OpenAPI
-    /// document is rendered here, once.
+    /// Builds the server around already-built services and binds it, without the lifecycle
+    /// sync (its webhook route answers 404). The OpenAPI document is rendered here, once.
     pub fn serve(
         services: Services,
+        settings: &Settings,
+        server_settings: &ServerSettings,
+    ) -> anyhow::Result<Self> {
+        Self::serve_with_sync(services, None, settings, server_settings)
+    }
+
+    /// As [`Application::serve`], with the lifecycle sync: the webhook route stores events
+    /// and a background worker handles them.
+    pub fn serve_with_sync(
+        services: Services,
+        sync: Option<StripeSync>,
         settings: &Settings,
         server_settings: &ServerSettings,
     ) -> anyhow::Result<Self> {
@@ -117,13 +135,30 @@ impl Application {
             DEFAULT_BACKLOG_CAPACITY,
             services.metrics.debug_log_rows_dropped(),
         );
+        let db_port = Arc::new(services.db.clone());
+        let reads = Data::new(SyncReads {
+            inbox: db_port.clone(),
+            states: db_port.clone(),
+        });
+        let intake = sync.as_ref().map(|sync| {
+            Data::new(WebhookIntake {
+                secrets: sync.secrets.clone(),
+                tolerance: sync.tolerance,
+                inbox: db_port.clone(),
+                wakeup: sync.wakeup.clone(),
+            })
+        });
         let guard = Data::new(ApiGuard {
             api_token: server_settings.api_token.clone(),
             debug_log,
         });
         let mut server = HttpServer::new(move || {
-            App::new()
-                .app_data(state.clone())
+            let app = match &intake {
+                Some(intake) => App::new().app_data(intake.clone()),
+                None => App::new(),
+            };
+            app.app_data(state.clone())
+                .app_data(reads.clone())
                 .app_data(guard.clone())
                 .app_data(metrics.clone())
                 .app_data(openapi.clone())
@@ -155,6 +190,17 @@ impl Application {
         // The summary an operator reads first: where it listens and which Stigg it uses.
         info!(%address, stigg = %services.stigg, "listening on http://{address}");
         let mut background = BackgroundTasks::default();
+        if let Some(sync) = &sync {
+            info!(stripe = %sync.shown, "Stripe webhooks at http://{address}/api/stripe/webhooks");
+            sync.deliver_to(address);
+            SyncWorker {
+                events: sync.events.clone(),
+                inbox: db_port,
+                wakeup: sync.wakeup.clone(),
+                metrics: services.metrics.clone(),
+            }
+            .start(&mut background);
+        }
         crate::http::retention::start(
             &mut background,
             services.db.clone(),
@@ -167,6 +213,7 @@ impl Application {
             debug_log_task,
             grace: shutdown_grace(settings),
             background,
+            sync,
         })
     }
 
@@ -205,6 +252,9 @@ impl Application {
             self.background.stop(self.grace),
             self.debug_log_task.finish(self.grace)
         );
+        if let Some(sync) = self.sync {
+            sync.shutdown().await;
+        }
         self.services.shutdown().await;
         Ok(served?)
     }

@@ -9,7 +9,6 @@ use anyhow::Context;
 use onboarding_adapters_db::{Database, DbConfig};
 use onboarding_adapters_stigg::{CallObserver, HttpStiggGateway, StiggConfig, shown_url};
 use onboarding_domain::model::PlanCatalog;
-use onboarding_domain::ports::StiggGateway;
 use onboarding_domain::use_cases::provision_subscription::{
     ProvisionSubscription, ProvisioningPolicy,
 };
@@ -36,6 +35,9 @@ pub struct Services {
     pub stigg: String,
     /// This instance's metrics registry; the Stigg client reports its calls into it.
     pub metrics: Arc<Metrics>,
+    /// The Stigg client: provisioning's gateway and the sync's lifecycle calls, one rate
+    /// limit for both.
+    pub stigg_client: Arc<HttpStiggGateway>,
 }
 
 impl Services {
@@ -64,14 +66,15 @@ impl Services {
         // One registry per instance, never the process-global one.
         let metrics = Arc::new(Metrics::new().context("cannot register the metrics")?);
         let db = open_database(settings, true).await?;
-        let (gateway, emulator, stigg) = connect_stigg(settings, target, metrics.clone()).await?;
+        let (stigg_client, emulator, stigg) =
+            connect_stigg(settings, target, metrics.clone()).await?;
         let db_port = Arc::new(db.clone());
         let provision = ProvisionSubscription::new(
             db_port.clone(),
             db_port.clone(),
             db_port.clone(),
             db_port,
-            gateway,
+            stigg_client.clone(),
             Arc::new(SystemClock),
             ProvisioningPolicy::for_deadline(deadline),
         );
@@ -82,6 +85,7 @@ impl Services {
             emulator,
             stigg,
             metrics,
+            stigg_client,
         })
     }
 
@@ -126,7 +130,7 @@ async fn connect_stigg(
     settings: &Settings,
     target: StiggEndpoint,
     observer: Arc<dyn CallObserver>,
-) -> anyhow::Result<(Arc<dyn StiggGateway>, Option<RunningEmulator>, String)> {
+) -> anyhow::Result<(Arc<HttpStiggGateway>, Option<RunningEmulator>, String)> {
     let (base_url, api_key, emulator) = match target {
         StiggEndpoint::Remote { base_url, api_key } => (base_url, api_key, None),
         StiggEndpoint::BundledEmulator => {

@@ -10,10 +10,16 @@ use onboarding_app::startup::Application;
 use onboarding_domain::ports::DebugLogEntry;
 use serde_json::{Value, json};
 use stigg_emulator::{EmulatorConfig, RunningEmulator};
+use stripe_emulator::{
+    EmulatorConfig as StripeEmulatorConfig, RunningEmulator as StripeEmulator, WebhookEndpoint,
+};
 
 pub use crate::db_proxy::DbProxy;
 
 pub const STIGG_KEY: &str = "server-test-key-7f3a";
+pub const STRIPE_KEY: &str = "rk_test_service7f3a";
+/// The secrets the service accepts: the second one is what a rotation adds.
+pub const WEBHOOK_SECRETS: &str = "whsec_old7f3a,whsec_new7f3a";
 
 /// Request ids of the requests [`TestApp::settle_debug_log`] sends.
 const SETTLE_PREFIX: &str = "settle-";
@@ -29,6 +35,9 @@ pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
     pub stigg: RunningEmulator,
+    /// Stripe: the service re-reads from it, and it delivers its events, signed, to the
+    /// service's webhook route.
+    pub stripe: StripeEmulator,
     pub db: TestDatabase,
     /// The arguments the server was started with, to start peers on the same database.
     args: Vec<String>,
@@ -79,6 +88,12 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     })
     .await
     .expect("the Stigg emulator starts");
+    let stripe = StripeEmulator::start_on_loopback(StripeEmulatorConfig {
+        api_key: STRIPE_KEY.into(),
+        ..StripeEmulatorConfig::default()
+    })
+    .await
+    .expect("the Stripe emulator starts");
     let db_proxy = if options.db_proxy {
         Some(DbProxy::start(db.url()).await)
     } else {
@@ -97,6 +112,9 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
         // Short waits keep failure tests fast; the policy is the same.
         "--stigg-attempt-timeout-ms=2000".to_owned(),
         "--provisioning-deadline-ms=8000".to_owned(),
+        format!("--stripe-api-url={}", stripe.base_url()),
+        format!("--stripe-api-key={STRIPE_KEY}"),
+        format!("--stripe-webhook-secret={WEBHOOK_SECRETS}"),
     ];
     if let Some(token) = options.api_token {
         args.push(format!("--api-token={token}"));
@@ -107,10 +125,15 @@ pub async fn spawn_app_with(options: Options) -> TestApp {
     args.retain(|arg| !overridden.contains(&flag(arg)));
     args.extend(options.extra_args);
     let address = start_server(&args).await;
+    stripe.set_webhook(Some(
+        WebhookEndpoint::new(&format!("{address}/api/stripe/webhooks"), "whsec_new7f3a")
+            .expect("a webhook endpoint"),
+    ));
     TestApp {
         address,
         client: reqwest::Client::new(),
         stigg,
+        stripe,
         db,
         args,
         db_proxy,

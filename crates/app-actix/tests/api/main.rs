@@ -13,3 +13,4 @@ mod observability;
 mod properties;
 mod provision;
 mod reconcile;
+mod stripe_sync;

@@ -27,6 +27,39 @@ use crate::redact::body_for_debug_log;
 /// Bodies above this are refused with 413 before they are parsed.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
+/// Stripe's events can be large (a subscription with many items, metadata): Stripe's own
+/// bound for webhook payloads.
+pub const MAX_WEBHOOK_BODY_BYTES: usize = 512 * 1024;
+
+/// What the gate checks for one scope of routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GateRules {
+    /// `API_TOKEN`, when configured, is required.
+    pub bearer: bool,
+    pub max_body_bytes: usize,
+    /// A request id is generated when the caller sent none (Stripe sends none).
+    pub generate_request_id: bool,
+}
+
+/// The API routes called by the operators' systems.
+pub const API_RULES: GateRules = GateRules {
+    bearer: true,
+    max_body_bytes: MAX_BODY_BYTES,
+    generate_request_id: false,
+};
+
+/// Stripe's webhook deliveries: authenticated by their signature, not by the bearer.
+pub const WEBHOOK_RULES: GateRules = GateRules {
+    bearer: false,
+    max_body_bytes: MAX_WEBHOOK_BODY_BYTES,
+    generate_request_id: true,
+};
+
+/// Set by a handler on its answer when the request names its own correlation id (a Stripe
+/// event's id): the debug-log row and the echoed header carry it.
+#[derive(Debug, Clone)]
+pub struct CorrelatedBy(pub CorrelationId);
+
 /// The whole body must arrive within this (16 KiB take milliseconds on any real link).
 pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -116,10 +149,26 @@ fn required<T, E: ToString>(
     parse(text).map_err(|e| FieldError::new(name, e.to_string()))
 }
 
-/// The middleware function (see [`actix_web::middleware::from_fn`]).
+/// The middleware function of `/api` (see [`actix_web::middleware::from_fn`]).
 pub async fn api_middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    gate(req, next, API_RULES).await
+}
+
+/// The middleware function of Stripe's webhook route.
+pub async fn webhook_middleware(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, Error> {
+    gate(req, next, WEBHOOK_RULES).await
+}
+
+async fn gate(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
+    rules: GateRules,
 ) -> Result<ServiceResponse<BoxBody>, Error> {
     let started = Instant::now();
     let guard = req
@@ -127,7 +176,10 @@ pub async fn api_middleware(
         .cloned()
         .ok_or_else(|| actix_web::error::ErrorInternalServerError("API guard not configured"))?;
     let headers = RequestHeaders::read(req.headers());
-    let ids = headers.ids();
+    let mut ids = headers.ids();
+    if rules.generate_request_id && ids.request_id.is_none() {
+        ids.request_id = RequestId::parse(&uuid::Uuid::now_v7().to_string()).ok();
+    }
     let tenant = headers.tenant_id.clone().ok().flatten();
     let span = info_span!(
         "request",
@@ -160,7 +212,7 @@ pub async fn api_middleware(
                 created_at: chrono::Utc::now(),
             }),
         };
-        let response = match refuse_early(&guard, &mut req, &ids).await {
+        let response = match refuse_early(&guard, &mut req, &ids, rules).await {
             Err(refusal) => req.into_response(refusal.error_response()),
             Ok(bytes) => {
                 row.set_body(body_for_debug_log(&bytes));
@@ -169,6 +221,12 @@ pub async fn api_middleware(
             }
         };
         let mut response = response;
+        if let Some(CorrelatedBy(id)) = response.response().extensions().get::<CorrelatedBy>() {
+            if let Some(entry) = &mut row.entry {
+                entry.correlation_id = Some(id.as_str().to_owned());
+            }
+            ids.correlation_id = Some(id.clone());
+        }
         echo_ids(response.headers_mut(), &ids);
 
         let status = response.status().as_u16();
@@ -240,7 +298,9 @@ async fn refuse_early(
     guard: &ApiGuard,
     req: &mut ServiceRequest,
     ids: &TraceIds,
+    rules: GateRules,
 ) -> Result<Bytes, ApiError> {
+    let max_body = rules.max_body_bytes;
     // Two credentials are one too many, whichever would be checked (as for trace headers).
     if req
         .headers()
@@ -254,7 +314,7 @@ async fn refuse_early(
             ids,
         ));
     }
-    if let Some(expected) = &guard.api_token
+    if let Some(expected) = guard.api_token.as_ref().filter(|_| rules.bearer)
         && !bearer_matches(req.headers(), expected)
     {
         return Err(ApiError::new(
@@ -266,7 +326,7 @@ async fn refuse_early(
     let too_large = || {
         ApiError::new(
             ErrorCode::PayloadTooLarge,
-            format!("request body is larger than {MAX_BODY_BYTES} bytes"),
+            format!("request body is larger than {max_body} bytes"),
             ids,
         )
     };
@@ -275,7 +335,7 @@ async fn refuse_early(
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
+    if declared.is_some_and(|len| len > max_body as u64) {
         return Err(too_large());
     }
     let (_, payload) = req.parts_mut();
@@ -288,7 +348,7 @@ async fn refuse_early(
                 tracing::info!(error = %e, "request body could not be read");
                 ApiError::new(ErrorCode::BadRequest, "request body could not be read", ids)
             })?;
-            if body.len() + chunk.len() > MAX_BODY_BYTES {
+            if body.len() + chunk.len() > max_body {
                 return Err(too_large());
             }
             body.extend_from_slice(&chunk);

@@ -4,6 +4,8 @@ pub mod health;
 pub mod metrics;
 pub mod openapi;
 pub mod provision;
+pub mod stripe_webhooks;
+pub mod sync_state;
 
 use actix_web::middleware::from_fn;
 use actix_web::web::{self, ServiceConfig};
@@ -11,7 +13,9 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError};
 
 use crate::failure::ErrorCode;
 use crate::http::error::{ApiError, TraceIds};
-use crate::http::middleware::api::{RequestHeaders, api_middleware};
+use crate::http::middleware::api::{
+    MAX_WEBHOOK_BODY_BYTES, RequestHeaders, api_middleware, webhook_middleware,
+};
 
 /// Mounts every route. API routes sit under `/api`, behind the API middleware; the others
 /// (health, metrics, this document) need no trace headers and write no debug-log row.
@@ -23,6 +27,18 @@ pub fn configure(cfg: &mut ServiceConfig) {
         .service(get_only("/readyz").route(web::get().to(health::readyz)))
         .service(get_only("/metrics").route(web::get().to(metrics::metrics)))
         .service(get_only("/openapi.json").route(web::get().to(openapi::openapi_json)))
+        // Before `/api`: Stripe's deliveries pass a gate of their own (signature instead of
+        // bearer, no trace headers required, a larger body).
+        .service(
+            web::scope("/api/stripe/webhooks")
+                .wrap(from_fn(webhook_middleware))
+                .app_data(web::PayloadConfig::new(MAX_WEBHOOK_BODY_BYTES))
+                .service(
+                    web::resource("")
+                        .route(web::post().to(stripe_webhooks::receive))
+                        .default_service(web::to(|req| method_not_allowed(req, "POST"))),
+                ),
+        )
         .service(
             web::scope("/api")
                 .wrap(from_fn(api_middleware))
@@ -30,6 +46,16 @@ pub fn configure(cfg: &mut ServiceConfig) {
                     web::resource("/stigg/provision")
                         .route(web::post().to(provision::provision))
                         .default_service(web::to(|req| method_not_allowed(req, "POST"))),
+                )
+                .service(
+                    web::resource("/stripe/events/{eventId}")
+                        .route(web::get().to(sync_state::event))
+                        .default_service(web::to(|req| method_not_allowed(req, "GET"))),
+                )
+                .service(
+                    web::resource("/stigg/subscriptions/{stripeSubscriptionId}")
+                        .route(web::get().to(sync_state::subscription))
+                        .default_service(web::to(|req| method_not_allowed(req, "GET"))),
                 )
                 .default_service(web::to(not_found)),
         )

@@ -7,6 +7,9 @@
 //! on another instance) finds them pending and handles them again; the sync's recorded
 //! intent and stable idempotency keys make the repeat send nothing twice.
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::Arc;
 use std::time::Duration;
 

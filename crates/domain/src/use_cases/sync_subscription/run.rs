@@ -254,7 +254,7 @@ impl SyncSubscription {
         let billed_as = org.stripe_customer_id.as_ref().and_then(|c| c.valid());
         if billed_as != Some(&stripe.customer) {
             return Err(no_call(SyncError::Refused(format!(
-                "Stripe subscription '{id}' belongs to customer '{}', not to organization '{}''s",
+                "Stripe subscription '{id}' belongs to customer '{}', not to the Stripe customer of organization '{}'",
                 stripe.customer, org.id
             ))));
         }
