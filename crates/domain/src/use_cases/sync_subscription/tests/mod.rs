@@ -1,6 +1,7 @@
 //! The contract's two tables, one test per row, and their edge cases.
 
 mod moves_table;
+mod run;
 mod target_table;
 
 use chrono::{DateTime, Utc};
