@@ -88,7 +88,8 @@ fn time(at: DateTime<Utc>) -> String {
     path = "/api/stripe/events/{eventId}",
     tag = "stripe",
     operation_id = "getStripeEvent",
-    params(("eventId" = String, Path, description = "The Stripe event id (`evt_…`).")),
+    params(("eventId" = String, Path, pattern = r"^[\x21-\x7E]{1,255}$", min_length = 1, max_length = 255,
+        description = "The Stripe event id (`evt_…`): 1 to 255 visible ASCII characters.")),
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "The event.", body = EventBody, content_type = "application/json"),
