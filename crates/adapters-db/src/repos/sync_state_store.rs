@@ -202,6 +202,18 @@ impl SyncStateStore for Database {
                 .optional()
         })?;
         if let Some((row, tenant_id, provisioned_at)) = synced {
+            // Nothing applied yet (a sync that failed before its first move): what
+            // provisioning created, with the sync's own record of when and why.
+            if row.status.is_none()
+                && let Some(view) = self.provisioned_view(subscription).await?
+            {
+                return Ok(Some(SyncView {
+                    last_synced_at: row.last_synced_at.map(utc),
+                    last_event_id: row.last_event_id,
+                    last_error: row.last_error,
+                    ..view
+                }));
+            }
             return Ok(Some(SyncView {
                 stripe_subscription_id: subscription.clone(),
                 org_id: row.organization_id,
@@ -219,8 +231,18 @@ impl SyncStateStore for Database {
             }));
         }
 
-        // Second query, for a subscription never synced: what provisioning created, with the
-        // plan and trial of the subscription it provisioned.
+        // Second query, for a subscription never synced.
+        self.provisioned_view(subscription).await
+    }
+}
+
+impl Database {
+    /// What provisioning created, with the plan and trial of the subscription it provisioned;
+    /// `None` when it never finished.
+    async fn provisioned_view(
+        &self,
+        subscription: &StripeSubscriptionId,
+    ) -> Result<Option<SyncView>, RepoError> {
         let provisioned = with_conn!(self.pool, |conn| {
             ssp::table
                 .left_join(

@@ -46,9 +46,12 @@ async fn provisioned(app: &TestApp) {
     subscription.id = Some("sub_A1".into());
     subscription.status = Some(SubscriptionStatus::Trialing);
     subscription.trial_end = Some(TRIAL_END);
-    stripe.create_subscription(subscription).unwrap();
+    let created = stripe.create_subscription(subscription).unwrap();
     let (status, body) = app.provision(&acme_body(), "req-provision").await;
     assert_eq!(status, 200, "{body}");
+    // Stripe's `created` event reaches the service too; once it is handled, every later
+    // event is the test's own.
+    settled(app, &last_event_id(&created)).await;
 }
 
 async fn get(app: &TestApp, path: &str) -> (u16, Value) {
@@ -207,7 +210,7 @@ async fn signatures_are_checked_and_duplicates_are_answered_once(backend: Backen
     for (case, request) in [
         ("wrong secret", delivery(&app, &body, "whsec_other", now)),
         ("stale", delivery(&app, &body, "whsec_new7f3a", now - 301)),
-        ("future", delivery(&app, &body, "whsec_new7f3a", now + 301)),
+        ("future", delivery(&app, &body, "whsec_new7f3a", now + 360)),
     ] {
         let answer = code(read(request.send().await.unwrap()).await);
         assert_eq!(answer, (400, "INVALID_SIGNATURE".into()), "{case}");
@@ -353,10 +356,181 @@ async fn an_event_about_an_unknown_subscription_fails_after_the_grace_period(bac
     assert_eq!(status, 404);
 }
 
+/// Waits until event `id` is settled (not pending); its record.
+async fn settled(app: &TestApp, id: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let (status, event) = get(app, &format!("/api/stripe/events/{id}")).await;
+        if status == 200 && event["status"] != "pending" {
+            return event;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{status} {event}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn last_event_id(change: &stripe_emulator::Change) -> String {
+    change.events.last().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+async fn a_plan_change_starts_a_new_subscription_that_replaces_the_old(backend: Backend) {
+    let app = app(backend, &[]).await;
+    provisioned(&app).await;
+    app.stripe
+        .emulator()
+        .change_subscription(
+            "sub_A1",
+            SubscriptionChange::Price {
+                price: PriceSpec {
+                    id: "price_pro".into(),
+                    lookup_key: Some("plan_pro_m".into()),
+                    interval: Default::default(),
+                },
+            },
+        )
+        .unwrap();
+    let state = wait_for_state(&app, |s| s["planCode"] == "plan_pro_m").await;
+    let new_id = state["stiggSubscriptionId"].as_str().unwrap().to_owned();
+    assert_ne!(new_id, "sub_A1");
+    // The new one is active on the new plan; Stigg ended the one it replaced.
+    let created = stigg_subscription(&app, &new_id);
+    assert_eq!(created["status"], "IN_TRIAL", "{created}");
+    assert_eq!(stigg_subscription(&app, "sub_A1")["status"], "CANCELED");
+}
+
+async fn a_paused_subscription_is_revoked_and_a_resumed_one_starts_again(backend: Backend) {
+    let app = app(backend, &[]).await;
+    provisioned(&app).await;
+    let stripe = app.stripe.emulator();
+    let paused = stripe
+        .change_subscription("sub_A1", SubscriptionChange::Pause)
+        .unwrap();
+    settled(&app, &last_event_id(&paused)).await;
+    let state = wait_for_state(&app, |s| s["status"] == "canceled").await;
+    assert_eq!(state["stiggSubscriptionId"], "sub_A1");
+    let cancel = app
+        .stigg
+        .emulator()
+        .requests()
+        .into_iter()
+        .find(|r| r.path == "/api/v1/subscriptions/sub_A1/cancel")
+        .expect("a cancel");
+    let body = cancel.body.unwrap_or_default();
+    assert_eq!(body["cancellationAction"], "REVOKE_ENTITLEMENTS", "{body}");
+
+    stripe
+        .change_subscription("sub_A1", SubscriptionChange::Resume)
+        .unwrap();
+    let state = wait_for_state(&app, |s| s["status"] == "active").await;
+    let resumed = state["stiggSubscriptionId"].as_str().unwrap().to_owned();
+    assert_ne!(
+        resumed, "sub_A1",
+        "a new Stigg subscription: the old one stays canceled"
+    );
+    assert_eq!(stigg_subscription(&app, &resumed)["status"], "ACTIVE");
+}
+
+async fn with_suspended_keep_a_paused_subscription_is_left_as_it_is(backend: Backend) {
+    let app = app(backend, &["--stripe-sync-suspended=keep"]).await;
+    provisioned(&app).await;
+    let paused = app
+        .stripe
+        .emulator()
+        .change_subscription("sub_A1", SubscriptionChange::Pause)
+        .unwrap();
+    let event = settled(&app, &last_event_id(&paused)).await;
+    assert_eq!(event["status"], "applied");
+    assert_eq!(event["moves"], json!([]));
+    assert_eq!(stigg_subscription(&app, "sub_A1")["status"], "IN_TRIAL");
+}
+
+async fn a_deleted_customer_is_archived_in_stigg(backend: Backend) {
+    let app = app(backend, &[]).await;
+    provisioned(&app).await;
+    let deleted = app.stripe.emulator().delete_customer("cus_A1").unwrap();
+    let event = deleted
+        .events
+        .iter()
+        .find(|e| e["type"] == "customer.deleted")
+        .expect("a customer.deleted event");
+    let event = settled(&app, event["id"].as_str().unwrap()).await;
+    assert_eq!(event["status"], "applied", "{event}");
+    assert_eq!(event["moves"][0]["call"], "archive_customer");
+    assert_eq!(app.stigg.emulator().customer_archived("org_1"), Some(true));
+}
+
+async fn an_active_subscription_never_provisioned_is_provisioned_by_the_sync(backend: Backend) {
+    let app = app(backend, &[]).await;
+    app.seed_acme().await;
+    let stripe = app.stripe.emulator();
+    stripe
+        .create_customer(NewCustomer {
+            id: Some("cus_A1".into()),
+            ..NewCustomer::default()
+        })
+        .unwrap();
+    let mut subscription = NewSubscription::new(
+        "cus_A1",
+        PriceSpec {
+            id: "price_starter".into(),
+            lookup_key: Some("plan_starter_m".into()),
+            interval: Default::default(),
+        },
+    );
+    subscription.id = Some("sub_A1".into());
+    let created = stripe.create_subscription(subscription).unwrap();
+    settled(&app, &last_event_id(&created)).await;
+    let state = wait_for_state(&app, |s| s["provisionedAt"] != Value::Null).await;
+    assert_eq!(state["status"], "active");
+    assert_eq!(state["stiggSubscriptionId"], "sub_A1");
+    assert_eq!(stigg_subscription(&app, "sub_A1")["status"], "ACTIVE");
+    assert_eq!(app.stigg_posts("/api/v1/customers"), 1);
+}
+
+async fn a_price_that_maps_to_no_plan_fails_the_event_at_once(backend: Backend) {
+    let app = app(backend, &[]).await;
+    provisioned(&app).await;
+    let changed = app
+        .stripe
+        .emulator()
+        .change_subscription(
+            "sub_A1",
+            SubscriptionChange::Price {
+                price: PriceSpec {
+                    id: "price_unknown".into(),
+                    lookup_key: None,
+                    interval: Default::default(),
+                },
+            },
+        )
+        .unwrap();
+    let event = settled(&app, &last_event_id(&changed)).await;
+    assert_eq!(event["status"], "failed");
+    assert_eq!(event["error"], "price 'price_unknown' maps to no plan code");
+    let (_, state) = get(&app, "/api/stigg/subscriptions/sub_A1").await;
+    assert_eq!(
+        state["lastError"],
+        "price 'price_unknown' maps to no plan code"
+    );
+    assert_eq!(state["planCode"], "plan_starter_m");
+}
+
 on_both_backends!(
     a_cancellation_in_stripe_cancels_in_stigg_once,
     a_trial_extension_and_a_cancellation_at_period_end_are_patched_and_scheduled,
     signatures_are_checked_and_duplicates_are_answered_once,
     a_burst_about_one_subscription_makes_one_move,
     an_event_about_an_unknown_subscription_fails_after_the_grace_period,
+    a_plan_change_starts_a_new_subscription_that_replaces_the_old,
+    a_paused_subscription_is_revoked_and_a_resumed_one_starts_again,
+    with_suspended_keep_a_paused_subscription_is_left_as_it_is,
+    a_deleted_customer_is_archived_in_stigg,
+    an_active_subscription_never_provisioned_is_provisioned_by_the_sync,
+    a_price_that_maps_to_no_plan_fails_the_event_at_once,
 );
