@@ -4,18 +4,18 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
-use onboarding_adapters_http::{human, is_transient_status, millis, read_capped};
+pub(crate) use onboarding_adapters_http::Answer;
+use onboarding_adapters_http::{Attempt, Transient, is_transient_status, millis};
 use onboarding_domain::ports::{CallContext, StiggError};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
-use reqwest::{Method, StatusCode, Url};
+use reqwest::{Method, Url};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::entity_limit::Entity;
-use crate::error::{error_for_status, transport_failure};
+use crate::error::error_for_status;
 use crate::observer::{CallEvent, CallObserver, CallOutcome};
 use crate::rate_limit::RateLimiters;
-use crate::retry::{Jitter, Sleeper, retry_after};
+use crate::retry::{Jitter, Sleeper};
 use crate::{Operation, StiggConfig};
 
 const API_KEY: HeaderName = HeaderName::from_static("x-api-key");
@@ -34,26 +34,6 @@ pub(crate) struct HttpRequest {
     /// The customer or subscription a mutation changes, whose per-entity budget each of its
     /// attempts draws from; `None` for reads.
     pub(crate) entity: Option<Entity>,
-}
-
-/// A final answer: a status that is not retried, with its body.
-#[derive(Debug)]
-pub(crate) struct Answer {
-    pub(crate) status: StatusCode,
-    pub(crate) body: Vec<u8>,
-}
-
-/// What one attempt came to.
-enum Attempt {
-    Final(Answer),
-    Transient {
-        status: Option<u16>,
-        /// Short machine-friendly kind for logs: "http", "timeout", "connect", ...
-        kind: &'static str,
-        /// The words of `StiggError::Unavailable`'s cause: "HTTP 503", "timeout after 5s", ...
-        cause: String,
-        retry_after: Option<Duration>,
-    },
 }
 
 pub(crate) struct StiggClient {
@@ -231,7 +211,12 @@ impl StiggClient {
             let outcome = self.attempt(request, ctx, budget).await;
             let duration_ms = millis(started.elapsed());
 
-            let (status, kind, cause, hinted) = match outcome {
+            let Transient {
+                status,
+                kind,
+                cause,
+                retry_after: hinted,
+            } = match outcome {
                 Attempt::Final(answer) => {
                     let status = answer.status.as_u16();
                     if answer.status.is_success() || status == 409 {
@@ -255,12 +240,7 @@ impl StiggClient {
                     }
                     return Ok(answer);
                 }
-                Attempt::Transient {
-                    status,
-                    kind,
-                    cause,
-                    retry_after,
-                } => (status, kind, cause, retry_after),
+                Attempt::Transient(transient) => transient,
             };
 
             let next_sleep = self.config.retry_schedule().next_delay(
@@ -301,7 +281,9 @@ impl StiggClient {
         })
     }
 
-    /// One attempt, cut at `budget` (connect, send and reading the whole answer).
+    /// One attempt, cut at `budget` (connect, send and reading the whole answer). A 408, 429
+    /// or 5xx is retried; a success whose body was cut is asked again, which the same
+    /// idempotency key makes safe for a create.
     async fn attempt(&self, request: &HttpRequest, ctx: &CallContext, budget: Duration) -> Attempt {
         let mut builder = self
             .http
@@ -315,58 +297,7 @@ impl StiggClient {
         if let Some(body) = &request.body {
             builder = builder.body(body.clone());
         }
-        let exchange = async {
-            let response = builder.send().await?;
-            let status = response.status();
-            if is_transient_status(status) {
-                // The status says it all; the body is not worth waiting for.
-                let hint = retry_after(response.headers(), Utc::now());
-                return Ok((status, hint, None));
-            }
-            Ok::<_, reqwest::Error>((status, None, Some(read_capped(response).await)))
-        };
-        match tokio::time::timeout(budget, exchange).await {
-            Err(_) => Attempt::Transient {
-                status: None,
-                kind: "timeout",
-                cause: format!("timeout after {}", human(budget)),
-                retry_after: None,
-            },
-            Ok(Err(error)) => {
-                let (kind, cause) = transport_failure(&error);
-                Attempt::Transient {
-                    status: None,
-                    kind,
-                    cause: if kind == "timeout" {
-                        format!("timeout after {}", human(budget))
-                    } else {
-                        cause.to_owned()
-                    },
-                    retry_after: None,
-                }
-            }
-            Ok(Ok((status, hint, body))) => match body {
-                None => Attempt::Transient {
-                    status: Some(status.as_u16()),
-                    kind: "http",
-                    cause: format!("HTTP {}", status.as_u16()),
-                    retry_after: hint,
-                },
-                Some(Ok(body)) => Attempt::Final(Answer { status, body }),
-                // A success we could not read may have created the entity: retrying with the
-                // same idempotency key is safe and gets the answer again.
-                Some(Err(_)) if status.is_success() => Attempt::Transient {
-                    status: Some(status.as_u16()),
-                    kind: "truncated_body",
-                    cause: "truncated response body".into(),
-                    retry_after: None,
-                },
-                // An error status is final whatever its body; we just lose Stigg's words.
-                Some(Err(_)) => Attempt::Final(Answer {
-                    status,
-                    body: Vec::new(),
-                }),
-            },
-        }
+        onboarding_adapters_http::attempt(builder, budget, |status, _| is_transient_status(status))
+            .await
     }
 }

@@ -3,9 +3,7 @@
 //! Stigg's docs disagree on the error shape, so all three seen in the wild are accepted:
 //! `{code, message}`, `{error: {code, message}}` and `{error: "...", message}`.
 
-/// Text from Stigg made safe to show (one line, cut, never the key), and why an attempt failed
-/// below HTTP: shared with the other HTTP adapters.
-pub(crate) use onboarding_adapters_http::{clean, transport_failure};
+use onboarding_adapters_http::clean;
 use onboarding_domain::ports::StiggError;
 use reqwest::StatusCode;
 use serde_json::Value;

@@ -5,5 +5,5 @@
 //! Sleeping and the jitter source are traits so that tests can record the exact delays
 //! without waiting real time; the defaults are [`TokioSleeper`] and [`FullJitter`].
 
-pub(crate) use onboarding_adapters_http::{FullJitter, TokioSleeper, retry_after};
+pub(crate) use onboarding_adapters_http::{FullJitter, TokioSleeper};
 pub use onboarding_adapters_http::{Jitter, Sleeper};
