@@ -5,7 +5,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub(crate) use onboarding_adapters_http::Answer;
-use onboarding_adapters_http::{Attempt, Transient, is_transient_status, millis};
+use onboarding_adapters_http::{
+    Attempt, ClientBuildError, RetryHooks, Transient, is_transient_status, millis, pooled_client,
+    secret_header,
+};
 use onboarding_domain::ports::{CallContext, StiggError};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, Url};
@@ -15,7 +18,6 @@ use crate::entity_limit::Entity;
 use crate::error::error_for_status;
 use crate::observer::{CallEvent, CallObserver, CallOutcome};
 use crate::rate_limit::RateLimiters;
-use crate::retry::{Jitter, Sleeper};
 use crate::{Operation, StiggConfig};
 
 const API_KEY: HeaderName = HeaderName::from_static("x-api-key");
@@ -40,71 +42,41 @@ pub(crate) struct StiggClient {
     http: reqwest::Client,
     config: StiggConfig,
     limiters: RateLimiters,
-    sleeper: Arc<dyn Sleeper>,
-    jitter: Arc<dyn Jitter>,
+    hooks: RetryHooks,
     observer: Arc<dyn CallObserver>,
-}
-
-/// Why a client could not be built; the message never contains the key.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum BuildFailure {
-    #[error("{0}")]
-    Config(String),
-    #[error("cannot build the HTTP client: {0}")]
-    Http(#[source] reqwest::Error),
 }
 
 impl StiggClient {
     pub(crate) fn new(
         config: StiggConfig,
-        sleeper: Arc<dyn Sleeper>,
-        jitter: Arc<dyn Jitter>,
+        hooks: RetryHooks,
         observer: Arc<dyn CallObserver>,
-    ) -> Result<Self, BuildFailure> {
-        let limiters =
-            RateLimiters::for_config(&config).map_err(|why| BuildFailure::Config(why.into()))?;
+    ) -> Result<Self, ClientBuildError> {
+        let limiters = RateLimiters::for_config(&config)
+            .map_err(|why| ClientBuildError::Config(why.into()))?;
         if config.attempt_timeout.is_zero() {
-            return Err(BuildFailure::Config(
+            return Err(ClientBuildError::Config(
                 "attempt_timeout must be positive".into(),
             ));
         }
-        let mut api_key = HeaderValue::from_str(config.api_key.expose_secret())
-            .ok()
+        let api_key = secret_header(config.api_key.expose_secret())
             .filter(|v| !v.is_empty())
             .ok_or_else(|| {
-                BuildFailure::Config(
+                ClientBuildError::Config(
                     "the Stigg API key is empty or has characters not allowed in an HTTP header"
                         .into(),
                 )
             })?;
-        // Keeps the key out of reqwest's and hyper's Debug output.
-        api_key.set_sensitive(true);
-        let user_agent = HeaderValue::from_str(&config.user_agent).map_err(|_| {
-            BuildFailure::Config(
-                "the user agent has characters not allowed in an HTTP header".into(),
-            )
-        })?;
-
         let mut headers = HeaderMap::new();
         headers.insert(API_KEY, api_key);
         headers.insert(CONTENT_TYPE, JSON);
         headers.insert(ACCEPT, JSON);
-        let http = reqwest::Client::builder()
-            .default_headers(headers)
-            .user_agent(user_agent)
-            // A redirect would carry X-API-KEY to another host (reqwest strips only standard
-            // credential headers) and turn a POST into a GET; Stigg never redirects.
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_keepalive(Duration::from_secs(30))
-            .build()
-            .map_err(BuildFailure::Http)?;
+        let http = pooled_client(headers, &config.user_agent)?;
         Ok(Self {
             http,
             config,
             limiters,
-            sleeper,
-            jitter,
+            hooks,
             observer,
         })
     }
@@ -172,7 +144,7 @@ impl StiggClient {
                     operation,
                     request.entity.as_ref(),
                     ctx.deadline,
-                    self.sleeper.as_ref(),
+                    self.hooks.sleeper.as_ref(),
                 )
                 .await
             {
@@ -246,7 +218,7 @@ impl StiggClient {
             let next_sleep = self.config.retry_schedule().next_delay(
                 attempt,
                 hinted,
-                self.jitter.as_ref(),
+                self.hooks.jitter.as_ref(),
                 ctx.deadline,
             );
             tracing::warn!(
@@ -271,7 +243,7 @@ impl StiggClient {
                 outcome: CallOutcome::Retried,
                 latency: started.elapsed(),
             });
-            self.sleeper.sleep(delay).await;
+            self.hooks.sleeper.sleep(delay).await;
             last_cause = Some(cause);
         }
         // Unreachable: the last attempt either returns an answer or gives up above.

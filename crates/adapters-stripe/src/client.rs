@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use onboarding_adapters_http::{
-    Answer, Attempt, FullJitter, Jitter, Sleeper, TokioSleeper, Transient, clean,
-    is_transient_status, millis,
+    Answer, Attempt, ClientBuildError, Jitter, RetryHooks, Sleeper, Transient, clean,
+    is_transient_status, millis, pooled_client, secret_header,
 };
 use onboarding_domain::model::{
     StripeCustomer, StripeCustomerId, StripeSubscription, StripeSubscriptionId,
@@ -41,6 +41,15 @@ pub enum StripeBuildError {
     HttpClient(#[source] reqwest::Error),
 }
 
+impl From<ClientBuildError> for StripeBuildError {
+    fn from(error: ClientBuildError) -> Self {
+        match error {
+            ClientBuildError::Config(message) => Self::InvalidConfig(message),
+            ClientBuildError::Http(error) => Self::HttpClient(error),
+        }
+    }
+}
+
 /// Checks a Stripe API URL as the client will use it: http(s), with a host, no query or
 /// fragment. Settings can check `STRIPE_API_URL` with this, so the two never disagree.
 pub fn parse_api_url(raw: &str) -> Result<Url, StripeBuildError> {
@@ -60,28 +69,26 @@ struct Inner {
     http: reqwest::Client,
     config: StripeConfig,
     api_url: Url,
-    sleeper: Arc<dyn Sleeper>,
-    jitter: Arc<dyn Jitter>,
+    hooks: RetryHooks,
 }
 
 /// Builds a [`StripeClient`] with replaced parts (sleeper, jitter); the defaults are the real
 /// ones.
 pub struct StripeClientBuilder {
     config: StripeConfig,
-    sleeper: Arc<dyn Sleeper>,
-    jitter: Arc<dyn Jitter>,
+    hooks: RetryHooks,
 }
 
 impl StripeClientBuilder {
     /// How the client waits between attempts. Default: Tokio's timer.
     pub fn sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
-        self.sleeper = sleeper;
+        self.hooks.sleeper = sleeper;
         self
     }
 
     /// Where backoff randomness comes from. Default: uniform in `[0, ceiling]` (full jitter).
     pub fn jitter(mut self, jitter: Arc<dyn Jitter>) -> Self {
-        self.jitter = jitter;
+        self.hooks.jitter = jitter;
         self
     }
 
@@ -93,44 +100,25 @@ impl StripeClientBuilder {
                 "timeout must be positive".into(),
             ));
         }
-        let mut authorization =
-            HeaderValue::from_str(&format!("Bearer {}", config.api_key.expose_secret()))
-                .ok()
-                .filter(|_| !config.api_key.expose_secret().trim().is_empty())
-                .ok_or_else(|| {
-                    StripeBuildError::InvalidConfig(
-                        "the Stripe API key is empty or has characters not allowed in an HTTP \
-                         header"
-                            .into(),
-                    )
-                })?;
-        // Keeps the key out of reqwest's and hyper's Debug output.
-        authorization.set_sensitive(true);
-        let user_agent = HeaderValue::from_str(&config.user_agent).map_err(|_| {
-            StripeBuildError::InvalidConfig(
-                "the user agent has characters not allowed in an HTTP header".into(),
-            )
-        })?;
+        let authorization = secret_header(&format!("Bearer {}", config.api_key.expose_secret()))
+            .filter(|_| !config.api_key.expose_secret().trim().is_empty())
+            .ok_or_else(|| {
+                StripeBuildError::InvalidConfig(
+                    "the Stripe API key is empty or has characters not allowed in an HTTP header"
+                        .into(),
+                )
+            })?;
         let mut headers = HeaderMap::new();
         headers.insert(AUTHORIZATION, authorization);
         headers.insert(STRIPE_VERSION, HeaderValue::from_static(STRIPE_API_VERSION));
         headers.insert(ACCEPT, JSON);
-        let http = reqwest::Client::builder()
-            .default_headers(headers)
-            .user_agent(user_agent)
-            // Stripe never redirects its API; a redirect would only carry the key elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_keepalive(Duration::from_secs(30))
-            .build()
-            .map_err(StripeBuildError::HttpClient)?;
+        let http = pooled_client(headers, &config.user_agent)?;
         Ok(StripeClient {
             inner: Arc::new(Inner {
                 http,
                 config,
                 api_url,
-                sleeper: self.sleeper,
-                jitter: self.jitter,
+                hooks: self.hooks,
             }),
         })
     }
@@ -161,8 +149,7 @@ impl StripeClient {
     pub fn builder(config: StripeConfig) -> StripeClientBuilder {
         StripeClientBuilder {
             config,
-            sleeper: Arc::new(TokioSleeper),
-            jitter: Arc::new(FullJitter),
+            hooks: RetryHooks::default(),
         }
     }
 
@@ -247,8 +234,12 @@ impl StripeClient {
                 }
                 Attempt::Transient(transient) => transient,
             };
-            let next_sleep =
-                schedule.next_delay(attempt, hinted, self.inner.jitter.as_ref(), ctx.deadline);
+            let next_sleep = schedule.next_delay(
+                attempt,
+                hinted,
+                self.inner.hooks.jitter.as_ref(),
+                ctx.deadline,
+            );
             tracing::warn!(
                 correlation_id = %ctx.correlation_id,
                 operation,
@@ -266,7 +257,7 @@ impl StripeClient {
                     cause,
                 });
             };
-            self.inner.sleeper.sleep(delay).await;
+            self.inner.hooks.sleeper.sleep(delay).await;
             last_cause = Some(cause);
         }
         // Unreachable: the last attempt either returns an answer or gives up above.
