@@ -19,4 +19,6 @@ pub use client::{ClientBuildError, RetryHooks, pooled_client, secret_header};
 pub use retry::{
     FullJitter, Jitter, RetrySchedule, Sleeper, TokioSleeper, backoff_ceiling, retry_after,
 };
-pub use text::{clean, human, millis, parse_base_url, shown_url};
+pub use text::{
+    MAX_CODE_CHARS, MAX_MESSAGE_CHARS, Refusal, clean, human, millis, parse_base_url, shown_url,
+};
