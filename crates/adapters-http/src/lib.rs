@@ -6,12 +6,16 @@
 //!
 //! Each adapter keeps its own attempt loop: which answers are final, what they become, and
 //! what an API adds (rate limits, idempotency keys, `Stripe-Should-Retry`) are its own business.
+//! The `test-support` feature adds the test doubles both adapters' tests use.
 
 mod answer;
 mod attempt;
 mod client;
 mod retry;
 mod text;
+
+#[cfg(feature = "test-support")]
+pub mod test_support;
 
 pub use answer::{MAX_ANSWER_BYTES, is_transient_status, read_capped, transport_failure};
 pub use attempt::{Answer, Attempt, Transient, attempt};
