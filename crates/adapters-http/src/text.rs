@@ -29,6 +29,34 @@ pub fn clean(text: &str, max_chars: usize, secret: &str) -> String {
     }
 }
 
+/// Longest code of a server's refusal passed on.
+pub const MAX_CODE_CHARS: usize = 64;
+/// Longest message of a server's refusal passed on; it ends up in API answers and logs.
+pub const MAX_MESSAGE_CHARS: usize = 200;
+
+/// What a server said when it refused a call, as it may be shown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: String,
+    pub message: String,
+}
+
+impl Refusal {
+    /// `code` and `message` [`clean`]ed (never `secret`), at most [`MAX_CODE_CHARS`] and
+    /// [`MAX_MESSAGE_CHARS`] characters; "unknown" and "no message" when missing or empty.
+    pub fn shown(code: Option<&str>, message: Option<&str>, secret: &str) -> Self {
+        let shown = |text: Option<&str>, max_chars, missing: &str| {
+            text.map(|t| clean(t, max_chars, secret))
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| missing.to_owned())
+        };
+        Self {
+            code: shown(code, MAX_CODE_CHARS, "unknown"),
+            message: shown(message, MAX_MESSAGE_CHARS, "no message"),
+        }
+    }
+}
+
 /// A URL as it may be shown in a log line, an error or a summary: user name and password
 /// dropped, since `http://user:pass@host` carries a credential. Text that does not parse as
 /// a URL loses everything up to its last `@` before the path.
@@ -100,6 +128,18 @@ mod tests {
             "bad key [redacted]!"
         );
         assert_eq!(clean("nothing hidden", 200, ""), "nothing hidden");
+    }
+
+    #[test]
+    fn refusals_are_cleaned_cut_and_never_empty() {
+        let refusal = Refusal::shown(Some(" bad\nkey-1 "), Some(&"m".repeat(300)), "key-1");
+        assert_eq!(refusal.code, "bad [redacted]");
+        assert_eq!(refusal.message.chars().count(), MAX_MESSAGE_CHARS + 1);
+        let empty = Refusal::shown(Some(" "), None, "key-1");
+        assert_eq!(
+            (empty.code.as_str(), empty.message.as_str()),
+            ("unknown", "no message")
+        );
     }
 
     #[test]

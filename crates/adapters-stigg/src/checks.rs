@@ -6,6 +6,7 @@
 //! [`StiggError::Conflict`], never a success.
 
 use chrono::{DateTime, Utc};
+use onboarding_adapters_http::clean;
 use onboarding_domain::model::BillingPeriod;
 use onboarding_domain::ports::{
     Cancellation, CustomerProvisioning, StiggCustomer, StiggError, StiggSubscription,
@@ -13,7 +14,7 @@ use onboarding_domain::ports::{
 };
 
 use crate::Operation;
-use crate::error::{clean, invalid_response};
+use crate::error::invalid_response;
 use crate::wire::{CustomerData, SubscriptionData, SubscriptionProvisionData, iso};
 
 /// What a create answered.

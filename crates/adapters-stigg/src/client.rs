@@ -4,18 +4,20 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
-use onboarding_adapters_http::{human, is_transient_status, millis, read_capped};
+pub(crate) use onboarding_adapters_http::Answer;
+use onboarding_adapters_http::{
+    Attempt, ClientBuildError, RetryHooks, Transient, is_transient_status, millis, pooled_client,
+    secret_header,
+};
 use onboarding_domain::ports::{CallContext, StiggError};
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
-use reqwest::{Method, StatusCode, Url};
+use reqwest::{Method, Url};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::entity_limit::Entity;
-use crate::error::{error_for_status, transport_failure};
+use crate::error::error_for_status;
 use crate::observer::{CallEvent, CallObserver, CallOutcome};
 use crate::rate_limit::RateLimiters;
-use crate::retry::{Jitter, Sleeper, retry_after};
 use crate::{Operation, StiggConfig};
 
 const API_KEY: HeaderName = HeaderName::from_static("x-api-key");
@@ -36,95 +38,45 @@ pub(crate) struct HttpRequest {
     pub(crate) entity: Option<Entity>,
 }
 
-/// A final answer: a status that is not retried, with its body.
-#[derive(Debug)]
-pub(crate) struct Answer {
-    pub(crate) status: StatusCode,
-    pub(crate) body: Vec<u8>,
-}
-
-/// What one attempt came to.
-enum Attempt {
-    Final(Answer),
-    Transient {
-        status: Option<u16>,
-        /// Short machine-friendly kind for logs: "http", "timeout", "connect", ...
-        kind: &'static str,
-        /// The words of `StiggError::Unavailable`'s cause: "HTTP 503", "timeout after 5s", ...
-        cause: String,
-        retry_after: Option<Duration>,
-    },
-}
-
 pub(crate) struct StiggClient {
     http: reqwest::Client,
     config: StiggConfig,
     limiters: RateLimiters,
-    sleeper: Arc<dyn Sleeper>,
-    jitter: Arc<dyn Jitter>,
+    hooks: RetryHooks,
     observer: Arc<dyn CallObserver>,
-}
-
-/// Why a client could not be built; the message never contains the key.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum BuildFailure {
-    #[error("{0}")]
-    Config(String),
-    #[error("cannot build the HTTP client: {0}")]
-    Http(#[source] reqwest::Error),
 }
 
 impl StiggClient {
     pub(crate) fn new(
         config: StiggConfig,
-        sleeper: Arc<dyn Sleeper>,
-        jitter: Arc<dyn Jitter>,
+        hooks: RetryHooks,
         observer: Arc<dyn CallObserver>,
-    ) -> Result<Self, BuildFailure> {
-        let limiters =
-            RateLimiters::for_config(&config).map_err(|why| BuildFailure::Config(why.into()))?;
+    ) -> Result<Self, ClientBuildError> {
+        let limiters = RateLimiters::for_config(&config)
+            .map_err(|why| ClientBuildError::Config(why.into()))?;
         if config.attempt_timeout.is_zero() {
-            return Err(BuildFailure::Config(
+            return Err(ClientBuildError::Config(
                 "attempt_timeout must be positive".into(),
             ));
         }
-        let mut api_key = HeaderValue::from_str(config.api_key.expose_secret())
-            .ok()
+        let api_key = secret_header(config.api_key.expose_secret())
             .filter(|v| !v.is_empty())
             .ok_or_else(|| {
-                BuildFailure::Config(
+                ClientBuildError::Config(
                     "the Stigg API key is empty or has characters not allowed in an HTTP header"
                         .into(),
                 )
             })?;
-        // Keeps the key out of reqwest's and hyper's Debug output.
-        api_key.set_sensitive(true);
-        let user_agent = HeaderValue::from_str(&config.user_agent).map_err(|_| {
-            BuildFailure::Config(
-                "the user agent has characters not allowed in an HTTP header".into(),
-            )
-        })?;
-
         let mut headers = HeaderMap::new();
         headers.insert(API_KEY, api_key);
         headers.insert(CONTENT_TYPE, JSON);
         headers.insert(ACCEPT, JSON);
-        let http = reqwest::Client::builder()
-            .default_headers(headers)
-            .user_agent(user_agent)
-            // A redirect would carry X-API-KEY to another host (reqwest strips only standard
-            // credential headers) and turn a POST into a GET; Stigg never redirects.
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_keepalive(Duration::from_secs(30))
-            .build()
-            .map_err(BuildFailure::Http)?;
+        let http = pooled_client(headers, &config.user_agent)?;
         Ok(Self {
             http,
             config,
             limiters,
-            sleeper,
-            jitter,
+            hooks,
             observer,
         })
     }
@@ -192,7 +144,7 @@ impl StiggClient {
                     operation,
                     request.entity.as_ref(),
                     ctx.deadline,
-                    self.sleeper.as_ref(),
+                    self.hooks.sleeper.as_ref(),
                 )
                 .await
             {
@@ -231,7 +183,12 @@ impl StiggClient {
             let outcome = self.attempt(request, ctx, budget).await;
             let duration_ms = millis(started.elapsed());
 
-            let (status, kind, cause, hinted) = match outcome {
+            let Transient {
+                status,
+                kind,
+                cause,
+                retry_after: hinted,
+            } = match outcome {
                 Attempt::Final(answer) => {
                     let status = answer.status.as_u16();
                     if answer.status.is_success() || status == 409 {
@@ -255,18 +212,13 @@ impl StiggClient {
                     }
                     return Ok(answer);
                 }
-                Attempt::Transient {
-                    status,
-                    kind,
-                    cause,
-                    retry_after,
-                } => (status, kind, cause, retry_after),
+                Attempt::Transient(transient) => transient,
             };
 
             let next_sleep = self.config.retry_schedule().next_delay(
                 attempt,
                 hinted,
-                self.jitter.as_ref(),
+                self.hooks.jitter.as_ref(),
                 ctx.deadline,
             );
             tracing::warn!(
@@ -291,7 +243,7 @@ impl StiggClient {
                 outcome: CallOutcome::Retried,
                 latency: started.elapsed(),
             });
-            self.sleeper.sleep(delay).await;
+            self.hooks.sleeper.sleep(delay).await;
             last_cause = Some(cause);
         }
         // Unreachable: the last attempt either returns an answer or gives up above.
@@ -301,7 +253,9 @@ impl StiggClient {
         })
     }
 
-    /// One attempt, cut at `budget` (connect, send and reading the whole answer).
+    /// One attempt, cut at `budget` (connect, send and reading the whole answer). A 408, 429
+    /// or 5xx is retried; a success whose body was cut is asked again, which the same
+    /// idempotency key makes safe for a create.
     async fn attempt(&self, request: &HttpRequest, ctx: &CallContext, budget: Duration) -> Attempt {
         let mut builder = self
             .http
@@ -315,58 +269,7 @@ impl StiggClient {
         if let Some(body) = &request.body {
             builder = builder.body(body.clone());
         }
-        let exchange = async {
-            let response = builder.send().await?;
-            let status = response.status();
-            if is_transient_status(status) {
-                // The status says it all; the body is not worth waiting for.
-                let hint = retry_after(response.headers(), Utc::now());
-                return Ok((status, hint, None));
-            }
-            Ok::<_, reqwest::Error>((status, None, Some(read_capped(response).await)))
-        };
-        match tokio::time::timeout(budget, exchange).await {
-            Err(_) => Attempt::Transient {
-                status: None,
-                kind: "timeout",
-                cause: format!("timeout after {}", human(budget)),
-                retry_after: None,
-            },
-            Ok(Err(error)) => {
-                let (kind, cause) = transport_failure(&error);
-                Attempt::Transient {
-                    status: None,
-                    kind,
-                    cause: if kind == "timeout" {
-                        format!("timeout after {}", human(budget))
-                    } else {
-                        cause.to_owned()
-                    },
-                    retry_after: None,
-                }
-            }
-            Ok(Ok((status, hint, body))) => match body {
-                None => Attempt::Transient {
-                    status: Some(status.as_u16()),
-                    kind: "http",
-                    cause: format!("HTTP {}", status.as_u16()),
-                    retry_after: hint,
-                },
-                Some(Ok(body)) => Attempt::Final(Answer { status, body }),
-                // A success we could not read may have created the entity: retrying with the
-                // same idempotency key is safe and gets the answer again.
-                Some(Err(_)) if status.is_success() => Attempt::Transient {
-                    status: Some(status.as_u16()),
-                    kind: "truncated_body",
-                    cause: "truncated response body".into(),
-                    retry_after: None,
-                },
-                // An error status is final whatever its body; we just lose Stigg's words.
-                Some(Err(_)) => Attempt::Final(Answer {
-                    status,
-                    body: Vec::new(),
-                }),
-            },
-        }
+        onboarding_adapters_http::attempt(builder, budget, |status, _| is_transient_status(status))
+            .await
     }
 }

@@ -71,13 +71,6 @@ impl StiggConfig {
         }
     }
 
-    /// The upper bound of the backoff sleep after failed attempt `failed_attempt` (1-based):
-    /// `min(backoff_cap, backoff_base * 2^(failed_attempt - 1))`.
-    #[cfg(test)]
-    pub(crate) fn backoff_ceiling(&self, failed_attempt: u32) -> Duration {
-        self.retry_schedule().ceiling(failed_attempt)
-    }
-
     /// Attempts and backoff, as the shared attempt schedule takes them.
     pub(crate) fn retry_schedule(&self) -> RetrySchedule {
         RetrySchedule {
@@ -134,24 +127,18 @@ mod tests {
         assert!(shown.contains("http://localhost:8787/"), "{shown}");
     }
 
+    /// The schedule's doubling and cap are tested with it, in `onboarding-adapters-http`.
     #[test]
-    fn backoff_ceiling_doubles_up_to_the_cap() {
-        let config = StiggConfig::new("http://localhost", "k");
-        let ceilings: Vec<_> = (1..=7).map(|n| config.backoff_ceiling(n)).collect();
-        let ms = |v: u64| Duration::from_millis(v);
+    fn the_retry_schedule_takes_the_settings() {
+        let mut config = StiggConfig::new("http://localhost", "k");
+        config.max_attempts = 4;
         assert_eq!(
-            ceilings,
-            [
-                ms(200),
-                ms(400),
-                ms(800),
-                ms(1600),
-                ms(3200),
-                ms(5000),
-                ms(5000)
-            ]
+            config.retry_schedule(),
+            RetrySchedule {
+                max_attempts: 4,
+                backoff_base: Duration::from_millis(200),
+                backoff_cap: Duration::from_secs(5),
+            }
         );
-        assert_eq!(config.backoff_ceiling(0), ms(200));
-        assert_eq!(config.backoff_ceiling(200), ms(5000));
     }
 }

@@ -3,18 +3,12 @@
 //! Stigg's docs disagree on the error shape, so all three seen in the wild are accepted:
 //! `{code, message}`, `{error: {code, message}}` and `{error: "...", message}`.
 
-/// Text from Stigg made safe to show (one line, cut, never the key), and why an attempt failed
-/// below HTTP: shared with the other HTTP adapters.
-pub(crate) use onboarding_adapters_http::{clean, transport_failure};
+use onboarding_adapters_http::Refusal;
 use onboarding_domain::ports::StiggError;
 use reqwest::StatusCode;
 use serde_json::Value;
 
 use crate::Operation;
-
-/// Longest Stigg message we pass on; error messages end up in API answers and logs.
-const MAX_MESSAGE_CHARS: usize = 200;
-const MAX_CODE_CHARS: usize = 64;
 
 /// `code` and `message` of an error body, whichever shape it came in.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -63,16 +57,8 @@ pub(crate) fn error_for_status(
         401 | 403 => StiggError::Unauthorized,
         status @ 400..=499 => {
             let parsed = parse_error_body(body);
-            let code = parsed
-                .code
-                .map(|c| clean(&c, MAX_CODE_CHARS, api_key))
-                .filter(|c| !c.is_empty())
-                .unwrap_or_else(|| "unknown".to_owned());
-            let message = parsed
-                .message
-                .map(|m| clean(&m, MAX_MESSAGE_CHARS, api_key))
-                .filter(|m| !m.is_empty())
-                .unwrap_or_else(|| "no message".to_owned());
+            let Refusal { code, message } =
+                Refusal::shown(parsed.code.as_deref(), parsed.message.as_deref(), api_key);
             let operation = operation.as_str();
             // The rejections the domain acts on: variants of their own, not string matches
             // there.

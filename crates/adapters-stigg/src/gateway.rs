@@ -5,6 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use onboarding_adapters_http::{ClientBuildError, Jitter, RetryHooks, Sleeper};
 use onboarding_domain::ports::{
     CallContext, CustomerProvisioning, KeyRenewal, StiggCustomer, StiggError, StiggGateway,
     StiggSubscription, SubscriptionProvisioning,
@@ -18,11 +19,10 @@ use crate::checks::{
     Created, WantedSubscription, customer_created, same_customer, same_subscription,
     subscription_created, unexpected_json,
 };
-use crate::client::{Answer, BuildFailure, HttpRequest, StiggClient};
+use crate::client::{Answer, HttpRequest, StiggClient};
 use crate::entity_limit::Entity;
 use crate::error::invalid_response;
 use crate::observer::{CallObserver, NoopObserver};
-use crate::retry::{FullJitter, Jitter, Sleeper, TokioSleeper};
 use crate::wire::{
     CustomerData, CustomerRequest, Envelope, SubscriptionData, SubscriptionProvisionData,
     SubscriptionRequest,
@@ -38,11 +38,11 @@ pub enum GatewayBuildError {
     HttpClient(#[source] reqwest::Error),
 }
 
-impl From<BuildFailure> for GatewayBuildError {
-    fn from(failure: BuildFailure) -> Self {
-        match failure {
-            BuildFailure::Config(message) => Self::InvalidConfig(message),
-            BuildFailure::Http(error) => Self::HttpClient(error),
+impl From<ClientBuildError> for GatewayBuildError {
+    fn from(error: ClientBuildError) -> Self {
+        match error {
+            ClientBuildError::Config(message) => Self::InvalidConfig(message),
+            ClientBuildError::Http(error) => Self::HttpClient(error),
         }
     }
 }
@@ -59,21 +59,20 @@ pub struct HttpStiggGateway {
 /// defaults are the real ones.
 pub struct HttpStiggGatewayBuilder {
     config: StiggConfig,
-    sleeper: Arc<dyn Sleeper>,
-    jitter: Arc<dyn Jitter>,
+    hooks: RetryHooks,
     observer: Arc<dyn CallObserver>,
 }
 
 impl HttpStiggGatewayBuilder {
     /// How the gateway waits (backoff and rate-limit waits). Default: Tokio's timer.
     pub fn sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
-        self.sleeper = sleeper;
+        self.hooks.sleeper = sleeper;
         self
     }
 
     /// Where backoff randomness comes from. Default: uniform in `[0, ceiling]` (full jitter).
     pub fn jitter(mut self, jitter: Arc<dyn Jitter>) -> Self {
-        self.jitter = jitter;
+        self.hooks.jitter = jitter;
         self
     }
 
@@ -85,7 +84,7 @@ impl HttpStiggGatewayBuilder {
 
     pub fn build(self) -> Result<HttpStiggGateway, GatewayBuildError> {
         let base_url = parse_base_url(&self.config.base_url)?;
-        let client = StiggClient::new(self.config, self.sleeper, self.jitter, self.observer)?;
+        let client = StiggClient::new(self.config, self.hooks, self.observer)?;
         Ok(HttpStiggGateway {
             client: Arc::new(client),
             base_url: Arc::new(base_url),
@@ -116,8 +115,7 @@ impl HttpStiggGateway {
     pub fn builder(config: StiggConfig) -> HttpStiggGatewayBuilder {
         HttpStiggGatewayBuilder {
             config,
-            sleeper: Arc::new(TokioSleeper),
-            jitter: Arc::new(FullJitter),
+            hooks: RetryHooks::default(),
             observer: Arc::new(NoopObserver),
         }
     }

@@ -19,7 +19,6 @@ mod lifecycle;
 mod observer;
 mod operation;
 mod rate_limit;
-mod retry;
 mod wire;
 
 pub use config::{
@@ -29,5 +28,5 @@ pub use config::{
 };
 pub use gateway::{GatewayBuildError, HttpStiggGateway, HttpStiggGatewayBuilder, parse_base_url};
 pub use observer::{CallEvent, CallObserver, CallOutcome};
+pub use onboarding_adapters_http::{Jitter, Sleeper};
 pub use operation::Operation;
-pub use retry::{Jitter, Sleeper};

@@ -25,8 +25,9 @@ use std::num::NonZeroU32;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use onboarding_adapters_http::Sleeper;
+
 use crate::entity_limit::{Entity, EntityBuckets};
-use crate::retry::Sleeper;
 use crate::{Operation, StiggConfig};
 
 /// Calls a bucket banks: a hundredth of the minute's quota (about 0.6 s of calls), at least 3,
@@ -194,7 +195,7 @@ mod tests {
     use std::num::NonZeroU32;
 
     use super::*;
-    use crate::retry::TokioSleeper;
+    use onboarding_adapters_http::TokioSleeper;
 
     fn per_minute(n: u32) -> RateLimiters {
         limiters(n, u32::MAX)

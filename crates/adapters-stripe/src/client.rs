@@ -8,10 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use chrono::Utc;
 use onboarding_adapters_http::{
-    FullJitter, Jitter, Sleeper, TokioSleeper, clean, human, is_transient_status, millis,
-    read_capped, retry_after, transport_failure,
+    Answer, Attempt, ClientBuildError, Jitter, RetryHooks, Sleeper, Transient, clean,
+    is_transient_status, millis, pooled_client, secret_header,
 };
 use onboarding_domain::model::{
     StripeCustomer, StripeCustomerId, StripeSubscription, StripeSubscriptionId,
@@ -42,6 +41,15 @@ pub enum StripeBuildError {
     HttpClient(#[source] reqwest::Error),
 }
 
+impl From<ClientBuildError> for StripeBuildError {
+    fn from(error: ClientBuildError) -> Self {
+        match error {
+            ClientBuildError::Config(message) => Self::InvalidConfig(message),
+            ClientBuildError::Http(error) => Self::HttpClient(error),
+        }
+    }
+}
+
 /// Checks a Stripe API URL as the client will use it: http(s), with a host, no query or
 /// fragment. Settings can check `STRIPE_API_URL` with this, so the two never disagree.
 pub fn parse_api_url(raw: &str) -> Result<Url, StripeBuildError> {
@@ -61,28 +69,26 @@ struct Inner {
     http: reqwest::Client,
     config: StripeConfig,
     api_url: Url,
-    sleeper: Arc<dyn Sleeper>,
-    jitter: Arc<dyn Jitter>,
+    hooks: RetryHooks,
 }
 
 /// Builds a [`StripeClient`] with replaced parts (sleeper, jitter); the defaults are the real
 /// ones.
 pub struct StripeClientBuilder {
     config: StripeConfig,
-    sleeper: Arc<dyn Sleeper>,
-    jitter: Arc<dyn Jitter>,
+    hooks: RetryHooks,
 }
 
 impl StripeClientBuilder {
     /// How the client waits between attempts. Default: Tokio's timer.
     pub fn sleeper(mut self, sleeper: Arc<dyn Sleeper>) -> Self {
-        self.sleeper = sleeper;
+        self.hooks.sleeper = sleeper;
         self
     }
 
     /// Where backoff randomness comes from. Default: uniform in `[0, ceiling]` (full jitter).
     pub fn jitter(mut self, jitter: Arc<dyn Jitter>) -> Self {
-        self.jitter = jitter;
+        self.hooks.jitter = jitter;
         self
     }
 
@@ -94,44 +100,25 @@ impl StripeClientBuilder {
                 "timeout must be positive".into(),
             ));
         }
-        let mut authorization =
-            HeaderValue::from_str(&format!("Bearer {}", config.api_key.expose_secret()))
-                .ok()
-                .filter(|_| !config.api_key.expose_secret().trim().is_empty())
-                .ok_or_else(|| {
-                    StripeBuildError::InvalidConfig(
-                        "the Stripe API key is empty or has characters not allowed in an HTTP \
-                         header"
-                            .into(),
-                    )
-                })?;
-        // Keeps the key out of reqwest's and hyper's Debug output.
-        authorization.set_sensitive(true);
-        let user_agent = HeaderValue::from_str(&config.user_agent).map_err(|_| {
-            StripeBuildError::InvalidConfig(
-                "the user agent has characters not allowed in an HTTP header".into(),
-            )
-        })?;
+        let authorization = secret_header(&format!("Bearer {}", config.api_key.expose_secret()))
+            .filter(|_| !config.api_key.expose_secret().trim().is_empty())
+            .ok_or_else(|| {
+                StripeBuildError::InvalidConfig(
+                    "the Stripe API key is empty or has characters not allowed in an HTTP header"
+                        .into(),
+                )
+            })?;
         let mut headers = HeaderMap::new();
         headers.insert(AUTHORIZATION, authorization);
         headers.insert(STRIPE_VERSION, HeaderValue::from_static(STRIPE_API_VERSION));
         headers.insert(ACCEPT, JSON);
-        let http = reqwest::Client::builder()
-            .default_headers(headers)
-            .user_agent(user_agent)
-            // Stripe never redirects its API; a redirect would only carry the key elsewhere.
-            .redirect(reqwest::redirect::Policy::none())
-            .pool_idle_timeout(Duration::from_secs(60))
-            .tcp_keepalive(Duration::from_secs(30))
-            .build()
-            .map_err(StripeBuildError::HttpClient)?;
+        let http = pooled_client(headers, &config.user_agent)?;
         Ok(StripeClient {
             inner: Arc::new(Inner {
                 http,
                 config,
                 api_url,
-                sleeper: self.sleeper,
-                jitter: self.jitter,
+                hooks: self.hooks,
             }),
         })
     }
@@ -153,30 +140,6 @@ impl fmt::Debug for StripeClient {
     }
 }
 
-/// A final answer: a status that is not retried, with its body.
-struct Answer {
-    status: StatusCode,
-    body: Vec<u8>,
-    /// Attempts made, this one included.
-    attempts: u32,
-}
-
-/// What one attempt came to.
-enum Attempt {
-    Final {
-        status: StatusCode,
-        body: Vec<u8>,
-    },
-    Transient {
-        status: Option<u16>,
-        /// Short machine-friendly kind for logs: "http", "timeout", "connect", ...
-        kind: &'static str,
-        /// The words of `StripeError::Unavailable`'s cause: "HTTP 503", "timeout after 10s".
-        cause: String,
-        retry_after: Option<Duration>,
-    },
-}
-
 impl StripeClient {
     /// A client with the real sleeper and jitter.
     pub fn new(config: StripeConfig) -> Result<Self, StripeBuildError> {
@@ -186,8 +149,7 @@ impl StripeClient {
     pub fn builder(config: StripeConfig) -> StripeClientBuilder {
         StripeClientBuilder {
             config,
-            sleeper: Arc::new(TokioSleeper),
-            jitter: Arc::new(FullJitter),
+            hooks: RetryHooks::default(),
         }
     }
 
@@ -213,7 +175,7 @@ impl StripeClient {
         url: Url,
         ctx: &CallContext,
     ) -> Result<Option<Vec<u8>>, StripeError> {
-        let answer = self.execute(operation, &url, ctx).await?;
+        let (answer, attempts) = self.execute(operation, &url, ctx).await?;
         if answer.status.is_success() {
             return Ok(Some(answer.body));
         }
@@ -223,18 +185,19 @@ impl StripeClient {
         Err(error_for_status(
             answer.status,
             &answer.body,
-            answer.attempts,
+            attempts,
             self.api_key(),
         ))
     }
 
-    /// The attempt loop. Returns the first final answer, or `Unavailable`.
+    /// The attempt loop. Returns the first final answer and the attempts it took, or
+    /// `Unavailable`.
     async fn execute(
         &self,
         operation: &'static str,
         url: &Url,
         ctx: &CallContext,
-    ) -> Result<Answer, StripeError> {
+    ) -> Result<(Answer, u32), StripeError> {
         let schedule = self.inner.config.retry_schedule();
         let max_attempts = schedule.attempts();
         // The cause of the last transient failure, reported if we give up.
@@ -252,31 +215,31 @@ impl StripeClient {
             let started = Instant::now();
             let outcome = self.attempt(url, budget).await;
             let duration_ms = millis(started.elapsed());
-            let (status, kind, cause, hinted) = match outcome {
-                Attempt::Final { status, body } => {
+            let Transient {
+                status,
+                kind,
+                cause,
+                retry_after: hinted,
+            } = match outcome {
+                Attempt::Final(answer) => {
                     tracing::info!(
                         correlation_id = %ctx.correlation_id,
                         operation,
                         attempt,
-                        status = status.as_u16(),
+                        status = answer.status.as_u16(),
                         duration_ms,
                         "Stripe call answered"
                     );
-                    return Ok(Answer {
-                        status,
-                        body,
-                        attempts: attempt,
-                    });
+                    return Ok((answer, attempt));
                 }
-                Attempt::Transient {
-                    status,
-                    kind,
-                    cause,
-                    retry_after,
-                } => (status, kind, cause, retry_after),
+                Attempt::Transient(transient) => transient,
             };
-            let next_sleep =
-                schedule.next_delay(attempt, hinted, self.inner.jitter.as_ref(), ctx.deadline);
+            let next_sleep = schedule.next_delay(
+                attempt,
+                hinted,
+                self.inner.hooks.jitter.as_ref(),
+                ctx.deadline,
+            );
             tracing::warn!(
                 correlation_id = %ctx.correlation_id,
                 operation,
@@ -294,7 +257,7 @@ impl StripeClient {
                     cause,
                 });
             };
-            self.inner.sleeper.sleep(delay).await;
+            self.inner.hooks.sleeper.sleep(delay).await;
             last_cause = Some(cause);
         }
         // Unreachable: the last attempt either returns an answer or gives up above.
@@ -304,65 +267,17 @@ impl StripeClient {
         })
     }
 
-    /// One attempt, cut at `budget` (connect, send and reading the whole answer).
+    /// One attempt, cut at `budget` (connect, send and reading the whole answer). What is
+    /// retried is [`should_retry`]'s call; a read is safe to repeat.
     async fn attempt(&self, url: &Url, budget: Duration) -> Attempt {
         let request = self.inner.http.get(url.clone());
-        let exchange = async {
-            let response = request.send().await?;
-            let status = response.status();
-            let headers = response.headers();
+        onboarding_adapters_http::attempt(request, budget, |status, headers| {
             if let Some(id) = headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()) {
                 tracing::debug!(request_id = id, status = status.as_u16(), "Stripe answered");
             }
-            if !status.is_success() && should_retry(status, headers) {
-                // The status says it all; the body is not worth waiting for.
-                let hint = retry_after(headers, Utc::now());
-                return Ok((status, hint, None));
-            }
-            Ok::<_, reqwest::Error>((status, None, Some(read_capped(response).await)))
-        };
-        match tokio::time::timeout(budget, exchange).await {
-            Err(_) => Attempt::Transient {
-                status: None,
-                kind: "timeout",
-                cause: format!("timeout after {}", human(budget)),
-                retry_after: None,
-            },
-            Ok(Err(error)) => {
-                let (kind, cause) = transport_failure(&error);
-                Attempt::Transient {
-                    status: None,
-                    kind,
-                    cause: if kind == "timeout" {
-                        format!("timeout after {}", human(budget))
-                    } else {
-                        cause.to_owned()
-                    },
-                    retry_after: None,
-                }
-            }
-            Ok(Ok((status, hint, body))) => match body {
-                None => Attempt::Transient {
-                    status: Some(status.as_u16()),
-                    kind: "http",
-                    cause: format!("HTTP {}", status.as_u16()),
-                    retry_after: hint,
-                },
-                Some(Ok(body)) => Attempt::Final { status, body },
-                // A read is safe to repeat: a success we could not read is asked again.
-                Some(Err(_)) if status.is_success() => Attempt::Transient {
-                    status: Some(status.as_u16()),
-                    kind: "truncated_body",
-                    cause: "truncated response body".into(),
-                    retry_after: None,
-                },
-                // An error status is final whatever its body; we just lose Stripe's words.
-                Some(Err(_)) => Attempt::Final {
-                    status,
-                    body: Vec::new(),
-                },
-            },
-        }
+            !status.is_success() && should_retry(status, headers)
+        })
+        .await
     }
 
     fn api_key(&self) -> &str {

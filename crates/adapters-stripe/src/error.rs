@@ -1,14 +1,10 @@
 //! Stripe's error answers, `{"error": {"type", "code"?, "message", "param"?}}`, and the
 //! [`StripeError`] each final (non-retried) answer becomes.
 
-use onboarding_adapters_http::clean;
+use onboarding_adapters_http::Refusal;
 use onboarding_domain::ports::StripeError;
 use reqwest::StatusCode;
 use serde::Deserialize;
-
-/// Longest Stripe message we pass on; error messages end up in logs and API answers.
-const MAX_MESSAGE_CHARS: usize = 200;
-const MAX_CODE_CHARS: usize = 64;
 
 #[derive(Debug, Default, Deserialize)]
 struct Envelope {
@@ -60,17 +56,10 @@ pub(crate) fn error_for_status(
         },
         status @ 400..=499 => {
             let parsed = parse_error_body(body);
-            let code = parsed
-                .code
-                .or(parsed.kind)
-                .map(|c| clean(&c, MAX_CODE_CHARS, api_key))
-                .filter(|c| !c.is_empty())
-                .unwrap_or_else(|| "unknown".to_owned());
-            let message = parsed
-                .message
-                .map(|m| clean(&m, MAX_MESSAGE_CHARS, api_key))
-                .filter(|m| !m.is_empty())
-                .unwrap_or_else(|| "no message".to_owned());
+            // Stripe's `type` stands in for a missing `code`.
+            let code = parsed.code.as_deref().or(parsed.kind.as_deref());
+            let Refusal { code, message } =
+                Refusal::shown(code, parsed.message.as_deref(), api_key);
             StripeError::Rejected {
                 status,
                 code,

@@ -1,10 +1,12 @@
-//! A client pointed at a server, with recorded sleeps and exact (ceiling) jitter.
+//! A client pointed at a server, with recorded sleeps and exact (ceiling) jitter (test doubles
+//! from `onboarding-adapters-http`'s test support).
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use onboarding_adapters_stripe::{Jitter, Sleeper, StripeClient, StripeConfig};
+pub use onboarding_adapters_http::test_support::RecordingSleeper;
+use onboarding_adapters_http::test_support::ceiling_jitter;
+use onboarding_adapters_stripe::{StripeClient, StripeConfig};
 use onboarding_domain::model::{CorrelationId, StripeCustomerId, StripeSubscriptionId};
 use onboarding_domain::ports::CallContext;
 use stripe_emulator::{DEFAULT_API_KEY, EmulatorConfig, RunningEmulator};
@@ -25,10 +27,9 @@ pub fn config(api_url: &str) -> StripeConfig {
 /// A client whose sleeps go to `sleeper` and whose jitter always picks the ceiling, so that
 /// delays are exact.
 pub fn client_with(config: StripeConfig, sleeper: Arc<RecordingSleeper>) -> StripeClient {
-    let ceiling: Arc<dyn Jitter> = Arc::new(|ceiling: Duration| ceiling);
     StripeClient::builder(config)
         .sleeper(sleeper)
-        .jitter(ceiling)
+        .jitter(ceiling_jitter())
         .build()
         .expect("a valid configuration")
 }
@@ -51,46 +52,4 @@ pub fn sub(id: &str) -> StripeSubscriptionId {
 
 pub fn cus(id: &str) -> StripeCustomerId {
     StripeCustomerId::parse(id).expect("a valid customer id")
-}
-
-/// Records every sleep; sleeps for real only when asked to.
-#[derive(Debug, Default)]
-pub struct RecordingSleeper {
-    sleeps: Mutex<Vec<Duration>>,
-    real: bool,
-}
-
-impl RecordingSleeper {
-    /// Records and returns at once: tests see exact delays without waiting.
-    pub fn instant() -> Arc<Self> {
-        Arc::new(Self::default())
-    }
-
-    /// Records and really sleeps.
-    pub fn real() -> Arc<Self> {
-        Arc::new(Self {
-            sleeps: Mutex::default(),
-            real: true,
-        })
-    }
-
-    pub fn sleeps(&self) -> Vec<Duration> {
-        self.sleeps
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
-    }
-}
-
-#[async_trait]
-impl Sleeper for RecordingSleeper {
-    async fn sleep(&self, duration: Duration) {
-        self.sleeps
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(duration);
-        if self.real {
-            tokio::time::sleep(duration).await;
-        }
-    }
 }
