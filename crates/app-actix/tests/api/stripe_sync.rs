@@ -115,6 +115,26 @@ async fn a_cancellation_in_stripe_cancels_in_stigg_once(backend: Backend) {
     assert_eq!(event["objectId"], "sub_A1");
     assert_eq!(event["moves"][0]["call"], "cancel_subscription");
     assert_eq!(event["moves"][0]["stiggId"], "sub_A1");
+
+    let (_, metrics) = app.get_ok("/metrics").await;
+    let value = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in:\n{metrics}"))
+    };
+    assert_eq!(
+        value(
+            r#"onboarding_stripe_events_total{outcome="applied",type="customer.subscription.deleted"}"#
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(r#"onboarding_stigg_moves_total{call="cancel_subscription",outcome="ok"}"#),
+        1.0
+    );
+    // The created event and the cancellation, both applied.
+    assert_eq!(value("onboarding_stripe_sync_lag_seconds_count"), 2.0);
 }
 
 async fn a_trial_extension_and_a_cancellation_at_period_end_are_patched_and_scheduled(
