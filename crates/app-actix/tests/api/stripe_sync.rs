@@ -296,6 +296,46 @@ async fn signatures_are_checked_and_duplicates_are_answered_once(backend: Backen
         .collect();
     assert_eq!(fields, ["id", "type", "data.object"]);
 
+    // A type the sync does not act on is stored, and marked ignored.
+    let invoice =
+        json!({"id": "evt_inv1", "type": "invoice.paid", "data": {"object": {"id": "in_1"}}})
+            .to_string();
+    let (status, _) = read(
+        delivery(&app, &invoice, "whsec_new7f3a", now)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, stored) = read(
+        app.client
+            .get(format!("{}/api/stripe/events/evt_inv1", app.address))
+            .bearer_auth("api-token-1")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(stored["status"], "ignored", "{stored}");
+
+    // Stripe's own bound on a payload: more is refused before it is read whole.
+    let huge = format!(
+        r#"{{"id": "evt_big", "pad": "{}"}}"#,
+        "x".repeat(600 * 1024)
+    );
+    let (status, answer) = read(
+        delivery(&app, &huge, "whsec_new7f3a", now)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, answer["code"].as_str()),
+        (413, Some("PAYLOAD_TOO_LARGE"))
+    );
+
     // One debug-log row per delivery, correlated by the event id when it was readable.
     app.settle_debug_log().await;
     assert_eq!(
@@ -308,7 +348,7 @@ async fn signatures_are_checked_and_duplicates_are_answered_once(backend: Backen
     assert_eq!(
         app.debug_log_count_where("path = '/api/stripe/webhooks'")
             .await,
-        8
+        10
     );
 }
 
