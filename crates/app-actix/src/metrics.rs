@@ -131,8 +131,8 @@ impl SyncMetrics {
             Opts::new(
                 "onboarding_stripe_events_total",
                 "Stripe webhook deliveries and event settlements, by event type and outcome: \
-                 received (stored pending), duplicate, ignored, failed (stored failed, or given \
-                 up), invalid_signature, bad_request, applied, retried.",
+                 pending (stored, to be handled), duplicate, ignored, failed (stored failed, or \
+                 given up), invalid_signature, bad_request, applied, retried.",
             ),
             &["type", "outcome"],
         )?;

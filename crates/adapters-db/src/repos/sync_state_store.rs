@@ -77,6 +77,16 @@ impl SyncStateStore for Database {
         Ok(())
     }
 
+    async fn clear_intent(&self, subscription: &StripeSubscriptionId) -> Result<(), RepoError> {
+        with_conn!(self.pool, |conn| {
+            diesel::update(sss::table.find(subscription.as_str()))
+                .set(sss::intent.eq(None::<String>))
+                .execute(conn)
+                .await
+        })?;
+        Ok(())
+    }
+
     async fn record_applied(
         &self,
         subscription: &StripeSubscriptionId,

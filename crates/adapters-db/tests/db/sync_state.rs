@@ -15,6 +15,7 @@ use crate::support::{CONTRACT_SEED, TestResult, on_both_backends, org_id, sub_id
 on_both_backends!(
     load_is_none_before_anything_is_recorded,
     an_intent_is_recorded_then_cleared_by_the_applied_state,
+    a_refused_intent_is_cleared_and_the_applied_state_kept,
     an_outcome_keeps_the_last_event_when_it_names_none,
     view_of_a_subscription_only_provisioned,
     view_of_a_synced_subscription,
@@ -77,6 +78,27 @@ async fn provisioned(db: &TestDatabase) -> TestResult {
 
 async fn load_is_none_before_anything_is_recorded(db: TestDatabase) -> TestResult {
     assert_eq!(db.load(&sub_id("sub_A1")).await?, None);
+    Ok(())
+}
+
+async fn a_refused_intent_is_cleared_and_the_applied_state_kept(db: TestDatabase) -> TestResult {
+    let (sub, org) = (sub_id("sub_A1"), org_id("org_1"));
+    db.record_applied(&sub, &org, "org_1", &applied(1), at(0))
+        .await?;
+    db.record_intent(&sub, &org, &provision_intent(), at(1))
+        .await?;
+    db.clear_intent(&sub).await?;
+    assert_eq!(
+        db.load(&sub).await?,
+        Some(SyncRecord {
+            org_id: org,
+            applied: Some(applied(1)),
+            intent: None,
+        })
+    );
+    // Clearing what was never recorded changes nothing.
+    db.clear_intent(&sub_id("sub_None1")).await?;
+    assert_eq!(db.load(&sub_id("sub_None1")).await?, None);
     Ok(())
 }
 

@@ -248,8 +248,12 @@ impl Application {
         };
         info!("server stopped");
         // Background work and the last debug-log rows share what is left of the drain.
+        // A sync run may take longer than a request: its own deadline bounds it.
+        let background_grace = self
+            .grace
+            .max(super::stripe_sync::SYNC_DEADLINE + DRAIN_MARGIN);
         tokio::join!(
-            self.background.stop(self.grace),
+            self.background.stop(background_grace),
             self.debug_log_task.finish(self.grace)
         );
         if let Some(sync) = self.sync {

@@ -3,28 +3,28 @@
 //! sharing the database, one holder per subject). Woken at once by the webhook route on this
 //! instance; polls for the others' events and for retries that came due.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use futures::StreamExt;
 use onboarding_domain::model::EventStatus;
-use onboarding_domain::ports::StripeInbox;
+use onboarding_domain::ports::{RepoError, StripeInbox};
 use onboarding_domain::use_cases::StopSignal;
 use onboarding_domain::use_cases::handle_stripe_events::{
     HandleStripeEvents, Handled, Outcome, Report,
 };
 use tokio::sync::Notify;
+use tokio::task::JoinSet;
 use tracing::{info, warn};
 
 use super::{BackgroundTasks, StopFlag};
 use crate::metrics::Metrics;
 
 /// Subjects handled at once. Each holds a database connection only between statements and
-/// waits mostly on Stripe and Stigg, so a few run side by side.
-const CONCURRENCY: usize = 8;
-/// Subjects taken from the inbox per turn.
-const BATCH: u32 = 64;
+/// waits mostly on Stripe and Stigg (a few hundred milliseconds a run), so at 32 the worker
+/// keeps up with well over 50 events a second.
+const CONCURRENCY: usize = 32;
 /// How often the inbox is polled when nothing woke the worker: events stored by other
 /// instances, retries come due, subjects another holder had.
 const POLL: Duration = Duration::from_millis(250);
@@ -49,53 +49,99 @@ impl SyncWorker {
 
     async fn run(self, stop: StopFlag) {
         info!("Stripe sync worker started");
+        let worker = Arc::new(self);
+        // Subjects in hand, by object id: a slow one (Stripe or Stigg at the end of their
+        // retries) never holds back the others, and no subject runs twice here at once.
+        let mut running: JoinSet<(String, Result<Handled, RepoError>)> = JoinSet::new();
+        let mut in_hand: HashSet<String> = HashSet::new();
+        // Subjects another holder had: left until the next poll, not asked for again at once.
+        let mut resting: HashSet<String> = HashSet::new();
+        let mut poll = tokio::time::interval(POLL);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_counts = tokio::time::Instant::now() - COUNTS_EVERY;
-        while !stop.is_stopped() {
+        loop {
             if last_counts.elapsed() >= COUNTS_EVERY {
-                self.count().await;
+                worker.count().await;
                 last_counts = tokio::time::Instant::now();
             }
-            let progressed = match self.inbox.due_subjects(Utc::now(), BATCH).await {
-                Ok(subjects) if !subjects.is_empty() => self.handle_all(subjects, &stop).await,
-                Ok(_) => false,
-                Err(error) => {
-                    warn!(%error, "cannot read the Stripe event inbox; retrying");
-                    false
+            let room = CONCURRENCY.saturating_sub(running.len());
+            if !stop.is_stopped() && room > 0 {
+                worker
+                    .take_more(room, &mut running, &mut in_hand, &resting)
+                    .await;
+            }
+            if stop.is_stopped() && running.is_empty() {
+                break;
+            }
+            tokio::select! {
+                Some(done) = running.join_next(), if !running.is_empty() => {
+                    if let Some(busy) = worker.finished(done, &mut in_hand) {
+                        resting.insert(busy);
+                    }
                 }
-            };
-            if !progressed {
-                tokio::select! {
-                    () = self.wakeup.notified() => {}
-                    () = tokio::time::sleep(POLL) => {}
-                    () = stop.stopped() => {}
-                }
+                () = worker.wakeup.notified(), if !stop.is_stopped() => {}
+                _ = poll.tick(), if !stop.is_stopped() => resting.clear(),
+                () = stop.stopped(), if !stop.is_stopped() => {}
             }
         }
         info!("Stripe sync worker stopped");
     }
 
-    /// Handles `subjects`; true when at least one ran (the inbox may hold more at once).
-    async fn handle_all(
+    /// Starts up to `room` subjects with due events that are not in hand already.
+    async fn take_more(
+        self: &Arc<Self>,
+        room: usize,
+        running: &mut JoinSet<(String, Result<Handled, RepoError>)>,
+        in_hand: &mut HashSet<String>,
+        resting: &HashSet<String>,
+    ) {
+        let limit = u32::try_from(room + in_hand.len() + resting.len()).unwrap_or(u32::MAX);
+        let subjects = match self.inbox.due_subjects(Utc::now(), limit).await {
+            Ok(subjects) => subjects,
+            Err(error) => {
+                warn!(%error, "cannot read the Stripe event inbox; retrying");
+                return;
+            }
+        };
+        for subject in subjects {
+            let key = subject.object_id().to_owned();
+            if running.len() >= CONCURRENCY
+                || resting.contains(&key)
+                || !in_hand.insert(key.clone())
+            {
+                continue;
+            }
+            let worker = Arc::clone(self);
+            running.spawn(async move { (key, worker.events.handle(&subject).await) });
+        }
+    }
+
+    /// Accounts for a finished run; the subject's key when it should rest until the next poll
+    /// (another holder had it, or the database failed).
+    fn finished(
         &self,
-        subjects: Vec<onboarding_domain::model::EventSubject>,
-        stop: &StopFlag,
-    ) -> bool {
-        let mut ran = false;
-        let mut results = futures::stream::iter(subjects)
-            .take_while(|_| std::future::ready(!stop.is_stopped()))
-            .map(|subject| async move { (self.events.handle(&subject).await, subject) })
-            .buffer_unordered(CONCURRENCY);
-        while let Some((result, subject)) = results.next().await {
-            match result {
-                Ok(Handled::Ran(report)) => {
-                    ran |= !report.events.is_empty();
-                    self.observe(&report);
-                }
-                Ok(Handled::Busy) => {}
-                Err(error) => warn!(%subject, %error, "cannot handle the subject's events"),
+        done: Result<(String, Result<Handled, RepoError>), tokio::task::JoinError>,
+        in_hand: &mut HashSet<String>,
+    ) -> Option<String> {
+        let (key, result) = match done {
+            Ok(done) => done,
+            // A panicking run is a bug; its subject stays pending. Its key stays in hand, so
+            // it is not taken again by this worker until a restart.
+            Err(error) => {
+                warn!(%error, "a sync run failed");
+                return None;
+            }
+        };
+        in_hand.remove(&key);
+        match result {
+            Ok(Handled::Ran(report)) => self.observe(&report),
+            Ok(Handled::Busy) => return Some(key),
+            Err(error) => {
+                warn!(subject = %key, %error, "cannot handle the subject's events");
+                return Some(key);
             }
         }
-        ran
+        None
     }
 
     fn observe(&self, report: &Report) {
@@ -110,6 +156,10 @@ impl SyncWorker {
             Outcome::Failed(_) => EventStatus::Failed.as_str(),
             Outcome::Retrying { .. } => "retried",
         };
+        for event in &report.gave_up {
+            self.metrics
+                .stripe_event(Some(&event.event_type), EventStatus::Failed.as_str());
+        }
         for event in &report.events {
             self.metrics.stripe_event(Some(&event.event_type), outcome);
             if report.outcome == Outcome::Applied {

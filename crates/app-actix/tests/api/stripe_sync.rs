@@ -116,6 +116,18 @@ async fn a_cancellation_in_stripe_cancels_in_stigg_once(backend: Backend) {
     assert_eq!(event["moves"][0]["call"], "cancel_subscription");
     assert_eq!(event["moves"][0]["stiggId"], "sub_A1");
 
+    // Within a tenant, only the tenant's subscriptions' events are seen.
+    for (tenant, expected) in [("tenant-a", 200), ("tenant-b", 404)] {
+        let response = app
+            .client
+            .get(format!("{}/api/stripe/events/{event_id}", app.address))
+            .header("x-tenant-id", tenant)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), expected, "{tenant}");
+    }
+
     let (_, metrics) = app.get_ok("/metrics").await;
     let value = |series: &str| -> f64 {
         metrics
@@ -226,6 +238,20 @@ async fn signatures_are_checked_and_duplicates_are_answered_once(backend: Backen
     let body = event("evt_sig1", "sub_Unknown1");
     let code =
         |(status, body): (u16, Value)| (status, body["code"].as_str().unwrap_or("").to_owned());
+
+    // Stripe sends no request id: one is made, and the answer names it like the header.
+    let response = delivery(&app, &body, "whsec_other", now)
+        .send()
+        .await
+        .unwrap();
+    let header = response
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .expect("a generated x-request-id");
+    let (_, answer) = read(response).await;
+    assert_eq!(answer["requestId"], header.as_str());
 
     for (case, request) in [
         ("wrong secret", delivery(&app, &body, "whsec_other", now)),
@@ -348,7 +374,7 @@ async fn signatures_are_checked_and_duplicates_are_answered_once(backend: Backen
     assert_eq!(
         app.debug_log_count_where("path = '/api/stripe/webhooks'")
             .await,
-        10
+        11
     );
 }
 

@@ -63,6 +63,9 @@ pub trait SyncStateStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> Result<(), RepoError>;
 
+    /// Forgets the recorded move: Stigg refused it, or it was never sent.
+    async fn clear_intent(&self, subscription: &StripeSubscriptionId) -> Result<(), RepoError>;
+
     /// Records the state after a move succeeded, in the same statement clearing its intent
     /// and the last error.
     async fn record_applied(

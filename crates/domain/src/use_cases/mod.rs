@@ -1,6 +1,7 @@
 //! The use cases: one module per thing the onboarding service does.
 
 mod context;
+mod lease_release;
 mod stigg_provisioning;
 mod stop;
 

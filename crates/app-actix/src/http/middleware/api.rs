@@ -175,11 +175,15 @@ async fn gate(
         .app_data::<actix_web::web::Data<ApiGuard>>()
         .cloned()
         .ok_or_else(|| actix_web::error::ErrorInternalServerError("API guard not configured"))?;
-    let headers = RequestHeaders::read(req.headers());
-    let mut ids = headers.ids();
-    if rules.generate_request_id && ids.request_id.is_none() {
-        ids.request_id = RequestId::parse(&uuid::Uuid::now_v7().to_string()).ok();
+    let mut headers = RequestHeaders::read(req.headers());
+    if rules.generate_request_id
+        && headers.request_id.is_err()
+        && let Ok(generated) = RequestId::parse(&uuid::Uuid::now_v7().to_string())
+    {
+        // The handler answers with it too, not only the echoed header and the row.
+        headers.request_id = Ok(generated);
     }
+    let mut ids = headers.ids();
     let tenant = headers.tenant_id.clone().ok().flatten();
     let span = info_span!(
         "request",

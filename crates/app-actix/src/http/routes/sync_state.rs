@@ -7,8 +7,8 @@ use actix_web::web::{Data, Path};
 use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, SecondsFormat, Utc};
 use onboarding_domain::input::FieldError;
-use onboarding_domain::model::{StripeEventId, StripeSubscriptionId};
-use onboarding_domain::ports::{StripeInbox, SyncStateStore};
+use onboarding_domain::model::{EventSubject, StripeEventId, StripeSubscriptionId};
+use onboarding_domain::ports::{RepoError, StripeInbox, SyncStateStore};
 use serde::Serialize;
 use tracing::error;
 use utoipa::ToSchema;
@@ -88,16 +88,20 @@ fn time(at: DateTime<Utc>) -> String {
     path = "/api/stripe/events/{eventId}",
     tag = "stripe",
     operation_id = "getStripeEvent",
-    params(("eventId" = String, Path, pattern = r"^[\x21-\x7E]{1,255}$", min_length = 1, max_length = 255,
-        description = "The Stripe event id (`evt_…`): 1 to 255 visible ASCII characters.")),
+    params(
+        ("eventId" = String, Path, pattern = r"^[\x21-\x7E]{1,255}$", min_length = 1, max_length = 255,
+            description = "The Stripe event id (`evt_…`): 1 to 255 visible ASCII characters."),
+        ("x-tenant-id" = Option<String>, Header, nullable = false, pattern = r"^[\x21-\x7E]{1,128}$", min_length = 1, max_length = 128,
+            description = "When given, the event must be about a subscription of this tenant (else 404)."),
+    ),
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "The event.", body = EventBody, content_type = "application/json"),
-        (status = 400, description = "The event id is not 1 to 255 visible ASCII characters.",
+        (status = 400, description = "The event id is not 1 to 255 visible ASCII characters, or `x-tenant-id` breaks its rule.",
             body = ErrorBody, content_type = "application/json"),
         (status = 401, description = "`API_TOKEN` is configured and the bearer token is missing or wrong.",
             body = ErrorBody, content_type = "application/json"),
-        (status = 404, description = "No such event was received.", body = ErrorBody, content_type = "application/json"),
+        (status = 404, description = "No such event was received (or, with `x-tenant-id`, it is not about a subscription of that tenant).", body = ErrorBody, content_type = "application/json"),
         (status = 500, description = "The database failed.", body = ErrorBody, content_type = "application/json"),
     )
 )]
@@ -106,21 +110,46 @@ pub async fn event(
     id: Path<String>,
     reads: Data<SyncReads>,
 ) -> Result<HttpResponse, ApiError> {
-    let ids = RequestHeaders::of(&req).ids();
-    let id = StripeEventId::parse(&id).map_err(|e| {
-        ApiError::invalid(
-            "the event id is invalid",
-            vec![FieldError::new("eventId", e.to_string())],
-            &ids,
-        )
-    })?;
-    let record = reads.inbox.find(&id).await.map_err(|e| {
-        error!(error = %e, "cannot read the Stripe event");
+    let headers = RequestHeaders::of(&req);
+    let ids = headers.ids();
+    let mut errors = Vec::new();
+    let id = StripeEventId::parse(&id)
+        .map_err(|e| errors.push(FieldError::new("eventId", e.to_string())))
+        .ok();
+    let tenant = headers
+        .tenant_id
+        .clone()
+        .map_err(|e| errors.push(e))
+        .ok()
+        .flatten();
+    let Some(id) = id.filter(|_| errors.is_empty()) else {
+        return Err(ApiError::invalid("the request is invalid", errors, &ids));
+    };
+    let database_failed = |e: RepoError| {
+        error!(error = %e, "cannot read the sync's state");
         ApiError::new(ErrorCode::Internal, "the database failed", &ids)
-    })?;
-    let record = record.ok_or_else(|| {
-        ApiError::new(ErrorCode::NotFound, format!("event '{id}' not found"), &ids)
-    })?;
+    };
+    let not_found = || ApiError::new(ErrorCode::NotFound, format!("event '{id}' not found"), &ids);
+    let record = reads
+        .inbox
+        .find(&id)
+        .await
+        .map_err(database_failed)?
+        .ok_or_else(not_found)?;
+    // Within a tenant, an event is seen only when it is about a subscription of that tenant.
+    if let Some(tenant) = &tenant {
+        let view = match EventSubject::from_object_id(&record.object_id) {
+            Some(EventSubject::Subscription(subscription)) => reads
+                .states
+                .view(&subscription)
+                .await
+                .map_err(database_failed)?,
+            _ => None,
+        };
+        if view.and_then(|v| v.tenant_id).as_deref() != Some(tenant.as_str()) {
+            return Err(not_found());
+        }
+    }
     Ok(HttpResponse::Ok().json(EventBody {
         event_id: record.id.to_string(),
         event_type: record.event_type,

@@ -14,11 +14,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tracing::warn;
 
 use super::OperationContext;
 use super::sync_subscription::{RetryRule, SyncFailed, SyncSubscription, Synced};
-use crate::model::{CorrelationId, EventStatus, EventSubject, Lease, MoveRecord};
+use crate::model::{CorrelationId, EventStatus, EventSubject, Lease, MoveRecord, StripeEventId};
 use crate::ports::{Clock, LeaseStore, PendingEvent, RepoError, Settlement, StripeInbox};
 
 /// When failed attempts are tried again, and for how long.
@@ -67,8 +66,10 @@ pub enum Handled {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
     pub subject: EventSubject,
-    /// The events settled by this run.
+    /// The events settled by this run with [`Report::outcome`].
     pub events: Vec<PendingEvent>,
+    /// Events that failed for good, past their retry limit, while the others are retried.
+    pub gave_up: Vec<PendingEvent>,
     pub outcome: Outcome,
     /// The Stigg calls made, in order.
     pub moves: Vec<MoveRecord>,
@@ -202,9 +203,24 @@ impl HandleStripeEvents {
             EventSubject::Customer(id) => self.sync.customer(lease, id, &ctx).await,
         };
         let report = self.report(subject, events, result);
+        let ids = |events: &[PendingEvent]| -> Vec<StripeEventId> {
+            events.iter().map(|e| e.id.clone()).collect()
+        };
         if !report.events.is_empty() {
-            let ids: Vec<_> = report.events.iter().map(|e| e.id.clone()).collect();
-            self.inbox.settle(&ids, &settlement(&report)).await?;
+            self.inbox
+                .settle(&ids(&report.events), &settlement(&report))
+                .await?;
+        }
+        if !report.gave_up.is_empty()
+            && let Some(error) = report.outcome.error()
+        {
+            let failed = Settlement::Final {
+                status: EventStatus::Failed,
+                error: Some(error.to_owned()),
+                moves: report.moves.clone(),
+                at: report.settled_at,
+            };
+            self.inbox.settle(&ids(&report.gave_up), &failed).await?;
         }
         Ok(report)
     }
@@ -216,17 +232,17 @@ impl HandleStripeEvents {
         result: Result<Synced, SyncFailed>,
     ) -> Report {
         let now = self.clock.now();
-        let (outcome, moves, failed_call) = match result {
-            Ok(synced) => (Outcome::Applied, synced.moves, None),
-            Err(failed) => (
-                self.after_failure(&failed, &events, now),
-                failed.moves,
-                failed.failed_call,
-            ),
+        let (outcome, moves, failed_call, gave_up, events) = match result {
+            Ok(synced) => (Outcome::Applied, synced.moves, None, Vec::new(), events),
+            Err(failed) => {
+                let (outcome, gave_up, events) = self.after_failure(&failed, events, now);
+                (outcome, failed.moves, failed.failed_call, gave_up, events)
+            }
         };
         Report {
             subject: subject.clone(),
             events,
+            gave_up,
             outcome,
             moves,
             failed_call,
@@ -234,34 +250,34 @@ impl HandleStripeEvents {
         }
     }
 
-    /// Retry later, or give up: decided by the failure and by how long the oldest event has
-    /// waited.
+    /// Retry later, or give up: decided by the failure and, per event, by how long it has
+    /// waited. Events past their limit fail (the second list) while newer ones of the same
+    /// subject are tried again.
     fn after_failure(
         &self,
         failed: &SyncFailed,
-        events: &[PendingEvent],
+        events: Vec<PendingEvent>,
         now: DateTime<Utc>,
-    ) -> Outcome {
+    ) -> (Outcome, Vec<PendingEvent>, Vec<PendingEvent>) {
         let error = failed.error.to_string();
         let limit = match failed.error.retry_rule() {
-            RetryRule::Never => return Outcome::Failed(error),
+            RetryRule::Never => return (Outcome::Failed(error), Vec::new(), events),
             RetryRule::Backoff => self.retry.horizon,
             RetryRule::WithinGrace => self.retry.unknown_grace,
         };
-        let oldest = events.iter().map(|e| e.received_at).min().unwrap_or(now);
         let attempts = events.iter().map(|e| e.attempts).max().unwrap_or(0) + 1;
-        let at = now + chrono_duration(self.retry.delay(attempts));
-        if at > oldest + chrono_duration(limit) {
-            return Outcome::Failed(error);
+        let at = later(now, self.retry.delay(attempts));
+        let (retried, gave_up): (Vec<_>, Vec<_>) = events
+            .into_iter()
+            .partition(|event| at <= later(event.received_at, limit));
+        if retried.is_empty() {
+            return (Outcome::Failed(error), Vec::new(), gave_up);
         }
-        Outcome::Retrying { error, at }
+        (Outcome::Retrying { error, at }, gave_up, retried)
     }
 
-    /// Gives the lease back so the next holder need not wait for it to lapse.
     async fn release(&self, lease: &Lease) {
-        if let Err(error) = self.leases.release(lease).await {
-            warn!(key = %lease.key, %error, "could not release the lease; it will lapse");
-        }
+        super::lease_release::release(self.leases.as_ref(), lease).await;
     }
 }
 
@@ -291,6 +307,10 @@ fn correlation_id(event: Option<&str>, subject: &EventSubject) -> CorrelationId 
         .unwrap_or_else(|| unreachable!("'stripe-sync' is a valid correlation id"))
 }
 
-fn chrono_duration(duration: Duration) -> chrono::Duration {
-    chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX)
+/// `at + duration`, saturating: an absurd setting never overflows the worker.
+fn later(at: DateTime<Utc>, duration: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(duration)
+        .ok()
+        .and_then(|d| at.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }

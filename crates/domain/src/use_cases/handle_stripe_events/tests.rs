@@ -248,3 +248,47 @@ async fn transient_failures_are_retried_for_72_hours_then_fail() {
         assert_eq!(settled.lock().unwrap().len(), 1);
     }
 }
+
+#[tokio::test]
+async fn an_event_past_the_horizon_fails_while_a_newer_one_of_the_subject_is_retried() {
+    let settled = Arc::new(Mutex::new(Vec::new()));
+    let now = t0() + chrono::Duration::hours(80);
+    let mut newer = pending(now - chrono::Duration::minutes(1), 0);
+    newer.id = StripeEventId::parse("evt_2").unwrap();
+    let mut inbox = MockStripeInbox::new();
+    let events = vec![pending(t0(), 3), newer];
+    inbox
+        .expect_pending()
+        .returning(move |_| Ok(events.clone()));
+    let sink = settled.clone();
+    inbox.expect_settle().returning(move |ids, settlement| {
+        let ids: Vec<String> = ids.iter().map(|id| id.to_string()).collect();
+        sink.lock().unwrap().push((ids, settlement.clone()));
+        Ok(())
+    });
+    let mut subscriptions = MockSubscriptionRepo::new();
+    subscriptions
+        .expect_find_by_stripe_id()
+        .returning(|_| Err(RepoError::Unavailable("connection refused".into())));
+    let handler = handler(
+        inbox,
+        releasing(leases(true)),
+        subscriptions,
+        now,
+        Duration::from_secs(3600),
+    );
+    let Ok(Handled::Ran(report)) = handler.handle(&subject()).await else {
+        panic!("should run");
+    };
+    assert!(matches!(report.outcome, Outcome::Retrying { .. }));
+    let settled = settled.lock().unwrap().clone();
+    assert_eq!(settled.len(), 2, "{settled:?}");
+    assert!(
+        matches!(&settled[0], (ids, Settlement::Retry { .. }) if ids == &["evt_2"]),
+        "{settled:?}"
+    );
+    assert!(
+        matches!(&settled[1], (ids, Settlement::Final { status: EventStatus::Failed, .. }) if ids == &["evt_1"]),
+        "{settled:?}"
+    );
+}

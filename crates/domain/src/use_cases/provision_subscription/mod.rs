@@ -309,12 +309,8 @@ impl ProvisionSubscription {
         }
     }
 
-    /// Gives the lease back so the next holder need not wait for it to lapse. If this fails,
-    /// the lease lapses by itself.
     async fn release(&self, lease: &Lease) {
-        if let Err(error) = self.leases.release(lease).await {
-            warn!(key = %lease.key, %error, "could not release the lease; it will lapse");
-        }
+        super::lease_release::release(self.leases.as_ref(), lease).await;
     }
 }
 

@@ -235,10 +235,6 @@ impl SyncSubscription {
         if applied.is_none() {
             applied = self.provisioned_state(org, row).await.map_err(no_call)?;
         }
-        if let Some(intent) = intent {
-            info!(subscription = %id, key = %intent.idempotency_key, "finishing a move sent before");
-            applied = Some(self.apply(run, row, org, applied.as_ref(), &intent).await?);
-        }
 
         let stripe = self
             .ports
@@ -258,6 +254,14 @@ impl SyncSubscription {
                 stripe.customer, org.id
             ))));
         }
+        // A move a previous holder sent and never saw answered is finished first, under its
+        // own key: Stigg replays it if it was done, does it otherwise. Only then is the
+        // record what Stigg holds, and the difference to Stripe can be decided from it.
+        if let Some(intent) = intent {
+            info!(subscription = %id, key = %intent.idempotency_key, "finishing a move sent before");
+            self.renew(run).await.map_err(no_call)?;
+            applied = Some(self.send(run, row, org, applied.as_ref(), &intent).await?);
+        }
         let target = target(&stripe, &self.settings.catalog, self.settings.suspended)
             .map_err(|e| no_call(SyncError::Decision(e)))?;
         for action in moves(applied.as_ref(), &target) {
@@ -271,9 +275,35 @@ impl SyncSubscription {
                 .record_intent(id, &org.id, &intent, self.ports.clock.now())
                 .await
                 .map_err(no_call)?;
-            applied = Some(self.apply(run, row, org, applied.as_ref(), &intent).await?);
+            applied = Some(self.send(run, row, org, applied.as_ref(), &intent).await?);
         }
         Ok(())
+    }
+
+    /// Sends a recorded move. An answer that says for sure what Stigg did (a refusal, or a
+    /// call that never left) clears the intent: replaying it could only fail the same way,
+    /// or act after Stripe moved on. An unknown outcome (Stigg unavailable, a crash, a
+    /// failed write of the result) keeps it, to be sent again under the same key.
+    async fn send(
+        &self,
+        run: &mut Run<'_>,
+        row: &Subscription,
+        org: &Organization,
+        previous: Option<&AppliedState>,
+        intent: &Intent,
+    ) -> Result<AppliedState, (SyncError, Option<&'static str>)> {
+        let sent = self.apply(run, row, org, previous, intent).await;
+        if let Err((error, Some(_))) = &sent
+            && outcome_is_known(error)
+            && let Err(store) = self
+                .ports
+                .states
+                .clear_intent(&row.stripe_subscription_id)
+                .await
+        {
+            warn!(subscription = %row.stripe_subscription_id, error = %store, "could not clear the refused move");
+        }
+        sent
     }
 
     /// What provisioning created, for a subscription the sync never moved.
@@ -526,6 +556,15 @@ pub fn call_name(action: &Move) -> &'static str {
         Move::Change(Change::PatchTrialEnd(_) | Change::RemoveCancellation) => "patch_subscription",
         Move::Change(Change::CancelAt(_) | Change::CancelNow { .. }) => "cancel_subscription",
         Move::ArchiveCustomer { .. } => ARCHIVE,
+    }
+}
+
+/// Whether a failed call's outcome in Stigg is certain: refused, or never sent.
+fn outcome_is_known(error: &SyncError) -> bool {
+    match error {
+        SyncError::Stigg(StiggError::Unavailable { .. }) => false,
+        SyncError::Stigg(_) | SyncError::Refused(_) | SyncError::Decision(_) => true,
+        _ => false,
     }
 }
 

@@ -168,6 +168,10 @@ async fn a_move_a_crashed_holder_sent_is_sent_again_under_its_key_before_anythin
         }))
     });
     let recorded = recording(&mut d.states);
+    d.leases
+        .expect_renew()
+        .times(1)
+        .returning(|lease, _, _| Ok(Some(lease.clone())));
     d.lifecycle
         .expect_cancel_subscription()
         .withf(|id, cancellation, key, _| {
@@ -289,4 +293,89 @@ async fn a_subscription_of_another_stripe_customer_fails_without_calling_stigg()
         matches!(errors.as_slice(), [Some(error)] if error.contains("cus_Other")),
         "{errors:?}"
     );
+}
+
+#[tokio::test]
+async fn a_move_stigg_refused_is_forgotten_so_that_it_never_blocks_the_next_run() {
+    let mut d = Doubles::new();
+    d.states.expect_load().returning(|_| {
+        Ok(Some(SyncRecord {
+            org_id: OrgId::parse("org_1").unwrap(),
+            applied: Some(active_state(1)),
+            intent: Some(Intent {
+                idempotency_key: "sync:sub_1:1:remove-cancellation".into(),
+                action: Move::Change(Change::RemoveCancellation),
+            }),
+        }))
+    });
+    d.states
+        .expect_record_outcome()
+        .returning(|_, _, _, _, _| Ok(()));
+    d.states
+        .expect_clear_intent()
+        .times(1)
+        .returning(|_| Ok(()));
+    d.leases
+        .expect_renew()
+        .returning(|lease, _, _| Ok(Some(lease.clone())));
+    d.lifecycle
+        .expect_patch_subscription()
+        .times(1)
+        .returning(|_, _, _, _| {
+            Err(crate::ports::StiggError::Rejected {
+                operation: "patch_subscription",
+                status: 400,
+                code: "BadRequest".into(),
+                message: "no".into(),
+            })
+        });
+    d.stripe
+        .expect_subscription()
+        .returning(|_, _| Ok(Some(subscription("active"))));
+    let failed = d
+        .sync()
+        .subscription(&lease(), &sub_id(), None, &ctx())
+        .await
+        .unwrap_err();
+    assert_eq!(failed.failed_call, Some("patch_subscription"));
+}
+
+#[tokio::test]
+async fn a_move_whose_outcome_is_unknown_keeps_its_intent() {
+    let mut d = Doubles::new();
+    d.states.expect_load().returning(|_| {
+        Ok(Some(SyncRecord {
+            org_id: OrgId::parse("org_1").unwrap(),
+            applied: Some(active_state(1)),
+            intent: Some(Intent {
+                idempotency_key: "sync:sub_1:1:remove-cancellation".into(),
+                action: Move::Change(Change::RemoveCancellation),
+            }),
+        }))
+    });
+    d.states
+        .expect_record_outcome()
+        .returning(|_, _, _, _, _| Ok(()));
+    // No `clear_intent` expected: calling it panics.
+    d.leases
+        .expect_renew()
+        .returning(|lease, _, _| Ok(Some(lease.clone())));
+    d.lifecycle
+        .expect_patch_subscription()
+        .times(1)
+        .returning(|_, _, _, _| {
+            Err(crate::ports::StiggError::Unavailable {
+                attempts: 3,
+                cause: "HTTP 503".into(),
+            })
+        });
+    d.stripe
+        .expect_subscription()
+        .returning(|_, _| Ok(Some(subscription("active"))));
+    let failed = d
+        .sync()
+        .subscription(&lease(), &sub_id(), None, &ctx())
+        .await
+        .unwrap_err();
+    assert!(matches!(failed.error, SyncError::Stigg(_)), "{failed:?}");
 }
