@@ -26,16 +26,15 @@ impl OrgRepo for Database {
     async fn find_by_stripe_customer(
         &self,
         customer: &StripeCustomerId,
-    ) -> Result<Option<Organization>, RepoError> {
-        let row = with_conn!(self.pool, |conn| {
+    ) -> Result<Vec<Organization>, RepoError> {
+        let rows = with_conn!(self.pool, |conn| {
             organizations::table
                 .filter(organizations::stripe_customer_id.eq(customer.as_str()))
                 .order((organizations::created_at.asc(), organizations::id.asc()))
                 .select(OrgRow::as_select())
-                .first(conn)
+                .load(conn)
                 .await
-                .optional()
         })?;
-        row.map(Organization::try_from).transpose()
+        rows.into_iter().map(Organization::try_from).collect()
     }
 }

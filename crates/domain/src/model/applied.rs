@@ -61,14 +61,6 @@ impl AppliedState {
         next
     }
 
-    /// The state once the customer was archived: Stigg canceled its subscriptions.
-    pub fn archived(&self) -> Self {
-        Self {
-            status: AppliedStatus::Canceled,
-            moves_applied: next_count(Some(self)),
-            ..self.clone()
-        }
-    }
 }
 
 fn next_count(previous: Option<&AppliedState>) -> u64 {
@@ -146,8 +138,5 @@ mod tests {
         });
         assert_eq!(canceled.status, AppliedStatus::Canceled);
         assert_eq!(canceled.stigg_subscription_id, "sub_1");
-        let archived = start.archived();
-        assert_eq!(archived.status, AppliedStatus::Canceled);
-        assert_eq!(archived.moves_applied, 2);
     }
 }

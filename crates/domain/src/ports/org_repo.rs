@@ -10,10 +10,10 @@ pub trait OrgRepo: Send + Sync {
     /// The organization with this id, or `None`.
     async fn find(&self, id: &OrgId) -> Result<Option<Organization>, RepoError>;
 
-    /// The organization billed as this Stripe customer, or `None`. Should several claim it
-    /// (the column is not unique), the one created first.
+    /// The organizations billed as this Stripe customer (the column is not unique), oldest
+    /// first; empty when none is.
     async fn find_by_stripe_customer(
         &self,
         customer: &StripeCustomerId,
-    ) -> Result<Option<Organization>, RepoError>;
+    ) -> Result<Vec<Organization>, RepoError>;
 }

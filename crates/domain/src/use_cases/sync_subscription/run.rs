@@ -148,46 +148,57 @@ impl SyncSubscription {
             .await
             .map_err(SyncError::from)?
             .ok_or_else(|| SyncError::Refused(format!("Stripe has no customer '{id}'")))?;
-        let Some(org) = self
+        let orgs = self
             .ports
             .orgs
             .find_by_stripe_customer(id)
             .await
-            .map_err(SyncError::from)?
-        else {
-            return Ok(Synced::default());
-        };
-        let ever = self
-            .ports
-            .provisioning
-            .customer(&org.id)
-            .await
-            .map_err(SyncError::from)?
-            .is_some();
-        let Some(Move::ArchiveCustomer { customer_id }) = customer_move(&customer, &org.id, ever)
-        else {
-            return Ok(Synced::default());
-        };
-        self.renew(&run).await?;
-        let archived = self
-            .ports
-            .lifecycle
-            .archive_customer(&customer_id, &archive_key(&customer_id), &run.call)
-            .await;
-        match archived {
-            // Gone from Stigg already: what the archive asks for.
-            Ok(()) | Err(StiggError::CustomerNotFound { .. }) => {}
-            Err(error) => {
-                return Err(SyncFailed {
-                    error: error.into(),
-                    moves: Vec::new(),
-                    failed_call: Some(ARCHIVE),
-                });
+            .map_err(SyncError::from)?;
+        // Every organization billed as this customer: each has a Stigg customer of its own.
+        for org in orgs {
+            let ever = self
+                .ports
+                .provisioning
+                .customer(&org.id)
+                .await
+                .map_err(|e| self.failed_after(&run, e.into(), None))?
+                .is_some();
+            let Some(Move::ArchiveCustomer { customer_id }) =
+                customer_move(&customer, &org.id, ever)
+            else {
+                continue;
+            };
+            self.renew(&run)
+                .await
+                .map_err(|e| self.failed_after(&run, e, None))?;
+            let archived = self
+                .ports
+                .lifecycle
+                .archive_customer(&customer_id, &archive_key(&customer_id), &run.call)
+                .await;
+            match archived {
+                // Gone from Stigg already: what the archive asks for.
+                Ok(()) | Err(StiggError::CustomerNotFound { .. }) => {}
+                Err(error) => return Err(self.failed_after(&run, error.into(), Some(ARCHIVE))),
             }
+            info!(org_id = %customer_id, "Stigg customer archived after Stripe deleted the customer");
+            run.moves.push(self.record(ARCHIVE, customer_id.as_str()));
         }
-        info!(org_id = %customer_id, "Stigg customer archived after Stripe deleted the customer");
-        run.moves.push(self.record(ARCHIVE, customer_id.as_str()));
         Ok(Synced { moves: run.moves })
+    }
+
+    /// A run that stops after the calls it already made.
+    fn failed_after(
+        &self,
+        run: &Run<'_>,
+        error: SyncError,
+        failed_call: Option<&'static str>,
+    ) -> SyncFailed {
+        SyncFailed {
+            error,
+            moves: run.moves.clone(),
+            failed_call,
+        }
     }
 
     fn start<'a>(&self, lease: &'a Lease, ctx: &OperationContext) -> Run<'a> {
