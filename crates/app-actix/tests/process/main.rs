@@ -18,6 +18,8 @@ use serde_json::{Value, json};
 use stigg_emulator::{EmulatorConfig, Fault, FaultAction, RunningEmulator, Scoped};
 use tempfile::TempDir;
 
+mod stripe_sync;
+
 const BIN: &str = env!("CARGO_BIN_EXE_onboarding");
 const STIGG_KEY: &str = "server-emulator-key-91c2";
 
