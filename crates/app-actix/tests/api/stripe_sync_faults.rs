@@ -540,6 +540,9 @@ async fn a_stigg_refusal_fails_the_event_at_once_with_the_reason(backend: Backen
     let moves = &stigg_mutations(&app)[before..];
     assert_eq!(moves.len(), 1, "not retried: {moves:?}");
     let (_, state) = get(&app, "/api/stigg/subscriptions/sub_A1").await;
+    // Stigg holds what it held: the state read shows it, beside the error.
+    assert_eq!(state["status"], "active", "{state}");
+    assert!(trial_ends(&state, "2030-01-15"), "{state}");
     assert!(
         state["lastError"]
             .as_str()
@@ -568,7 +571,45 @@ async fn a_stigg_refusal_fails_the_event_at_once_with_the_reason(backend: Backen
     assert_eq!(event(&app, id).await["status"], "failed");
 }
 
+/// A sync that moves nothing leaves what provisioning created in Stigg: the state read keeps
+/// showing it, with the sync's outcome beside it.
+async fn a_sync_that_moves_nothing_keeps_showing_what_provisioning_created(backend: Backend) {
+    let app = app(backend, &[]).await;
+    // Provisioned through the API, before Stripe delivers anything.
+    app.stripe.set_webhook(None);
+    provisioned(&app).await;
+    let (_, before) = get(&app, "/api/stigg/subscriptions/sub_A1").await;
+    assert_eq!(before["status"], "active", "{before}");
+    assert_eq!(before["lastSyncedAt"], Value::Null, "{before}");
+
+    // An event about the subscription, though nothing changed in Stripe.
+    deliver_at_once(&app, &[&app.address], &bare_event("evt_same1", "sub_A1")).await;
+    let handled = wait_for_event(&app, "evt_same1", Duration::from_secs(8), |e| {
+        e["status"] == "applied"
+    })
+    .await;
+    assert_eq!(handled["moves"], json!([]), "{handled}");
+    let (status, after) = get(&app, "/api/stigg/subscriptions/sub_A1").await;
+    assert_eq!(status, 200);
+    for field in [
+        "orgId",
+        "stiggCustomerId",
+        "stiggSubscriptionId",
+        "planCode",
+        "status",
+        "trialEndsAt",
+        "cancellationDate",
+        "provisionedAt",
+    ] {
+        assert_eq!(after[field], before[field], "{field}: {after}");
+    }
+    assert_eq!(after["lastEventId"], "evt_same1", "{after}");
+    assert_eq!(after["lastError"], Value::Null, "{after}");
+    assert!(after["lastSyncedAt"].is_string(), "{after}");
+}
+
 on_both_backends!(
+    a_sync_that_moves_nothing_keeps_showing_what_provisioning_created,
     the_same_events_at_two_instances_at_once_move_stigg_once_per_change,
     a_burst_spread_across_two_instances_makes_one_move,
     events_in_reverse_order_end_at_stripes_last_state,
