@@ -1,6 +1,7 @@
 //! The record of what the lifecycle sync applied in Stigg, one row per Stripe subscription.
 //! Every write is one upsert, so the first write of a subscription creates its row; the read
-//! route's view is one query on the record, and one on provisioning when there is none.
+//! route's view is one query on the record, and one on provisioning when there is none or
+//! its runs applied nothing yet.
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -211,44 +212,44 @@ impl SyncStateStore for Database {
                 .await
                 .optional()
         })?;
-        if let Some((row, tenant_id, provisioned_at)) = synced {
-            // Nothing applied yet (a sync that failed before its first move): what
-            // provisioning created, with the sync's own record of when and why.
-            if row.status.is_none()
-                && let Some(view) = self.provisioned_view(subscription).await?
-            {
-                return Ok(Some(SyncView {
-                    last_synced_at: row.last_synced_at.map(utc),
-                    last_event_id: row.last_event_id,
-                    last_error: row.last_error,
-                    ..view
-                }));
-            }
+        let Some((row, tenant_id, provisioned_at)) = synced else {
+            return self.provisioned_view(subscription).await;
+        };
+        let synced = SyncView {
+            stripe_subscription_id: subscription.clone(),
+            org_id: row.organization_id,
+            tenant_id,
+            stigg_customer_id: row.stigg_customer_id,
+            stigg_subscription_id: row.stigg_subscription_id,
+            plan_code: row.plan_code,
+            status: row.status,
+            trial_ends_at: row.trial_ends_at.map(utc),
+            cancellation_date: row.cancellation_date.map(utc),
+            provisioned_at: provisioned_at.map(utc),
+            last_synced_at: row.last_synced_at.map(utc),
+            last_event_id: row.last_event_id,
+            last_error: row.last_error,
+        };
+        // A record whose runs applied nothing yet (they moved nothing, failed, or left an
+        // intent): Stigg still holds what provisioning created, with the runs' outcome.
+        let applied_nothing = synced.stigg_subscription_id.is_none()
+            || synced.plan_code.is_none()
+            || synced.status.is_none();
+        if applied_nothing && let Some(provisioned) = self.provisioned_view(subscription).await? {
             return Ok(Some(SyncView {
-                stripe_subscription_id: subscription.clone(),
-                org_id: row.organization_id,
-                tenant_id,
-                stigg_customer_id: row.stigg_customer_id,
-                stigg_subscription_id: row.stigg_subscription_id,
-                plan_code: row.plan_code,
-                status: row.status,
-                trial_ends_at: row.trial_ends_at.map(utc),
-                cancellation_date: row.cancellation_date.map(utc),
-                provisioned_at: provisioned_at.map(utc),
-                last_synced_at: row.last_synced_at.map(utc),
-                last_event_id: row.last_event_id,
-                last_error: row.last_error,
+                last_synced_at: synced.last_synced_at,
+                last_event_id: synced.last_event_id,
+                last_error: synced.last_error,
+                ..provisioned
             }));
         }
-
-        // Second query, for a subscription never synced.
-        self.provisioned_view(subscription).await
+        Ok(Some(synced))
     }
 }
 
 impl Database {
-    /// What provisioning created, with the plan and trial of the subscription it provisioned;
-    /// `None` when it never finished.
+    /// What provisioning created for `subscription`, once it finished, with the plan and
+    /// trial of the subscription it provisioned; the sync's columns empty.
     async fn provisioned_view(
         &self,
         subscription: &StripeSubscriptionId,

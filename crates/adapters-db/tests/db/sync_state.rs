@@ -19,6 +19,7 @@ on_both_backends!(
     an_outcome_keeps_the_last_event_when_it_names_none,
     view_of_a_subscription_only_provisioned,
     view_of_a_synced_subscription,
+    view_of_a_provisioned_subscription_whose_syncs_applied_nothing,
     view_is_none_without_a_finished_provisioning_or_a_record,
 );
 
@@ -273,6 +274,62 @@ async fn view_of_a_synced_subscription(db: TestDatabase) -> TestResult {
             view.provisioned_at
         ),
         ("org_9", None, None, None)
+    );
+    Ok(())
+}
+
+/// Runs that moved nothing, failed or left an intent applied nothing: Stigg holds what
+/// provisioning created, shown with the runs' outcome.
+async fn view_of_a_provisioned_subscription_whose_syncs_applied_nothing(
+    db: TestDatabase,
+) -> TestResult {
+    provisioned(&db).await?;
+    let (sub, org) = (sub_id("sub_A1"), org_id("org_1"));
+    let provisioned = SyncView {
+        stripe_subscription_id: sub.clone(),
+        org_id: "org_1".into(),
+        tenant_id: Some("tenant_1".into()),
+        stigg_customer_id: Some("org_1".into()),
+        stigg_subscription_id: Some("sub_A1".into()),
+        plan_code: Some("plan_starter_m".into()),
+        status: Some("active".into()),
+        trial_ends_at: Some(utc(2030, 1, 15, 0, 0, 0)?),
+        cancellation_date: None,
+        provisioned_at: Some(utc(2026, 12, 4, 9, 0, 0)?),
+        last_synced_at: None,
+        last_event_id: None,
+        last_error: None,
+    };
+    db.record_outcome(&sub, &org, Some(&evt("evt_1")), None, at(1))
+        .await?;
+    assert_eq!(
+        db.view(&sub).await?,
+        Some(SyncView {
+            last_synced_at: Some(at(1)),
+            last_event_id: Some("evt_1".into()),
+            ..provisioned.clone()
+        }),
+        "a run that moved nothing"
+    );
+    db.record_intent(&sub, &org, &provision_intent(), at(2))
+        .await?;
+    db.record_outcome(
+        &sub,
+        &org,
+        Some(&evt("evt_2")),
+        Some("Stigg refused"),
+        at(3),
+    )
+    .await?;
+    assert_eq!(
+        db.view(&sub).await?,
+        Some(SyncView {
+            last_synced_at: Some(at(3)),
+            last_event_id: Some("evt_2".into()),
+            last_error: Some("Stigg refused".into()),
+            ..provisioned
+        }),
+        "a run that failed with its move's intent recorded"
     );
     Ok(())
 }

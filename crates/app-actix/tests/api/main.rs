@@ -14,3 +14,4 @@ mod properties;
 mod provision;
 mod reconcile;
 mod stripe_sync;
+mod stripe_sync_faults;

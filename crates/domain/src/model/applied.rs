@@ -60,7 +60,6 @@ impl AppliedState {
         }
         next
     }
-
 }
 
 fn next_count(previous: Option<&AppliedState>) -> u64 {
