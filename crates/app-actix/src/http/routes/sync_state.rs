@@ -7,14 +7,16 @@ use actix_web::web::{Data, Path};
 use actix_web::{HttpRequest, HttpResponse};
 use chrono::{DateTime, SecondsFormat, Utc};
 use onboarding_domain::input::FieldError;
-use onboarding_domain::model::{EventSubject, StripeEventId, StripeSubscriptionId};
+use onboarding_domain::model::{
+    EventSubject, IdError, StripeEventId, StripeSubscriptionId, TenantId,
+};
 use onboarding_domain::ports::{RepoError, StripeInbox, SyncStateStore};
 use serde::Serialize;
 use tracing::error;
 use utoipa::ToSchema;
 
 use crate::failure::{ErrorBody, ErrorCode};
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, TraceIds};
 use crate::http::middleware::api::RequestHeaders;
 
 /// What the read routes read.
@@ -79,6 +81,26 @@ fn time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// The path's id, parsed, and the optional tenant; every one that breaks its rule otherwise.
+fn read_request<T>(
+    req: &HttpRequest,
+    raw: &str,
+    field: &str,
+    parse: impl FnOnce(&str) -> Result<T, IdError>,
+) -> Result<(T, Option<TenantId>, TraceIds), ApiError> {
+    let headers = RequestHeaders::of(req);
+    let ids = headers.ids();
+    let mut errors = Vec::new();
+    let id = parse(raw)
+        .map_err(|e| errors.push(FieldError::new(field, e.to_string())))
+        .ok();
+    let tenant = headers.tenant_id.map_err(|e| errors.push(e)).ok().flatten();
+    match id {
+        Some(id) if errors.is_empty() => Ok((id, tenant, ids)),
+        _ => Err(ApiError::invalid("the request is invalid", errors, &ids)),
+    }
+}
+
 /// Read a stored Stripe event
 ///
 /// Where the event stands (`pending` until handled, then `applied`, `ignored` or `failed`),
@@ -110,21 +132,7 @@ pub async fn event(
     id: Path<String>,
     reads: Data<SyncReads>,
 ) -> Result<HttpResponse, ApiError> {
-    let headers = RequestHeaders::of(&req);
-    let ids = headers.ids();
-    let mut errors = Vec::new();
-    let id = StripeEventId::parse(&id)
-        .map_err(|e| errors.push(FieldError::new("eventId", e.to_string())))
-        .ok();
-    let tenant = headers
-        .tenant_id
-        .clone()
-        .map_err(|e| errors.push(e))
-        .ok()
-        .flatten();
-    let Some(id) = id.filter(|_| errors.is_empty()) else {
-        return Err(ApiError::invalid("the request is invalid", errors, &ids));
-    };
+    let (id, tenant, ids) = read_request(&req, &id, "eventId", StripeEventId::parse)?;
     let database_failed = |e: RepoError| {
         error!(error = %e, "cannot read the sync's state");
         ApiError::new(ErrorCode::Internal, "the database failed", &ids)
@@ -202,21 +210,12 @@ pub async fn subscription(
     id: Path<String>,
     reads: Data<SyncReads>,
 ) -> Result<HttpResponse, ApiError> {
-    let headers = RequestHeaders::of(&req);
-    let ids = headers.ids();
-    let mut errors = Vec::new();
-    let id = StripeSubscriptionId::parse(&id)
-        .map_err(|e| errors.push(FieldError::new("stripeSubscriptionId", e.to_string())))
-        .ok();
-    let tenant = headers
-        .tenant_id
-        .clone()
-        .map_err(|e| errors.push(e))
-        .ok()
-        .flatten();
-    let Some(id) = id.filter(|_| errors.is_empty()) else {
-        return Err(ApiError::invalid("the request is invalid", errors, &ids));
-    };
+    let (id, tenant, ids) = read_request(
+        &req,
+        &id,
+        "stripeSubscriptionId",
+        StripeSubscriptionId::parse,
+    )?;
     let view = reads.states.view(&id).await.map_err(|e| {
         error!(error = %e, "cannot read the subscription's sync state");
         ApiError::new(ErrorCode::Internal, "the database failed", &ids)
