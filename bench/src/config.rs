@@ -43,9 +43,12 @@ pub struct Config {
     pub startup_runs: u32,
     /// The service's database pool size (pgbench runs at this client count too).
     pub db_pool: u32,
+    /// Signed events pre-generated for scenario f's measured run (its warm-up gets a quarter
+    /// as many more); each is sent once.
+    pub webhook_events: u64,
     /// A server to use instead of a throwaway cluster.
     pub database_url: Option<String>,
-    /// Scenarios to run (`startup,a,b,c,d,e`).
+    /// Scenarios to run (`startup,a,b,c,d,f,e`).
     pub scenarios: Vec<String>,
     /// `perf record` the service during each measured run (skews the figures).
     pub profile: bool,
@@ -76,7 +79,7 @@ fn env_string(name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-pub const ALL_SCENARIOS: [&str; 6] = ["startup", "a", "b", "c", "d", "e"];
+pub const ALL_SCENARIOS: [&str; 7] = ["startup", "a", "b", "c", "d", "f", "e"];
 
 impl Config {
     pub fn from_env() -> anyhow::Result<Self> {
@@ -125,6 +128,7 @@ impl Config {
             reconcile_concurrency: env_u32("BENCH_RECONCILE_CONCURRENCY", 4)?,
             startup_runs: env_u32("BENCH_STARTUP_RUNS", 7)?,
             db_pool: env_u32("BENCH_DB_POOL", 16)?,
+            webhook_events: env_u64("BENCH_WEBHOOK_EVENTS", 120_000)?,
             database_url: env_string("BENCH_DATABASE_URL"),
             scenarios,
             profile: env_string("BENCH_PROFILE").is_some_and(|v| v == "1"),
@@ -152,6 +156,9 @@ impl Config {
         }
         if self.duration_s == 0 || self.probe_s == 0 {
             bail!("BENCH_DURATION and BENCH_PROBE_DURATION must be above 0");
+        }
+        if self.webhook_events == 0 {
+            bail!("BENCH_WEBHOOK_EVENTS must be above 0");
         }
         if self.quota_per_minute == 0 {
             bail!("BENCH_QUOTA must be above 0");
