@@ -160,7 +160,7 @@ impl Bench {
         self.watch("g");
         let h1 = lag_histogram(service.addr)?;
         // The database's share: the statements run while the measured events were handled
-        // (the debug-log rows of the deliveries and event reads included).
+        // (the deliveries' own inserts and debug-log rows included).
         let statements: Vec<_> = self
             .pg()?
             .statements()?
@@ -482,4 +482,27 @@ fn lag_histogram(service: std::net::SocketAddr) -> anyhow::Result<(f64, f64)> {
         value("onboarding_stripe_sync_lag_seconds_count"),
         value("onboarding_stripe_sync_lag_seconds_sum"),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_by_nearest_rank() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert!((quantile(&v, 0.5) - 50.0).abs() < 1e-9);
+        assert!((quantile(&v, 0.99) - 99.0).abs() < 1e-9);
+        assert!((quantile(&v, 0.999) - 100.0).abs() < 1e-9);
+        assert!((quantile(&[7.0], 0.99) - 7.0).abs() < 1e-9);
+        assert!(quantile(&[], 0.5).is_nan());
+    }
+
+    #[test]
+    fn lag_from_the_routes_timestamps() {
+        let received = time(&json!("2026-12-04T17:55:03.120Z"));
+        let processed = time(&json!("2026-12-04T17:55:03.480Z"));
+        let lag = received.zip(processed).map(|(r, p)| millis(p, r));
+        assert_eq!(lag, Some(360.0));
+    }
 }
