@@ -7,8 +7,9 @@
 #   BENCH_CONCURRENCY [64]  BENCH_THREADS [2]  BENCH_DURATION [15]  BENCH_WARMUP [3]
 #   BENCH_ORGS [100000]  BENCH_REPLAY [10000]  BENCH_RECONCILE [10000]  BENCH_QUOTA [6000]
 #   BENCH_FIRST_TIME [30000]  BENCH_PROBE [2000]  BENCH_PROBE_DURATION [5]  BENCH_STARTUP_RUNS [7]
-#   BENCH_DB_POOL [16]
-#   BENCH_RECONCILE_CONCURRENCY [4]  BENCH_SCENARIOS [startup,a,b,c,d,e]
+#   BENCH_DB_POOL [16]  BENCH_WEBHOOK_EVENTS [120000]  BENCH_SYNC_RATE [50]
+#   BENCH_SYNC_DURATION [25]  BENCH_SYNC_SUBSCRIPTIONS [250]
+#   BENCH_RECONCILE_CONCURRENCY [4]  BENCH_SCENARIOS [startup,a,b,c,d,f,g,e]
 #   BENCH_DATABASE_URL (a server where the role may CREATE DATABASE, instead of a throwaway
 #   cluster)  BENCH_WRITE_DOCS [1]  BENCH_SKIP_INSTALL [0]  BENCH_SKIP_BUILD [0]
 #   BENCH_PROFILE [0]  BENCH_SERVICE_ENV (extra service settings, "NAME=value ...")
@@ -66,7 +67,7 @@ if [ "${BENCH_SKIP_BUILD:-0}" != 1 ]; then
     say "building the release binaries"
     # Two builds: the driver enables adapters-db's test-support (its throwaway cluster), and
     # built together cargo would enable it in the measured service too.
-    cargo build --release --locked -p onboarding-app -p stigg-emulator
+    cargo build --release --locked -p onboarding-app -p stigg-emulator -p stripe-emulator
     cargo build --release --locked -p onboarding-bench
 fi
 

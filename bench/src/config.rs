@@ -43,9 +43,16 @@ pub struct Config {
     pub startup_runs: u32,
     /// The service's database pool size (pgbench runs at this client count too).
     pub db_pool: u32,
+    /// Signed events pre-generated for scenario f's measured run (its warm-up gets a quarter
+    /// as many more); each is sent once.
+    pub webhook_events: u64,
+    /// Scenario g: Stripe changes per second, measured seconds, subscriptions changed in turn.
+    pub sync_rate: u32,
+    pub sync_duration_s: u32,
+    pub sync_subscriptions: u64,
     /// A server to use instead of a throwaway cluster.
     pub database_url: Option<String>,
-    /// Scenarios to run (`startup,a,b,c,d,e`).
+    /// Scenarios to run (`startup,a,b,c,d,f,g,e`).
     pub scenarios: Vec<String>,
     /// `perf record` the service during each measured run (skews the figures).
     pub profile: bool,
@@ -76,7 +83,7 @@ fn env_string(name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-pub const ALL_SCENARIOS: [&str; 6] = ["startup", "a", "b", "c", "d", "e"];
+pub const ALL_SCENARIOS: [&str; 8] = ["startup", "a", "b", "c", "d", "f", "g", "e"];
 
 impl Config {
     pub fn from_env() -> anyhow::Result<Self> {
@@ -125,6 +132,10 @@ impl Config {
             reconcile_concurrency: env_u32("BENCH_RECONCILE_CONCURRENCY", 4)?,
             startup_runs: env_u32("BENCH_STARTUP_RUNS", 7)?,
             db_pool: env_u32("BENCH_DB_POOL", 16)?,
+            webhook_events: env_u64("BENCH_WEBHOOK_EVENTS", 120_000)?,
+            sync_rate: env_u32("BENCH_SYNC_RATE", 50)?,
+            sync_duration_s: env_u32("BENCH_SYNC_DURATION", 25)?,
+            sync_subscriptions: env_u64("BENCH_SYNC_SUBSCRIPTIONS", 250)?,
             database_url: env_string("BENCH_DATABASE_URL"),
             scenarios,
             profile: env_string("BENCH_PROFILE").is_some_and(|v| v == "1"),
@@ -152,6 +163,15 @@ impl Config {
         }
         if self.duration_s == 0 || self.probe_s == 0 {
             bail!("BENCH_DURATION and BENCH_PROBE_DURATION must be above 0");
+        }
+        if self.webhook_events == 0
+            || self.sync_rate == 0
+            || self.sync_duration_s == 0
+            || self.sync_subscriptions == 0
+        {
+            bail!(
+                "BENCH_WEBHOOK_EVENTS, BENCH_SYNC_RATE, BENCH_SYNC_DURATION and BENCH_SYNC_SUBSCRIPTIONS must be above 0"
+            );
         }
         if self.quota_per_minute == 0 {
             bail!("BENCH_QUOTA must be above 0");

@@ -1,7 +1,7 @@
 //! The load generator: wrk with `bench/wrk/provision.lua`.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -27,6 +27,9 @@ pub enum Body {
         first: u64,
         count: u64,
     },
+    /// Pre-built requests, each sent once (split between threads): each line of `file` is
+    /// `<value of header>\t<body>`, for what the script cannot compute, such as a signature.
+    Lines { file: PathBuf, header: String },
 }
 
 #[derive(Debug, Clone)]
@@ -157,6 +160,12 @@ pub fn run(root: &Path, load: &Load, log: &Path) -> anyhow::Result<Figures> {
                 .env("WRK_TEMPLATE", template)
                 .env("WRK_FIRST", first.to_string())
                 .env("WRK_COUNT", count.to_string());
+        }
+        Body::Lines { file, header } => {
+            command
+                .env("WRK_MODE", "lines")
+                .env("WRK_FILE", file)
+                .env("WRK_LINE_HEADER", header);
         }
     }
     let limit = Duration::from_secs(u64::from(load.duration_s) + 60);

@@ -6,6 +6,10 @@
 --                 sequence : WRK_TEMPLATE with {n} = WRK_FIRST, WRK_FIRST + 1, ... without
 --                            repeats across threads; WRK_COUNT numbers in all, then the thread
 --                            stops (so a bounded number of distinct requests is sent)
+--                 lines    : each line of the file WRK_FILE is `<value>\t<body>`: the body, with
+--                            the header WRK_LINE_HEADER set to the value (a signature made
+--                            beforehand); each line sent once, split between threads, then the
+--                            thread stops
 --   WRK_WIDTH     {n} is zero-padded to this width
 --   WRK_PLANS     comma-separated plan codes; {plan} is the ((n - 1) mod #plans)-th, as seeded
 --   WRK_IDEMPOTENCY_PREFIX  when set, each request carries `Idempotency-Key: <prefix>{n}`
@@ -27,6 +31,8 @@ local last = tonumber(os.getenv("WRK_LAST") or "1")
 local count = tonumber(os.getenv("WRK_COUNT") or "0")
 local width = tonumber(os.getenv("WRK_WIDTH") or "6")
 local idempotency_prefix = os.getenv("WRK_IDEMPOTENCY_PREFIX")
+local line_file = os.getenv("WRK_FILE")
+local line_header = os.getenv("WRK_LINE_HEADER") or "X-Value"
 local plans = {}
 for plan in string.gmatch(os.getenv("WRK_PLANS") or "plan_starter_m", "[^,]+") do
    plans[#plans + 1] = plan
@@ -52,9 +58,11 @@ local function render(n)
    return wrk.format(method, nil, headers, body)
 end
 
--- Per thread (init runs in the thread's own Lua state, after setup): its slice of the sequence.
+-- Per thread (init runs in the thread's own Lua state, after setup): its slice of the sequence,
+-- or of the file's lines (every threads-th line).
 -- wrk renders one request in thread 0 to check the script, so thread 0 skips its first number.
 local next_n, end_n, exhausted
+local lines
 function init(args)
    local threads = tonumber(os.getenv("WRK_THREADS") or "1")
    local id = tid or 0
@@ -63,7 +71,24 @@ function init(args)
       local per_thread = math.floor(count / threads)
       next_n = first + id * per_thread
       end_n = next_n + per_thread - 1
+   elseif mode == "lines" then
+      lines = {}
+      local i = 0
+      for line in io.lines(line_file) do
+         if i % threads == id then lines[#lines + 1] = line end
+         i = i + 1
+      end
+      next_n = 1
+      end_n = #lines
    end
+end
+
+local function render_line(line)
+   local tab = line:find("\t", 1, true)
+   local headers = {}
+   for k, v in pairs(wrk.headers) do headers[k] = v end
+   headers[line_header] = line:sub(1, tab - 1)
+   return wrk.format(method, nil, headers, line:sub(tab + 1))
 end
 
 if mode ~= "static" then
@@ -71,7 +96,7 @@ if mode ~= "static" then
       if mode == "random" then
          return render(math.random(first, last))
       end
-      -- sequence
+      -- sequence, lines
       if next_n == nil then
          -- wrk verifies the script once in thread 0 before init: answer anything valid.
          return wrk.format("GET", "/healthz", {}, nil)
@@ -86,6 +111,9 @@ if mode ~= "static" then
       end
       local n = next_n
       next_n = next_n + 1
+      if mode == "lines" then
+         return render_line(lines[n])
+      end
       return render(n)
    end
 end

@@ -1,14 +1,18 @@
 //! Scenarios b and c, the lookup paths: the service under wrk, then the same statements
-//! through pgbench (bench/sql plus the debug-log write), whose throughput is the ceiling.
+//! through pgbench (bench/sql plus the debug-log write), whose throughput is the ceiling. The
+//! ceiling's runs are shared with scenario f, whose path the database bounds too.
 
+use std::path::Path;
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
 
+use super::measure::Measured;
 use super::pgbench_scripts::LoggedRequest;
 use super::service::{Emulator, UNLIMITED_CALLS_PER_MINUTE};
-use super::statements::debug_log_batch;
+use super::statements::{Batch, debug_log_batch};
 use super::{Bench, say};
+use crate::pg::Statement;
 use crate::pgbench::{self, Length};
 use crate::procs;
 use crate::report::{self, Row};
@@ -67,75 +71,21 @@ impl Bench {
 
         // The limit: the same statements through pgbench, at the same concurrency and at the
         // service's pool size; the better of the two is the ceiling.
-        let batch = debug_log_batch(&m.statements);
-        let rows = batch.map_or(1, |b| b.rows_per_insert.round().max(1.0) as u32);
-        let batch_script = self.write_batch_script(which, rows, &logged)?;
         let lookup_script = self.config.root.join("bench/sql").join(script);
-        let mut runs = Vec::new();
-        let mut clients = vec![c];
-        if self.config.db_pool != c {
-            clients.push(self.config.db_pool);
-        }
-        let mut pgbench_statements = Vec::new();
-        for clients in clients {
-            let pg = self.pg()?;
-            pg.checkpoint()?;
-            pg.reset_statements()?;
-            let spec = pgbench::Run {
-                scripts: vec![(lookup_script.clone(), rows), (batch_script.clone(), 1)],
-                clients,
-                threads: self.config.threads,
-                length: Length::Seconds(self.config.duration_s),
-                defines: self.pgbench_defines(&logged),
-                per_statement: false,
-            };
-            let m0 = procs::MachineCpu::now();
-            let figures = pgbench::run(
-                &pg.pgbench(),
-                &pg.url,
-                &spec,
-                &self.work.join(format!("pgbench-{which}-c{clients}.txt")),
-            )?;
-            let busy = procs::MachineCpu::now().busy_percent_since(&m0);
-            let statements = pg.statements()?;
-            self.watch(which);
-            let lookups = figures.script(script).map_or(0, |s| s.transactions);
-            if pgbench_statements.is_empty() {
-                pgbench_statements = statements;
-            }
-            runs.push((clients, figures, lookups, busy));
-        }
-        let best = runs
-            .iter()
-            .map(|(clients, f, _, busy)| (*clients, f.script(script).map_or(0.0, |s| s.tps), *busy))
-            .max_by(|a, b| a.1.total_cmp(&b.1))
-            .unwrap_or((c, 0.0, 0.0));
-        let ratio = m.figures.rps / best.1;
-        let pgbench_lookups = runs.first().map_or(0, |r| r.2);
+        let defines = self.pgbench_defines(&logged);
+        let ceiling = self.pgbench_ceiling(which, &lookup_script, &m, &logged, defines)?;
+        let ratio = m.figures.rps / ceiling.best_tps();
+        let pgbench_lookups = ceiling.runs.first().map_or(0, |r| r.transactions);
         self.report.details.insert(
             which.to_owned(),
             json!({
                 "service": m.figures.to_json(),
                 "serviceStatuses": m.statuses_json(),
-                "debugLogRowsPerInsert": batch.map(|b| round(b.rows_per_insert, 2)),
-                "pgbench": runs.iter().map(|(_, f, _, busy)| {
-                    let mut v = f.to_json();
-                    v["machineBusyPercent"] = json!(round(*busy, 1));
-                    v
-                }).collect::<Vec<_>>(),
-                "pgbenchBatchRows": rows,
+                "debugLogRowsPerInsert": ceiling.batch.map(|b| round(b.rows_per_insert, 2)),
+                "pgbench": ceiling.runs_json(),
+                "pgbenchBatchRows": ceiling.rows,
             }),
         );
-        let others: Vec<String> = runs
-            .iter()
-            .filter(|(clients, _, _, _)| *clients != best.0)
-            .map(|(clients, f, _, _)| {
-                format!(
-                    "{} at {clients}",
-                    report::rate(f.script(script).map_or(0.0, |s| s.tps))
-                )
-            })
-            .collect();
         self.report.rows.push(Row {
             id: which.to_owned(),
             title: title.to_owned(),
@@ -148,26 +98,158 @@ impl Bench {
             peak_rss_mib: Some(m.peak_rss_mib),
             cpu_s: Some(m.cpu_s),
             machine_busy: Some(m.machine_busy),
-            limit: format!(
-                "pgbench, same statements: {} req/s at {} clients, machine {:.0} % busy{}",
-                report::rate(best.1),
-                best.0,
-                best.2,
-                if others.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ({})", others.join(", "))
-                }
-            ),
+            limit: ceiling.describe("req/s"),
             target: format!("≥ {TARGET_PGBENCH:.2} × limit"),
             ratio: format!("{ratio:.3}"),
             pass: Some(ratio >= TARGET_PGBENCH),
         });
+        let rows = ceiling.rows;
         let pgbench_table =
-            (!pgbench_statements.is_empty()).then_some((pgbench_statements, pgbench_lookups));
+            (!ceiling.statements.is_empty()).then_some((ceiling.statements, pgbench_lookups));
         if let Some(table) = self.statement_table(which, &m, pgbench_table, f64::from(rows)) {
             self.report.statement_tables.push(table);
         }
         Ok(())
+    }
+}
+
+/// One pgbench run of a ceiling.
+pub(super) struct CeilingRun {
+    pub(super) clients: u32,
+    pub(super) figures: pgbench::Figures,
+    /// Transactions and transactions per second of the path's script (not the batch's).
+    pub(super) transactions: u64,
+    pub(super) tps: f64,
+    /// Share of the machine's CPUs busy during the run.
+    pub(super) busy: f64,
+}
+
+/// pgbench running a path's statements plus the service's debug-log write, at the load's
+/// concurrency and at the service's pool size: the ceiling of a path the database bounds.
+pub(super) struct Ceiling {
+    pub(super) runs: Vec<CeilingRun>,
+    /// pg_stat_statements over the first run (at the load's concurrency).
+    pub(super) statements: Vec<Statement>,
+    /// Debug-log rows per INSERT in the service's measured run.
+    pub(super) batch: Option<Batch>,
+    /// Rows per INSERT of pgbench's batch script.
+    pub(super) rows: u32,
+}
+
+impl Ceiling {
+    /// The run with the most transactions per second of the path's script.
+    pub(super) fn best(&self) -> Option<&CeilingRun> {
+        self.runs.iter().max_by(|a, b| a.tps.total_cmp(&b.tps))
+    }
+
+    pub(super) fn best_tps(&self) -> f64 {
+        self.best().map_or(0.0, |r| r.tps)
+    }
+
+    pub(super) fn runs_json(&self) -> Vec<Value> {
+        self.runs
+            .iter()
+            .map(|r| {
+                let mut v = r.figures.to_json();
+                v["machineBusyPercent"] = json!(round(r.busy, 1));
+                v
+            })
+            .collect()
+    }
+
+    /// The limit's cell: the better run, then the other.
+    pub(super) fn describe(&self, unit: &str) -> String {
+        let Some(best) = self.best() else {
+            return "pgbench: no run".to_owned();
+        };
+        let others: Vec<String> = self
+            .runs
+            .iter()
+            .filter(|r| r.clients != best.clients)
+            .map(|r| format!("{} at {}", report::rate(r.tps), r.clients))
+            .collect();
+        format!(
+            "pgbench, same statements: {} {unit} at {} clients, machine {:.0} % busy{}",
+            report::rate(best.tps),
+            best.clients,
+            best.busy,
+            if others.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", others.join(", "))
+            }
+        )
+    }
+}
+
+impl Bench {
+    /// Runs `script` (weighted by the service's debug-log rows per INSERT in `m`) with the
+    /// generated debug-log batch, for the measured duration, at the load's concurrency and at
+    /// the service's pool size. Each run gets `:run`, its number from 1, to keep keys apart.
+    pub(super) fn pgbench_ceiling(
+        &mut self,
+        which: &str,
+        script: &Path,
+        m: &Measured,
+        logged: &LoggedRequest,
+        defines: Vec<(String, String)>,
+    ) -> anyhow::Result<Ceiling> {
+        let c = self.config.concurrency;
+        let batch = debug_log_batch(&m.statements);
+        let rows = batch.map_or(1, |b| b.rows_per_insert.round().max(1.0) as u32);
+        let batch_script = self.write_batch_script(which, rows, logged)?;
+        let name = script
+            .file_name()
+            .map(|f| f.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let mut clients = vec![c];
+        if self.config.db_pool != c {
+            clients.push(self.config.db_pool);
+        }
+        let mut ceiling = Ceiling {
+            runs: Vec::new(),
+            statements: Vec::new(),
+            batch,
+            rows,
+        };
+        for (run, clients) in clients.into_iter().enumerate() {
+            let mut defines = defines.clone();
+            defines.push(("run".to_owned(), (run + 1).to_string()));
+            let pg = self.pg()?;
+            pg.checkpoint()?;
+            pg.reset_statements()?;
+            let spec = pgbench::Run {
+                scripts: vec![(script.to_owned(), rows), (batch_script.clone(), 1)],
+                clients,
+                threads: self.config.threads,
+                length: Length::Seconds(self.config.duration_s),
+                defines,
+                per_statement: false,
+            };
+            let m0 = procs::MachineCpu::now();
+            let figures = pgbench::run(
+                &pg.pgbench(),
+                &pg.url,
+                &spec,
+                &self.work.join(format!("pgbench-{which}-c{clients}.txt")),
+            )?;
+            let busy = procs::MachineCpu::now().busy_percent_since(&m0);
+            let statements = pg.statements()?;
+            self.watch(which);
+            let (transactions, tps) = figures
+                .script(&name)
+                .map_or((0, 0.0), |s| (s.transactions, s.tps));
+            if ceiling.statements.is_empty() {
+                ceiling.statements = statements;
+            }
+            ceiling.runs.push(CeilingRun {
+                clients,
+                figures,
+                transactions,
+                tps,
+                busy,
+            });
+        }
+        Ok(ceiling)
     }
 }

@@ -19,7 +19,8 @@ pub(super) struct Measured {
     pub(super) peak_rss_mib: f64,
     /// Share of the machine's CPUs busy during the measured run.
     pub(super) machine_busy: f64,
-    /// Answers by status during the measured run (the service's own counter).
+    /// Answers by status on the load's route during the measured run (the service's own
+    /// counter).
     pub(super) statuses: Vec<(String, f64)>,
     pub(super) statements: Vec<Statement>,
 }
@@ -68,7 +69,7 @@ impl Bench {
         if let Some(pg) = &self.pg {
             pg.reset_statements()?;
         }
-        let before = service.statuses()?;
+        let before = service.statuses(&load.path)?;
         let s0 = service.stats()?;
         self.watch(tag);
         let m0 = procs::MachineCpu::now();
@@ -88,7 +89,7 @@ impl Bench {
             Some(pg) => pg.statements()?,
             None => Vec::new(),
         };
-        let after = service.statuses()?;
+        let after = service.statuses(&load.path)?;
         let statuses = after
             .iter()
             .map(|(status, n)| {

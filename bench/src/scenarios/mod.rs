@@ -12,7 +12,9 @@ mod service;
 mod sql_capture;
 mod startup;
 mod statements;
+mod sync_lag;
 mod unknown_organizations;
+mod webhook_intake;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -38,11 +40,13 @@ const TARGET_RSS_MIB: f64 = 64.0;
 type Scenario = fn(&mut Bench, &Emulator) -> anyhow::Result<()>;
 
 /// Those scenarios by their `BENCH_SCENARIOS` name, in the order they run.
-const WITH_SHARED_EMULATOR: [(&str, Scenario); 4] = [
+const WITH_SHARED_EMULATOR: [(&str, Scenario); 6] = [
     ("a", Bench::rejected_requests),
     ("b", Bench::unknown_organizations),
     ("c", Bench::replays),
     ("d", Bench::first_time_provisioning),
+    ("f", Bench::webhook_intake),
+    ("g", Bench::sync_lag),
 ];
 
 fn say(message: &str) {
@@ -81,10 +85,14 @@ pub fn run() -> anyhow::Result<String> {
             machine.busy_before
         ));
     }
-    for binary in ["onboarding", "stigg-emulator", "bare-handler"] {
+    let stripe = config.runs("f") || config.runs("g");
+    let binaries = ["onboarding", "stigg-emulator", "bare-handler"]
+        .into_iter()
+        .chain(stripe.then_some("stripe-emulator"));
+    for binary in binaries {
         if !config.bin_dir.join(binary).is_file() {
             bail!(
-                "{} is missing: build first (bench/run.sh does: cargo build --release -p onboarding-app -p stigg-emulator, then -p onboarding-bench)",
+                "{} is missing: build first (bench/run.sh does: cargo build --release -p onboarding-app -p stigg-emulator -p stripe-emulator, then -p onboarding-bench)",
                 config.bin_dir.join(binary).display()
             );
         }
@@ -157,6 +165,10 @@ impl Bench {
             "reconcileConcurrency": c.reconcile_concurrency,
             "startupRuns": c.startup_runs,
             "dbPool": c.db_pool,
+            "webhookEvents": c.webhook_events,
+            "syncRatePerSecond": c.sync_rate,
+            "syncDurationS": c.sync_duration_s,
+            "syncSubscriptions": c.sync_subscriptions,
             "database": if c.database_url.is_some() { "BENCH_DATABASE_URL" } else { "throwaway cluster" },
             "scenarios": c.scenarios,
             "serviceEnv": c.service_env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
@@ -173,7 +185,7 @@ impl Bench {
     }
 
     fn run_all(&mut self) -> anyhow::Result<()> {
-        let needs_pg = ["a", "b", "c", "d", "e"]
+        let needs_pg = ["a", "b", "c", "d", "e", "f", "g"]
             .iter()
             .any(|s| self.config.runs(s));
         if needs_pg {

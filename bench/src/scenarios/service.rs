@@ -1,5 +1,5 @@
-//! The processes a scenario drives, the Stigg emulator and the service: how they are started
-//! and waited for, their settings, and the requests sent to the service.
+//! The processes a scenario drives, the Stigg and Stripe emulators and the service: how they
+//! are started and waited for, their settings, and the requests sent to the service.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -16,10 +16,20 @@ pub(super) const API_TOKEN: &str = "bench-api-token";
 pub(super) const REQUEST_ID: &str = "bench-req";
 pub(super) const CORRELATION_ID: &str = "bench-corr";
 pub(super) const ROUTE: &str = "/api/stigg/provision";
+/// The Stripe emulator's key and the webhook's signing secret (scenarios f and g).
+pub(super) const STRIPE_API_KEY: &str = "sk_test_bench";
+pub(super) const STRIPE_WEBHOOK_SECRET: &str = "whsec_bench_signing_secret";
+pub(super) const STRIPE_WEBHOOK_ROUTE: &str = "/api/stripe/webhooks";
 /// The client-side Stigg budget while the emulator has no rate limit (scenarios a–d).
 pub(super) const UNLIMITED_CALLS_PER_MINUTE: u32 = 60_000_000;
 
 pub(super) struct Emulator {
+    pub(super) daemon: Daemon,
+    pub(super) addr: SocketAddr,
+}
+
+/// The Stripe emulator (`stripe-emulator`), which delivers its events to the service.
+pub(super) struct StripeEmulator {
     pub(super) daemon: Daemon,
     pub(super) addr: SocketAddr,
 }
@@ -29,17 +39,32 @@ pub(super) struct Service {
     pub(super) addr: SocketAddr,
 }
 
+impl StripeEmulator {
+    /// The service's Stripe settings, pointing at this emulator.
+    pub(super) fn service_env(&self) -> Vec<(String, String)> {
+        vec![
+            ("STRIPE_API_URL".to_owned(), format!("http://{}", self.addr)),
+            ("STRIPE_API_KEY".to_owned(), STRIPE_API_KEY.to_owned()),
+            (
+                "STRIPE_WEBHOOK_SECRET".to_owned(),
+                STRIPE_WEBHOOK_SECRET.to_owned(),
+            ),
+        ]
+    }
+}
+
 impl Service {
     pub(super) fn stats(&self) -> anyhow::Result<ProcStats> {
         self.daemon.stats()
     }
 
-    pub(super) fn statuses(&self) -> anyhow::Result<Vec<(String, f64)>> {
+    /// Answers so far on `route`, by status (the service's own counter).
+    pub(super) fn statuses(&self, route: &str) -> anyhow::Result<Vec<(String, f64)>> {
         let metrics = http::get(self.addr, "/metrics", Duration::from_secs(10))?.text();
         Ok(http::counter_by(
             &metrics,
             "onboarding_http_requests_total",
-            &[("route", ROUTE)],
+            &[("route", route)],
             "status",
         ))
     }
@@ -73,6 +98,27 @@ impl Bench {
         )?;
         wait_http(addr, "/_emulator/health", &daemon)?;
         Ok(Emulator { daemon, addr })
+    }
+
+    /// A Stripe emulator with the benchmark's key; no webhook endpoint until
+    /// `PUT /_emulator/webhook`, so that the objects created first are not delivered.
+    pub(super) fn start_stripe_emulator(&self, name: &str) -> anyhow::Result<StripeEmulator> {
+        let addr = SocketAddr::from(([127, 0, 0, 1], procs::free_port()?));
+        let daemon = Daemon::start(
+            name,
+            &self.config.bin_dir.join("stripe-emulator"),
+            &[
+                "--bind".to_owned(),
+                addr.to_string(),
+                "--api-key".to_owned(),
+                STRIPE_API_KEY.to_owned(),
+            ],
+            &[("RUST_LOG".to_owned(), "warn".to_owned())],
+            &self.work.join(format!("{name}.log")),
+            &self.work,
+        )?;
+        wait_http(addr, "/_emulator/health", &daemon)?;
+        Ok(StripeEmulator { daemon, addr })
     }
 
     pub(super) fn service_env(
@@ -117,9 +163,26 @@ impl Bench {
         stigg: SocketAddr,
         calls_per_minute: u32,
     ) -> anyhow::Result<Service> {
+        self.start_service_with(name, stigg, calls_per_minute, Vec::new())
+    }
+
+    /// The service with `extra` settings on top (BENCH_SERVICE_ENV still wins).
+    pub(super) fn start_service_with(
+        &self,
+        name: &str,
+        stigg: SocketAddr,
+        calls_per_minute: u32,
+        extra: Vec<(String, String)>,
+    ) -> anyhow::Result<Service> {
         let pg = self.pg()?;
         let addr = SocketAddr::from(([127, 0, 0, 1], procs::free_port()?));
-        let env = self.service_env(&pg.url, stigg, calls_per_minute, Some(addr));
+        let mut env = self.service_env(&pg.url, stigg, calls_per_minute, Some(addr));
+        for (name, value) in extra {
+            if !self.config.service_env.iter().any(|(k, _)| *k == name) {
+                env.retain(|(k, _)| *k != name);
+                env.push((name, value));
+            }
+        }
         let daemon = Daemon::start(
             name,
             &self.config.bin_dir.join("onboarding"),

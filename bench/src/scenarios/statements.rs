@@ -47,7 +47,8 @@ impl Bench {
                     list.iter()
                         .filter(|(kk, _, _)| kk == k)
                         .map(|(_, calls, _)| *calls as f64 / lookups.max(1.0))
-                        .sum::<f64>()
+                        // A fold from +0.0: an empty f64 sum is -0.0, shown as "-0.000".
+                        .fold(0.0, |sum, x| sum + x)
                 });
                 (
                     k.clone(),
