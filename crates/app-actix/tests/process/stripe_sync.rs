@@ -332,7 +332,9 @@ async fn a_kill_between_the_200_and_stiggs_answer_is_finished_once_after_a_resta
 /// event ends applied. Twelve subscriptions, more than the worker takes at once, so some are
 /// still pending at the stop.
 async fn sigterm_with_events_pending_exits_0_and_a_restart_applies_them_all(backend: Backend) {
-    const N: usize = 12;
+    // More subscriptions than the worker keeps in hand (32): those in hand are finished on
+    // the stop, the others must still be pending.
+    const N: usize = 40;
     let s = SyncSandbox::new(backend, N).await;
     s.stripe.emulator().push_api_fault(
         ApiFault::delay(2000)
