@@ -62,6 +62,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    stigg_rate_buckets (bucket_key) {
+        bucket_key -> Text,
+        tat -> Timestamp,
+    }
+}
+
+diesel::table! {
     debug_logs (id) {
         id -> BigInt,
         request_id -> Nullable<Text>,

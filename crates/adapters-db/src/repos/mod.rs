@@ -5,9 +5,12 @@ mod debug_log;
 mod lease_store;
 mod org_repo;
 mod provisioning_store;
+mod rate_buckets;
 mod stripe_inbox;
 mod subscription_repo;
 mod sync_state_store;
+
+pub use rate_buckets::SharedBucket;
 
 use std::borrow::Cow;
 

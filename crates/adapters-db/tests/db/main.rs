@@ -16,6 +16,7 @@ mod inbox;
 mod leases;
 mod migrations;
 mod provisioning;
+mod rate_buckets;
 mod repos;
 mod sync_state;
 mod tls;

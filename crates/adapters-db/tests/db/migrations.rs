@@ -16,13 +16,14 @@ on_both_backends!(
     ping_answers_until_the_pool_closes,
 );
 
-const MIGRATIONS: [&str; 4] = [
+const MIGRATIONS: [&str; 5] = [
     "2026-11-24-000001_onboarding_tables",
     "2026-12-04-000001_debug_log_row_key",
     "2026-12-04-000002_leases",
     "2026-12-04-000003_stripe_sync",
+    "2026-12-05-000001_stigg_budget",
 ];
-const TABLES: [&str; 8] = [
+const TABLES: [&str; 9] = [
     "organizations",
     "subscriptions",
     "stigg_customer_provisions",
@@ -31,6 +32,7 @@ const TABLES: [&str; 8] = [
     "leases",
     "stripe_events",
     "stigg_sync_states",
+    "stigg_rate_buckets",
 ];
 
 async fn nothing_is_pending_after_migrating(db: TestDatabase) -> TestResult {
@@ -47,6 +49,7 @@ async fn migrations_go_down_and_up_again(db: TestDatabase) -> TestResult {
     assert_eq!(
         revert_all_migrations(db.pool()).await?,
         [
+            "20261205000001",
             "20261204000003",
             "20261204000002",
             "20261204000001",
@@ -100,7 +103,7 @@ struct Column {
 
 async fn columns_are_the_same_on_both_backends(db: TestDatabase) -> TestResult {
     // (column, nullable) in creation order, as schema.rs declares them.
-    let expected: [(&str, &[(&str, bool)]); 8] = [
+    let expected: [(&str, &[(&str, bool)]); 9] = [
         (
             "organizations",
             &[
@@ -193,6 +196,10 @@ async fn columns_are_the_same_on_both_backends(db: TestDatabase) -> TestResult {
                 ("error", true),
                 ("moves", true),
             ],
+        ),
+        (
+            "stigg_rate_buckets",
+            &[("bucket_key", false), ("tat", false)],
         ),
         (
             "stigg_sync_states",

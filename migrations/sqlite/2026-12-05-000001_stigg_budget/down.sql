@@ -1,0 +1,1 @@
+DROP TABLE stigg_rate_buckets;
