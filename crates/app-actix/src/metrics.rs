@@ -100,15 +100,9 @@ impl OutcomeCounter {
 /// The event types the sync handles get their own label; the rest are `other`, so that a
 /// sender cannot create series at will.
 fn event_type_label(event_type: Option<&str>) -> &'static str {
-    use onboarding_domain::model::HANDLED_SUBSCRIPTION_EVENTS;
     match event_type {
         None => "unreadable",
-        Some("customer.deleted") => "customer.deleted",
-        Some(t) => HANDLED_SUBSCRIPTION_EVENTS
-            .iter()
-            .find(|handled| **handled == t)
-            .copied()
-            .unwrap_or("other"),
+        Some(t) => onboarding_domain::model::handled_event_type(t).unwrap_or("other"),
     }
 }
 

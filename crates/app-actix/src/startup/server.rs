@@ -23,7 +23,7 @@ use crate::http::middleware::connection;
 use crate::http::middleware::metrics::record_request_metrics;
 use crate::http::openapi::OpenApiJson;
 use crate::http::routes;
-use crate::http::routes::stripe_webhooks::WebhookIntake;
+use crate::http::routes::stripe_webhooks::{WEBHOOK_PATH, WebhookIntake};
 use crate::http::routes::sync_state::SyncReads;
 use crate::http::state::{AppState, Readiness};
 
@@ -191,7 +191,7 @@ impl Application {
         info!(%address, stigg = %services.stigg, "listening on http://{address}");
         let mut background = BackgroundTasks::default();
         if let Some(sync) = &sync {
-            info!(stripe = %sync.shown, "Stripe webhooks at http://{address}/api/stripe/webhooks");
+            info!(stripe = %sync.shown, "Stripe webhooks at http://{address}{WEBHOOK_PATH}");
             sync.deliver_to(address);
             SyncWorker {
                 events: sync.events.clone(),

@@ -21,6 +21,7 @@ use tracing::{info, warn};
 use super::clock::SystemClock;
 use super::services::Services;
 use crate::config::{Settings, StripeEndpoint};
+use crate::http::routes::stripe_webhooks::WEBHOOK_PATH;
 
 /// Where the bundled Stripe emulator listens when the port is free, so that the README's
 /// demo can name it; any free port otherwise.
@@ -129,7 +130,7 @@ impl StripeSync {
             return;
         };
         emulator.set_webhook(Some(WebhookEndpoint {
-            url: format!("http://{address}/api/stripe/webhooks"),
+            url: format!("http://{address}{WEBHOOK_PATH}"),
             secrets: self.secrets.clone(),
         }));
     }

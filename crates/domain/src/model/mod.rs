@@ -32,7 +32,7 @@ pub use stigg_target::{ActiveTarget, StiggTarget, Untouched};
 pub use stored::Stored;
 pub use stripe::{StripeCustomer, StripePrice, StripeSubscription, StripeSubscriptionItem};
 pub use stripe_event::{
-    EventStatus, EventSubject, HANDLED_SUBSCRIPTION_EVENTS, MoveRecord, ReceivedEvent,
-    StripeEventId,
+    CUSTOMER_DELETED, EventStatus, EventSubject, HANDLED_SUBSCRIPTION_EVENTS, MoveRecord,
+    ReceivedEvent, StripeEventId, handled_event_type,
 };
 pub use subscription::{Subscription, SubscriptionStatus};

@@ -53,7 +53,7 @@ impl EventSubject {
         if HANDLED_SUBSCRIPTION_EVENTS.contains(&event_type) {
             return StripeSubscriptionId::parse(object_id).map(|id| Some(Self::Subscription(id)));
         }
-        if event_type == "customer.deleted" {
+        if event_type == CUSTOMER_DELETED {
             return StripeCustomerId::parse(object_id).map(|id| Some(Self::Customer(id)));
         }
         Ok(None)
@@ -94,7 +94,20 @@ impl fmt::Display for EventSubject {
     }
 }
 
-/// The subscription events the sync acts on; `customer.deleted` is the one customer event.
+/// The one customer event the sync acts on.
+pub const CUSTOMER_DELETED: &str = "customer.deleted";
+
+/// The event type as the sync names it, when it acts on events of that type; `None` for the
+/// types it stores as ignored.
+pub fn handled_event_type(event_type: &str) -> Option<&'static str> {
+    HANDLED_SUBSCRIPTION_EVENTS
+        .iter()
+        .chain(std::iter::once(&CUSTOMER_DELETED))
+        .find(|handled| **handled == event_type)
+        .copied()
+}
+
+/// The subscription events the sync acts on; [`CUSTOMER_DELETED`] is the one customer event.
 pub const HANDLED_SUBSCRIPTION_EVENTS: [&str; 7] = [
     "customer.subscription.created",
     "customer.subscription.updated",

@@ -30,7 +30,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
         // Before `/api`: Stripe's deliveries pass a gate of their own (signature instead of
         // bearer, no trace headers required, a larger body).
         .service(
-            web::scope("/api/stripe/webhooks")
+            web::scope(stripe_webhooks::WEBHOOK_PATH)
                 .wrap(from_fn(webhook_middleware))
                 .app_data(web::PayloadConfig::new(MAX_WEBHOOK_BODY_BYTES))
                 .service(

@@ -22,6 +22,9 @@ use crate::http::error::{ApiError, TraceIds};
 use crate::http::middleware::api::{CorrelatedBy, RequestHeaders};
 use crate::metrics::Metrics;
 
+/// Where Stripe (and the bundled emulator) delivers events.
+pub const WEBHOOK_PATH: &str = "/api/stripe/webhooks";
+
 /// The header Stripe signs deliveries with.
 pub const STRIPE_SIGNATURE: &str = "stripe-signature";
 

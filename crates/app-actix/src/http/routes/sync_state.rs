@@ -81,6 +81,12 @@ fn time(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// Whether a record of an organization in tenant `of` may be shown to a caller who named
+/// `tenant` (anyone, when none was named).
+fn in_tenant(tenant: Option<&TenantId>, of: Option<&str>) -> bool {
+    tenant.is_none_or(|tenant| of == Some(tenant.as_str()))
+}
+
 /// The path's id, parsed, and the optional tenant; every one that breaks its rule otherwise.
 fn read_request<T>(
     req: &HttpRequest,
@@ -154,7 +160,7 @@ pub async fn event(
                 .map_err(database_failed)?,
             _ => None,
         };
-        if view.and_then(|v| v.tenant_id).as_deref() != Some(tenant.as_str()) {
+        if !in_tenant(Some(tenant), view.and_then(|v| v.tenant_id).as_deref()) {
             return Err(not_found());
         }
     }
@@ -220,17 +226,15 @@ pub async fn subscription(
         error!(error = %e, "cannot read the subscription's sync state");
         ApiError::new(ErrorCode::Internal, "the database failed", &ids)
     })?;
-    let in_tenant = |tenant_id: &Option<String>| match &tenant {
-        Some(tenant) => tenant_id.as_deref() == Some(tenant.as_str()),
-        None => true,
-    };
-    let view = view.filter(|v| in_tenant(&v.tenant_id)).ok_or_else(|| {
-        ApiError::new(
-            ErrorCode::NotFound,
-            format!("subscription '{id}' was never provisioned nor synced"),
-            &ids,
-        )
-    })?;
+    let view = view
+        .filter(|v| in_tenant(tenant.as_ref(), v.tenant_id.as_deref()))
+        .ok_or_else(|| {
+            ApiError::new(
+                ErrorCode::NotFound,
+                format!("subscription '{id}' was never provisioned nor synced"),
+                &ids,
+            )
+        })?;
     Ok(HttpResponse::Ok().json(SubscriptionStateBody {
         stripe_subscription_id: view.stripe_subscription_id.to_string(),
         org_id: view.org_id,
