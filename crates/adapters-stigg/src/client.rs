@@ -133,7 +133,8 @@ impl StiggClient {
         request: &HttpRequest,
         ctx: &CallContext,
     ) -> Result<Answer, StiggError> {
-        let max_attempts = self.config.max_attempts.max(1);
+        let schedule = self.config.retry_schedule();
+        let max_attempts = schedule.attempts();
         // The cause of the last transient failure, reported if we give up.
         let mut last_cause: Option<String> = None;
         for attempt in 1..=max_attempts {
@@ -215,12 +216,8 @@ impl StiggClient {
                 Attempt::Transient(transient) => transient,
             };
 
-            let next_sleep = self.config.retry_schedule().next_delay(
-                attempt,
-                hinted,
-                self.hooks.jitter.as_ref(),
-                ctx.deadline,
-            );
+            let next_sleep =
+                schedule.next_delay(attempt, hinted, self.hooks.jitter.as_ref(), ctx.deadline);
             tracing::warn!(
                 correlation_id = %ctx.correlation_id,
                 operation = operation.as_str(),
