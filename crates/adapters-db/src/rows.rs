@@ -400,18 +400,10 @@ impl SyncStateRow {
         };
         let plan = PlanCode::parse(plan_code)
             .map_err(|e| bad_row(SYNC_STATES, "plan_code", plan_code, e))?;
-        let status = match status.as_str() {
-            "active" => AppliedStatus::Active,
-            "canceled" => AppliedStatus::Canceled,
-            other => {
-                return Err(bad_row(
-                    SYNC_STATES,
-                    "status",
-                    other,
-                    "not active or canceled",
-                ));
-            }
-        };
+        let status = [AppliedStatus::Active, AppliedStatus::Canceled]
+            .into_iter()
+            .find(|known| applied_status_str(*known) == status)
+            .ok_or_else(|| bad_row(SYNC_STATES, "status", status, "not active or canceled"))?;
         let moves_applied = u64::try_from(self.moves_applied).map_err(|e| {
             bad_row(
                 SYNC_STATES,

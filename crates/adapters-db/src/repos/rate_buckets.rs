@@ -62,11 +62,7 @@ impl Database {
         bucket: &SharedBucket<'_>,
         max_wait: Duration,
     ) -> Result<Option<Duration>, RepoError> {
-        if let DbPool::Sqlite(_) = &self.pool {
-            return Err(RepoError::Unexpected(
-                "the shared Stigg budget needs PostgreSQL".into(),
-            ));
-        }
+        self.postgres_only()?;
         let slot = with_conn!(self.pool, |conn| {
             diesel::sql_query(TAKE)
                 .bind::<diesel::sql_types::Text, _>(bucket.key)
@@ -80,9 +76,20 @@ impl Database {
         Ok(slot.map(|slot| Duration::from_secs_f64(slot.wait_secs.max(0.0))))
     }
 
+    /// One process on SQLite keeps its budget in memory: the statements are PostgreSQL's.
+    fn postgres_only(&self) -> Result<(), RepoError> {
+        match &self.pool {
+            DbPool::Sqlite(_) => Err(RepoError::Unexpected(
+                "the shared Stigg budget needs PostgreSQL".into(),
+            )),
+            DbPool::Postgres(_) => Ok(()),
+        }
+    }
+
     /// Deletes buckets idle for longer than `idle` (entity buckets of customers no longer
     /// active pile up otherwise); how many.
     pub async fn forget_idle_buckets(&self, idle: Duration) -> Result<usize, RepoError> {
+        self.postgres_only()?;
         let deleted = with_conn!(self.pool, |conn| {
             diesel::sql_query(FORGET_IDLE)
                 .bind::<Double, _>(idle.as_secs_f64())

@@ -235,7 +235,11 @@ impl SyncStateStore for Database {
         let applied_nothing = synced.stigg_subscription_id.is_none()
             || synced.plan_code.is_none()
             || synced.status.is_none();
-        if applied_nothing && let Some(provisioned) = self.provisioned_view(subscription).await? {
+        // The join above already says whether provisioning finished.
+        if applied_nothing
+            && synced.provisioned_at.is_some()
+            && let Some(provisioned) = self.provisioned_view(subscription).await?
+        {
             return Ok(Some(SyncView {
                 last_synced_at: synced.last_synced_at,
                 last_event_id: synced.last_event_id,
