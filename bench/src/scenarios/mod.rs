@@ -12,6 +12,7 @@ mod service;
 mod sql_capture;
 mod startup;
 mod statements;
+mod sync_events;
 mod sync_lag;
 mod unknown_organizations;
 mod webhook_intake;

@@ -7,16 +7,16 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use chrono::{DateTime, Utc};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::service::{
-    API_KEY, API_TOKEN, CORRELATION_ID, Emulator, STRIPE_API_KEY, STRIPE_WEBHOOK_ROUTE,
-    STRIPE_WEBHOOK_SECRET, StripeEmulator, UNLIMITED_CALLS_PER_MINUTE,
+    API_KEY, CORRELATION_ID, Emulator, STRIPE_API_KEY, STRIPE_WEBHOOK_ROUTE, STRIPE_WEBHOOK_SECRET,
+    StripeEmulator, UNLIMITED_CALLS_PER_MINUTE,
 };
+use super::sync_events::{Seen, admin, event_state, lag_histogram, millis, quantile};
 use super::{Bench, say};
-use crate::http;
 use crate::procs;
 use crate::report::Row;
 use crate::wrk::{self, Body, round};
@@ -36,32 +36,6 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(60);
 struct Sent {
     at: DateTime<Utc>,
     events: Vec<String>,
-}
-
-/// An event as `GET /api/stripe/events/{id}` shows it.
-struct Seen {
-    status: String,
-    received_at: Option<DateTime<Utc>>,
-    processed_at: Option<DateTime<Utc>>,
-}
-
-/// The `q`-quantile (nearest rank) of sorted values.
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = (q * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn time(v: &Value) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(v.as_str()?)
-        .ok()
-        .map(|t| t.with_timezone(&Utc))
-}
-
-fn millis(later: DateTime<Utc>, earlier: DateTime<Utc>) -> f64 {
-    (later - earlier).num_microseconds().unwrap_or(i64::MAX) as f64 / 1e3
 }
 
 impl Bench {
@@ -266,6 +240,8 @@ impl Bench {
         stripe.daemon.stop(Duration::from_secs(10));
         let floor = stripe_read.p50_ms + stigg_patch.p50_ms;
 
+        let cpu_s = (s1.cpu_ticks - s0.cpu_ticks) as f64 / self.ticks;
+        let (e2e_p50, e2e_p99) = (quantile(&end_to_end, 0.5), quantile(&end_to_end, 0.99));
         let sent_count = events.len() as u64;
         let per_event = |x: f64| x / (sent_count.max(1) as f64);
         let achieved = sent.len() as f64 / sending_s.max(1e-9);
@@ -296,7 +272,7 @@ impl Bench {
                 "histogram": histogram,
                 "sqlStatementsPerEvent": round(per_event(sql_calls as f64), 2),
                 "sqlExecutionMsPerEvent": round(per_event(sql_ms), 3),
-                "serviceCpuSeconds": round((s1.cpu_ticks - s0.cpu_ticks) as f64 / self.ticks, 2),
+                "serviceCpuSeconds": round(cpu_s, 2),
                 "stripeReadConcurrency1": stripe_read.to_json(),
                 "stiggPatchConcurrency1": stigg_patch.to_json(),
             }),
@@ -311,7 +287,7 @@ impl Bench {
             p999_ms: Some(p999),
             errors: Some(sent_count.saturating_sub(applied)),
             peak_rss_mib: Some(s1.peak_rss_kib as f64 / super::MIB),
-            cpu_s: Some((s1.cpu_ticks - s0.cpu_ticks) as f64 / self.ticks),
+            cpu_s: Some(cpu_s),
             machine_busy: Some(busy),
             limit: format!(
                 "round trips at concurrency 1: Stripe read {:.2} ms + Stigg PATCH {:.2} ms = {floor:.2} ms (wrk p50); database {:.1} statements, {:.2} ms execution per event; {applied} of {sent_count} events applied, lag max {max:.0} ms; change → applied p50 {:.0} ms, p99 {:.0} ms",
@@ -319,8 +295,8 @@ impl Bench {
                 stigg_patch.p50_ms,
                 per_event(sql_calls as f64),
                 per_event(sql_ms),
-                quantile(&end_to_end, 0.5),
-                quantile(&end_to_end, 0.99),
+                e2e_p50,
+                e2e_p99,
             ),
             target: format!("p99 ≤ {:.0} s, every event applied", TARGET_P99_MS / 1e3),
             ratio: format!("p99 {p99:.0} ms"),
@@ -415,94 +391,5 @@ ANALYZE organizations, subscriptions;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-    }
-}
-
-/// One admin call to the Stripe emulator; its JSON answer.
-fn admin(stripe: &StripeEmulator, method: &str, path: &str, body: &Value) -> anyhow::Result<Value> {
-    let body = body.to_string();
-    let answer = http::request(
-        stripe.addr,
-        method,
-        path,
-        &[("Content-Type", "application/json")],
-        Some(body.as_bytes()),
-        Duration::from_secs(10),
-    )?;
-    if !(200..300).contains(&answer.status) {
-        bail!(
-            "the Stripe emulator answered {} to {method} {path}: {}",
-            answer.status,
-            answer.text()
-        );
-    }
-    serde_json::from_slice(&answer.body)
-        .with_context(|| format!("the Stripe emulator's answer to {method} {path} is not JSON"))
-}
-
-/// `GET /api/stripe/events/{id}`; `None` for a 404 (never received).
-fn event_state(service: std::net::SocketAddr, id: &str) -> anyhow::Result<Option<Seen>> {
-    let answer = http::request(
-        service,
-        "GET",
-        &format!("/api/stripe/events/{id}"),
-        &[("Authorization", &format!("Bearer {API_TOKEN}"))],
-        None,
-        Duration::from_secs(10),
-    )?;
-    match answer.status {
-        404 => Ok(None),
-        200 => {
-            let v: Value = serde_json::from_slice(&answer.body)
-                .with_context(|| format!("event {id}: the answer is not JSON"))?;
-            Ok(Some(Seen {
-                status: v["status"].as_str().unwrap_or("?").to_owned(),
-                received_at: time(&v["receivedAt"]),
-                processed_at: time(&v["processedAt"]),
-            }))
-        }
-        other => bail!(
-            "GET /api/stripe/events/{id} answered {other}: {}",
-            answer.text()
-        ),
-    }
-}
-
-/// The service's `onboarding_stripe_sync_lag_seconds` histogram so far: count and sum (s).
-fn lag_histogram(service: std::net::SocketAddr) -> anyhow::Result<(f64, f64)> {
-    let metrics = http::get(service, "/metrics", Duration::from_secs(10))?.text();
-    let value = |name: &str| {
-        metrics
-            .lines()
-            .filter(|l| l.starts_with(name) && l[name.len()..].starts_with([' ', '{']))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum::<f64>()
-    };
-    Ok((
-        value("onboarding_stripe_sync_lag_seconds_count"),
-        value("onboarding_stripe_sync_lag_seconds_sum"),
-    ))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quantiles_by_nearest_rank() {
-        let v: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert!((quantile(&v, 0.5) - 50.0).abs() < 1e-9);
-        assert!((quantile(&v, 0.99) - 99.0).abs() < 1e-9);
-        assert!((quantile(&v, 0.999) - 100.0).abs() < 1e-9);
-        assert!((quantile(&[7.0], 0.99) - 7.0).abs() < 1e-9);
-        assert!(quantile(&[], 0.5).is_nan());
-    }
-
-    #[test]
-    fn lag_from_the_routes_timestamps() {
-        let received = time(&json!("2026-12-04T17:55:03.120Z"));
-        let processed = time(&json!("2026-12-04T17:55:03.480Z"));
-        let lag = received.zip(processed).map(|(r, p)| millis(p, r));
-        assert_eq!(lag, Some(360.0));
     }
 }
