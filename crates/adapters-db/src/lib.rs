@@ -31,5 +31,5 @@ pub use error::DbError;
 pub use migrate::revert_all_migrations;
 pub use migrate::{pending_migrations, run_migrations};
 pub use pool::{Backend, Database, DbPool, PgConn, SqliteConn, connect};
-pub use repos::SharedBucket;
+pub use repos::{BucketDraw, BudgetChoice, BudgetTake};
 pub use seed::seed_demo;

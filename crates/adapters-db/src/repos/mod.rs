@@ -10,7 +10,7 @@ mod stripe_inbox;
 mod subscription_repo;
 mod sync_state_store;
 
-pub use rate_buckets::SharedBucket;
+pub use rate_buckets::{BucketDraw, BudgetChoice, BudgetTake};
 
 use std::borrow::Cow;
 

@@ -3,65 +3,152 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use chrono::NaiveDateTime;
 use onboarding_adapters_db::test_support::TestDatabase;
-use onboarding_adapters_db::{Backend, DbConfig, SharedBucket, connect};
+use onboarding_adapters_db::{
+    Backend, BucketDraw, BudgetChoice, BudgetTake, Database, DbConfig, connect,
+};
 use secrecy::SecretString;
 
 use crate::support::{TestResult, on_both_backends};
 
 on_both_backends!(
-    a_bucket_answers_now_then_spaces_slots_and_refuses_past_the_wait,
+    a_bucket_spaces_slots_by_its_period_and_refuses_past_the_wait,
+    the_earliest_choice_within_its_wait_is_booked_and_only_its_buckets,
+    idle_buckets_are_forgotten_and_busy_ones_kept,
     three_pools_drawing_together_never_exceed_the_bucket_in_any_window,
 );
 
-const ONE_BY_ONE: SharedBucket<'static> = SharedBucket {
-    key: "op:test",
-    period: Duration::from_millis(100),
-    tolerance: Duration::ZERO,
-};
-
-fn near(got: Option<Duration>, millis: u64) -> bool {
-    got.is_some_and(|wait| wait.as_millis().abs_diff(u128::from(millis)) <= 40)
+fn draw(key: &str, period_ms: u64, tolerance_ms: u64) -> BucketDraw {
+    BucketDraw {
+        key: key.to_owned(),
+        period: Duration::from_millis(period_ms),
+        tolerance: Duration::from_millis(tolerance_ms),
+    }
 }
 
-async fn a_bucket_answers_now_then_spaces_slots_and_refuses_past_the_wait(
+fn choice(draws: &[&BucketDraw], max_wait_ms: u64) -> BudgetChoice {
+    BudgetChoice {
+        draws: draws.iter().map(|d| (*d).clone()).collect(),
+        max_wait: Duration::from_millis(max_wait_ms),
+    }
+}
+
+/// A fake database clock: `ms` milliseconds after a fixed start.
+fn at(ms: i64) -> Option<NaiveDateTime> {
+    let start = chrono::DateTime::from_timestamp(1_800_000_000, 0).map(|t| t.naive_utc());
+    start.map(|t| t + chrono::Duration::milliseconds(ms))
+}
+
+async fn take(
+    db: &Database,
+    choices: &[BudgetChoice],
+    ms: i64,
+) -> Result<BudgetTake, onboarding_domain::ports::RepoError> {
+    db.take_stigg_budget_at(choices, at(ms)).await
+}
+
+fn ms(wait: Duration) -> u128 {
+    wait.as_millis()
+}
+
+async fn a_bucket_spaces_slots_by_its_period_and_refuses_past_the_wait(
     db: TestDatabase,
 ) -> TestResult {
-    let wait = Duration::from_secs(1);
+    let op = draw("op:test", 100, 0);
+    let within_1s = [choice(&[&op], 1000)];
     if db.backend() == Backend::Sqlite {
         // One process: the Stigg client keeps its budget in memory.
-        assert!(db.take_shared_slot(&ONE_BY_ONE, wait).await.is_err());
+        assert!(db.take_stigg_budget(&within_1s).await.is_err());
+        assert!(db.forget_idle_buckets(Duration::ZERO).await.is_err());
         return Ok(());
     }
-    let first = db.take_shared_slot(&ONE_BY_ONE, wait).await?;
-    assert_eq!(first, Some(Duration::ZERO));
-    let second = db.take_shared_slot(&ONE_BY_ONE, wait).await?;
-    assert!(near(second, 100), "{second:?}");
-    let third = db.take_shared_slot(&ONE_BY_ONE, wait).await?;
-    assert!(near(third, 200), "{third:?}");
-    // Past the caller's wait: refused, and nothing booked, so the next one gets that slot.
-    let refused = db
-        .take_shared_slot(&ONE_BY_ONE, Duration::from_millis(50))
-        .await?;
-    assert_eq!(refused, None);
-    let fourth = db.take_shared_slot(&ONE_BY_ONE, wait).await?;
-    assert!(near(fourth, 300), "{fourth:?}");
+    let first = take(&db, &within_1s, 0).await?;
+    assert_eq!((first.chosen, ms(first.wait)), (Some(0), 0));
+    assert_eq!(
+        first.ahead,
+        vec![("op:test".to_owned(), Duration::from_millis(100))]
+    );
+    assert_eq!(ms(take(&db, &within_1s, 0).await?.wait), 100);
+    assert_eq!(ms(take(&db, &within_1s, 50).await?.wait), 150);
+    // Past the caller's wait: refused with the wait it would have had, and nothing booked.
+    let refused = take(&db, &[choice(&[&op], 100)], 50).await?;
+    assert_eq!((refused.chosen, ms(refused.wait)), (None, 250));
+    assert_eq!(ms(take(&db, &within_1s, 50).await?.wait), 250);
+    // Long after, the bucket is as good as new; a tolerance lets calls go before their TAT.
+    let banked = draw("op:test", 100, 200);
+    let three_at_once = [choice(&[&banked], 0)];
+    for _ in 0..3 {
+        assert_eq!(take(&db, &three_at_once, 10_000).await?.chosen, Some(0));
+    }
+    assert_eq!(take(&db, &three_at_once, 10_000).await?.chosen, None);
     // Another key is another bucket.
-    let other = SharedBucket {
-        key: "customer:org_1",
-        ..ONE_BY_ONE
-    };
+    let other = draw("customer:org_1", 100, 0);
     assert_eq!(
-        db.take_shared_slot(&other, wait).await?,
-        Some(Duration::ZERO)
+        take(&db, &[choice(&[&other], 0)], 10_000).await?.chosen,
+        Some(0)
     );
-    // Idle buckets are forgotten; busy ones kept.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    Ok(())
+}
+
+async fn the_earliest_choice_within_its_wait_is_booked_and_only_its_buckets(
+    db: TestDatabase,
+) -> TestResult {
+    if db.backend() == Backend::Sqlite {
+        return Ok(());
+    }
+    let main = draw("op:p", 100, 0);
+    let reserve = draw("op:p:api", 400, 0);
+    let entity = draw("customer:org_1", 1000, 0);
+    let reserve_then_main = [
+        choice(&[&reserve, &entity], 5000),
+        choice(&[&main, &entity], 5000),
+    ];
+    // A tie goes to the first choice: the reserve; the main bucket is untouched.
+    let first = take(&db, &reserve_then_main, 0).await?;
+    assert_eq!((first.chosen, ms(first.wait)), (Some(0), 0));
+    let keys: Vec<_> = first
+        .ahead
+        .iter()
+        .map(|(k, d)| (k.as_str(), ms(*d)))
+        .collect();
     assert_eq!(
-        db.take_shared_slot(&ONE_BY_ONE, wait).await?,
-        Some(Duration::ZERO)
+        keys,
+        vec![("customer:org_1", 1000), ("op:p", 0), ("op:p:api", 400)]
     );
-    assert_eq!(db.forget_idle_buckets(Duration::from_millis(100)).await?, 1);
+
+    // The entity holds both choices to 1 s: the first wins again.
+    let second = take(&db, &reserve_then_main, 0).await?;
+    assert_eq!((second.chosen, ms(second.wait)), (Some(0), 1000));
+
+    // Without the entity, the main bucket's slot (now) comes before the reserve's (1.4 s).
+    let plain = [choice(&[&reserve], 5000), choice(&[&main], 5000)];
+    let third = take(&db, &plain, 0).await?;
+    assert_eq!((third.chosen, ms(third.wait)), (Some(1), 0));
+
+    // A choice that must go at once is taken when it can and skipped when it cannot. The
+    // main bucket booked 2 s ahead; the reserve free at 1.4 s.
+    for _ in 0..20 {
+        take(&db, &[choice(&[&main], 5000)], 1400).await?;
+    }
+    let borrow_now = [choice(&[&main], 5000), choice(&[&reserve], 0)];
+    let fourth = take(&db, &borrow_now, 1400).await?;
+    assert_eq!((fourth.chosen, ms(fourth.wait)), (Some(1), 0));
+    let fifth = take(&db, &borrow_now, 1400).await?;
+    assert_eq!((fifth.chosen, ms(fifth.wait)), (Some(0), 2000));
+    Ok(())
+}
+
+async fn idle_buckets_are_forgotten_and_busy_ones_kept(db: TestDatabase) -> TestResult {
+    if db.backend() == Backend::Sqlite {
+        return Ok(());
+    }
+    let idle = draw("customer:idle", 1, 0);
+    let busy = draw("customer:busy", 60_000, 0);
+    db.take_stigg_budget(&[choice(&[&idle], 0)]).await?;
+    db.take_stigg_budget(&[choice(&[&busy], 0)]).await?;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(db.forget_idle_buckets(Duration::from_millis(10)).await?, 1);
     assert_eq!(
         db.count("SELECT COUNT(*) AS n FROM stigg_rate_buckets")
             .await?,
@@ -79,22 +166,21 @@ async fn three_pools_drawing_together_never_exceed_the_bucket_in_any_window(
     if db.backend() == Backend::Sqlite {
         return Ok(());
     }
-    let bucket = SharedBucket {
-        key: "op:shared",
-        period: Duration::from_millis(20),
-        tolerance: Duration::from_millis(40),
-    };
+    let bucket = [choice(&[&draw("op:shared", 20, 40)], 2000)];
     let started = Instant::now();
     let slots = Arc::new(Mutex::new(Vec::new()));
     let mut callers = Vec::new();
     for _ in 0..3 {
         let pool = connect(&DbConfig::new(SecretString::from(db.url().to_owned()))).await?;
         for _ in 0..4 {
-            let (pool, slots) = (pool.clone(), Arc::clone(&slots));
+            let (pool, slots, bucket) = (pool.clone(), Arc::clone(&slots), bucket.clone());
             callers.push(tokio::spawn(async move {
                 while started.elapsed() < Duration::from_millis(1500) {
-                    let Ok(Some(wait)) =
-                        pool.take_shared_slot(&bucket, Duration::from_secs(2)).await
+                    let Ok(BudgetTake {
+                        chosen: Some(0),
+                        wait,
+                        ..
+                    }) = pool.take_stigg_budget(&bucket).await
                     else {
                         panic!("a slot within 2 s");
                     };

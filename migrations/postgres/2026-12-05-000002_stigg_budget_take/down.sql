@@ -1,0 +1,1 @@
+DROP FUNCTION stigg_take_slot(INT[], TEXT[], FLOAT8[], FLOAT8[], FLOAT8[], TIMESTAMP);
