@@ -113,8 +113,7 @@ impl Database {
         &self.pool
     }
 
-    /// Only tests ask: the service knows its backend from `DATABASE_URL`.
-    #[cfg(feature = "test-support")]
+    /// The backend behind the pool (the Stigg budget is shared only on PostgreSQL).
     pub fn backend(&self) -> Backend {
         self.pool.backend()
     }

@@ -14,10 +14,11 @@ use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, Url};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::budget::SharedBudget;
 use crate::entity_limit::Entity;
 use crate::error::error_for_status;
-use crate::observer::{CallEvent, CallObserver, CallOutcome};
-use crate::rate_limit::RateLimiters;
+use crate::observer::{BudgetEvent, CallEvent, CallObserver, CallOutcome};
+use crate::rate_limit::{Caller, RateLimiters, Refusal};
 use crate::{Operation, StiggConfig};
 
 const API_KEY: HeaderName = HeaderName::from_static("x-api-key");
@@ -51,8 +52,9 @@ impl StiggClient {
         config: StiggConfig,
         hooks: RetryHooks,
         observer: Arc<dyn CallObserver>,
+        shared_budget: Option<Arc<dyn SharedBudget>>,
     ) -> Result<Self, ClientBuildError> {
-        let limiters = RateLimiters::for_config(&config)
+        let limiters = RateLimiters::for_config(&config, shared_budget)
             .map_err(|why| ClientBuildError::Config(why.into()))?;
         if config.attempt_timeout.is_zero() {
             return Err(ClientBuildError::Config(
@@ -106,10 +108,11 @@ impl StiggClient {
         operation: Operation,
         request: &HttpRequest,
         ctx: &CallContext,
+        caller: Caller,
         interpret: impl FnOnce(Answer) -> Result<T, StiggError> + Send,
     ) -> Result<T, StiggError> {
         let started = Instant::now();
-        let result = match self.execute(operation, request, ctx).await {
+        let result = match self.execute(operation, request, ctx, caller).await {
             Ok(answer) => interpret(answer),
             Err(error) => Err(error),
         };
@@ -132,6 +135,7 @@ impl StiggClient {
         operation: Operation,
         request: &HttpRequest,
         ctx: &CallContext,
+        caller: Caller,
     ) -> Result<Answer, StiggError> {
         let schedule = self.config.retry_schedule();
         let max_attempts = schedule.attempts();
@@ -139,34 +143,61 @@ impl StiggClient {
         let mut last_cause: Option<String> = None;
         for attempt in 1..=max_attempts {
             let made = attempt - 1;
-            if let Err(refused) = self
+            let asked = Instant::now();
+            let granted = self
                 .limiters
                 .acquire(
                     operation,
                     request.entity.as_ref(),
+                    caller,
                     ctx.deadline,
                     self.hooks.sleeper.as_ref(),
                 )
-                .await
-            {
-                tracing::warn!(
-                    correlation_id = %ctx.correlation_id,
-                    operation = operation.as_str(),
-                    attempt,
-                    error_kind = "rate_limited",
-                    limit = refused.limit.as_str(),
-                    wait_ms = millis(refused.wait),
-                    "Stigg call not sent: the client-side rate limit would outlast the deadline"
-                );
-                // Before any attempt this is a rate-limit refusal; after transient failures
-                // the real story is the failure that made us retry.
-                return Err(match last_cause {
-                    None => StiggError::RateLimited,
-                    Some(cause) => StiggError::Unavailable {
+                .await;
+            self.observer.budget(BudgetEvent {
+                operation,
+                caller,
+                waited: asked.elapsed(),
+                granted: granted.is_ok(),
+                left: granted.as_ref().ok().map(|granted| granted.left),
+            });
+            match granted {
+                Ok(_) => {}
+                Err(Refusal::Deadline(refused)) => {
+                    tracing::warn!(
+                        correlation_id = %ctx.correlation_id,
+                        operation = operation.as_str(),
+                        caller = caller.as_str(),
+                        attempt,
+                        error_kind = "rate_limited",
+                        limit = refused.limit.as_str(),
+                        wait_ms = millis(refused.wait),
+                        "Stigg call not sent: the client-side rate limit would outlast the deadline"
+                    );
+                    // Before any attempt this is a rate-limit refusal; after transient failures
+                    // the real story is the failure that made us retry.
+                    return Err(match last_cause {
+                        None => StiggError::RateLimited,
+                        Some(cause) => StiggError::Unavailable {
+                            attempts: made,
+                            cause,
+                        },
+                    });
+                }
+                Err(Refusal::Store(error)) => {
+                    tracing::error!(
+                        correlation_id = %ctx.correlation_id,
+                        operation = operation.as_str(),
+                        attempt,
+                        error_kind = "budget_unavailable",
+                        error = %error,
+                        "Stigg call not sent: the shared budget did not answer"
+                    );
+                    return Err(StiggError::Unavailable {
                         attempts: made,
-                        cause,
-                    },
-                });
+                        cause: error.to_string(),
+                    });
+                }
             }
             let remaining = ctx.deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {

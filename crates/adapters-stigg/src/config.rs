@@ -21,6 +21,8 @@ pub const DEFAULT_BACKOFF_CAP: Duration = Duration::from_secs(5);
 pub const DEFAULT_CALLS_PER_MINUTE: u32 = 250;
 /// Stigg's documented limit of mutations on one customer, and on one subscription.
 pub const DEFAULT_MUTATIONS_PER_ENTITY_PER_MINUTE: u32 = 30;
+/// Percent of each operation's quota kept for API requests.
+pub const DEFAULT_INTERACTIVE_SHARE_PERCENT: u8 = 20;
 
 /// The `User-Agent` sent unless configured otherwise: the service and this crate's version.
 pub fn default_user_agent() -> String {
@@ -50,13 +52,17 @@ pub struct StiggConfig {
     /// Client-side budget of mutations (attempts) on one customer, and on one subscription,
     /// per minute, whatever the operation. Must be at least 1.
     pub mutations_per_entity_per_minute: u32,
+    /// Percent of each operation's `calls_per_minute` kept for API requests
+    /// ([`Caller::Interactive`](crate::Caller)); batches use it only while it is idle. Below
+    /// 100.
+    pub interactive_share_percent: u8,
     pub user_agent: String,
 }
 
 impl StiggConfig {
     /// A configuration with the contract's defaults: 5 s per attempt, 3 attempts, backoff
-    /// 200 ms doubling up to 5 s, 250 calls per minute per operation, 30 mutations per
-    /// minute per customer or subscription.
+    /// 200 ms doubling up to 5 s, 250 calls per minute per operation (20 % of them kept for
+    /// API requests), 30 mutations per minute per customer or subscription.
     pub fn new(base_url: impl Into<String>, api_key: impl Into<SecretString>) -> Self {
         Self {
             base_url: base_url.into(),
@@ -67,6 +73,7 @@ impl StiggConfig {
             backoff_cap: DEFAULT_BACKOFF_CAP,
             calls_per_minute: DEFAULT_CALLS_PER_MINUTE,
             mutations_per_entity_per_minute: DEFAULT_MUTATIONS_PER_ENTITY_PER_MINUTE,
+            interactive_share_percent: DEFAULT_INTERACTIVE_SHARE_PERCENT,
             user_agent: default_user_agent(),
         }
     }
@@ -95,6 +102,7 @@ impl fmt::Debug for StiggConfig {
                 "mutations_per_entity_per_minute",
                 &self.mutations_per_entity_per_minute,
             )
+            .field("interactive_share_percent", &self.interactive_share_percent)
             .field("user_agent", &self.user_agent)
             .finish()
     }
@@ -113,6 +121,7 @@ mod tests {
         assert_eq!(config.backoff_cap, Duration::from_secs(5));
         assert_eq!(config.calls_per_minute, 250);
         assert_eq!(config.mutations_per_entity_per_minute, 30);
+        assert_eq!(config.interactive_share_percent, 20);
         assert!(config.user_agent.starts_with("onboarding/"));
     }
 

@@ -15,6 +15,7 @@ use reqwest::{Method, Url};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::budget::SharedBudget;
 use crate::checks::{
     Created, WantedSubscription, customer_created, same_customer, same_subscription,
     subscription_created, unexpected_json,
@@ -23,6 +24,7 @@ use crate::client::{Answer, HttpRequest, StiggClient};
 use crate::entity_limit::Entity;
 use crate::error::invalid_response;
 use crate::observer::{CallObserver, NoopObserver};
+use crate::rate_limit::Caller;
 use crate::wire::{
     CustomerData, CustomerRequest, Envelope, SubscriptionData, SubscriptionProvisionData,
     SubscriptionRequest,
@@ -53,14 +55,17 @@ impl From<ClientBuildError> for GatewayBuildError {
 pub struct HttpStiggGateway {
     client: Arc<StiggClient>,
     base_url: Arc<Url>,
+    /// Who this handle's calls are for: how they pay for their rate-limit slots.
+    caller: Caller,
 }
 
-/// Builds an [`HttpStiggGateway`] with replaced parts (sleeper, jitter, observer); the
-/// defaults are the real ones.
+/// Builds an [`HttpStiggGateway`] with replaced parts (sleeper, jitter, observer, shared
+/// budget); the defaults are the real ones and buckets in memory.
 pub struct HttpStiggGatewayBuilder {
     config: StiggConfig,
     hooks: RetryHooks,
     observer: Arc<dyn CallObserver>,
+    shared_budget: Option<Arc<dyn SharedBudget>>,
 }
 
 impl HttpStiggGatewayBuilder {
@@ -82,12 +87,22 @@ impl HttpStiggGatewayBuilder {
         self
     }
 
+    /// Keeps the rate-limit buckets in `budget`, shared by every instance of the deployment,
+    /// instead of in this process. Default: in this process.
+    pub fn shared_budget(mut self, budget: Arc<dyn SharedBudget>) -> Self {
+        self.shared_budget = Some(budget);
+        self
+    }
+
+    /// The gateway, for API requests ([`Caller::Interactive`]); see
+    /// [`HttpStiggGateway::for_background`].
     pub fn build(self) -> Result<HttpStiggGateway, GatewayBuildError> {
         let base_url = parse_base_url(&self.config.base_url)?;
-        let client = StiggClient::new(self.config, self.hooks, self.observer)?;
+        let client = StiggClient::new(self.config, self.hooks, self.observer, self.shared_budget)?;
         Ok(HttpStiggGateway {
             client: Arc::new(client),
             base_url: Arc::new(base_url),
+            caller: Caller::Interactive,
         })
     }
 }
@@ -117,11 +132,31 @@ impl HttpStiggGateway {
             config,
             hooks: RetryHooks::default(),
             observer: Arc::new(NoopObserver),
+            shared_budget: None,
         }
     }
 
-    pub(crate) fn client(&self) -> &StiggClient {
-        &self.client
+    /// A handle on the same client and buckets whose calls are a backlog's (`reconcile`, the
+    /// sync worker): they leave the interactive share to API requests.
+    #[must_use]
+    pub fn for_background(&self) -> Self {
+        Self {
+            caller: Caller::Background,
+            ..self.clone()
+        }
+    }
+
+    /// Sends `request` through the client as this handle's caller.
+    pub(crate) async fn call<T>(
+        &self,
+        op: Operation,
+        request: &HttpRequest,
+        ctx: &CallContext,
+        interpret: impl FnOnce(Answer) -> Result<T, StiggError> + Send,
+    ) -> Result<T, StiggError> {
+        self.client
+            .call(op, request, ctx, self.caller, interpret)
+            .await
     }
 
     /// `{base}/api/v1/{segments...}`, each segment percent-encoded.
@@ -147,13 +182,12 @@ impl HttpStiggGateway {
             "Stigg customer exists already; reading it back"
         );
         let request = get(self.endpoint(&["customers", id]));
-        self.client
-            .call(op, &request, ctx, |answer| {
-                let data: CustomerData = self.success_data(op, &answer)?;
-                same_customer(&data, customer)?;
-                Ok(StiggCustomer { id: id.to_owned() })
-            })
-            .await
+        self.call(op, &request, ctx, |answer| {
+            let data: CustomerData = self.success_data(op, &answer)?;
+            same_customer(&data, customer)?;
+            Ok(StiggCustomer { id: id.to_owned() })
+        })
+        .await
     }
 
     async fn read_back_subscription(
@@ -169,13 +203,12 @@ impl HttpStiggGateway {
             "Stigg subscription exists already; reading it back"
         );
         let request = get(self.endpoint(&["subscriptions", id]));
-        self.client
-            .call(op, &request, ctx, |answer| {
-                let data: SubscriptionData = self.success_data(op, &answer)?;
-                same_subscription(&data, wanted, id)?;
-                Ok(StiggSubscription { id: id.to_owned() })
-            })
-            .await
+        self.call(op, &request, ctx, |answer| {
+            let data: SubscriptionData = self.success_data(op, &answer)?;
+            same_subscription(&data, wanted, id)?;
+            Ok(StiggSubscription { id: id.to_owned() })
+        })
+        .await
     }
 
     /// Sends a subscription create (`op` with `request`) and checks its answer against
@@ -189,7 +222,6 @@ impl HttpStiggGateway {
         ctx: &CallContext,
     ) -> Result<StiggSubscription, StiggError> {
         let (created, answered_id) = self
-            .client
             .call(op, request, ctx, |answer| match answer.status.as_u16() {
                 200..=299 => {
                     let data: SubscriptionProvisionData = self.success_data(op, &answer)?;
@@ -251,7 +283,6 @@ impl StiggGateway for HttpStiggGateway {
             Entity::Customer(ours.to_owned()),
         )?;
         let created = self
-            .client
             .call(op, &request, ctx, |answer| match answer.status.as_u16() {
                 200..=299 => customer_created(op, &answer.body, customer),
                 409 => Ok(Created::Exists),

@@ -65,12 +65,11 @@ impl StiggLifecycle for HttpStiggGateway {
             &PatchRequest::from(patch),
             Entity::Subscription(subscription_id.to_owned()),
         )?;
-        self.client()
-            .call(op, &request, ctx, |answer| {
-                let data: SubscriptionData = self.success_data(op, &answer)?;
-                patched(&data, subscription_id, patch)
-            })
-            .await
+        self.call(op, &request, ctx, |answer| {
+            let data: SubscriptionData = self.success_data(op, &answer)?;
+            patched(&data, subscription_id, patch)
+        })
+        .await
     }
 
     async fn cancel_subscription(
@@ -89,26 +88,25 @@ impl StiggLifecycle for HttpStiggGateway {
             &CancelRequest::from(cancellation),
             Entity::Subscription(subscription_id.to_owned()),
         )?;
-        self.client()
-            .call(op, &request, ctx, |answer| {
-                match self.success_data::<SubscriptionData>(op, &answer) {
-                    // Ended already is what an immediate cancel asks for. Not for a cancel on
-                    // a date: the subscription ended before it, which the caller must hear.
-                    Err(StiggError::Rejected { code, .. })
-                        if code == ALREADY_ENDED
-                            && matches!(cancellation, Cancellation::Immediately { .. }) =>
-                    {
-                        tracing::info!(
-                            correlation_id = %ctx.correlation_id,
-                            subscription_id,
-                            "Stigg subscription was canceled or expired already; counted as canceled"
-                        );
-                        Ok(())
-                    }
-                    data => canceled(&data?, subscription_id, cancellation),
+        self.call(op, &request, ctx, |answer| {
+            match self.success_data::<SubscriptionData>(op, &answer) {
+                // Ended already is what an immediate cancel asks for. Not for a cancel on
+                // a date: the subscription ended before it, which the caller must hear.
+                Err(StiggError::Rejected { code, .. })
+                    if code == ALREADY_ENDED
+                        && matches!(cancellation, Cancellation::Immediately { .. }) =>
+                {
+                    tracing::info!(
+                        correlation_id = %ctx.correlation_id,
+                        subscription_id,
+                        "Stigg subscription was canceled or expired already; counted as canceled"
+                    );
+                    Ok(())
                 }
-            })
-            .await
+                data => canceled(&data?, subscription_id, cancellation),
+            }
+        })
+        .await
     }
 
     async fn archive_customer(
@@ -129,12 +127,11 @@ impl StiggLifecycle for HttpStiggGateway {
             &json!({}),
             Entity::Customer(id.to_owned()),
         )?;
-        self.client()
-            .call(op, &request, ctx, |answer| {
-                let data: CustomerData = self.success_data(op, &answer)?;
-                archived(&data, id)
-            })
-            .await
+        self.call(op, &request, ctx, |answer| {
+            let data: CustomerData = self.success_data(op, &answer)?;
+            archived(&data, id)
+        })
+        .await
     }
 }
 

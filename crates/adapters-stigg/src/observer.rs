@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::Operation;
+use crate::{Caller, Operation};
 
 /// What happened to one call (or one attempt, for [`CallOutcome::Retried`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -41,10 +41,28 @@ pub struct CallEvent {
     pub latency: Duration,
 }
 
-/// Receives one event per retried attempt and one per finished call. Called inline on the
-/// request path, so implementations must be quick and must not block.
+/// One take of the rate-limit budget (before each attempt).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BudgetEvent {
+    pub operation: Operation,
+    pub caller: Caller,
+    /// From asking to the slot (or to the refusal).
+    pub waited: Duration,
+    /// `false`: refused (the slot came after the deadline, or the shared budget failed).
+    pub granted: bool,
+    /// Calls the operation could have sent at once after this take, as this take saw its
+    /// buckets; `None` when refused.
+    pub left: Option<u32>,
+}
+
+/// Receives one event per retried attempt and one per finished call, and one per take of the
+/// rate-limit budget. Called inline on the request path, so implementations must be quick
+/// and must not block.
 pub trait CallObserver: Send + Sync {
     fn observe(&self, event: CallEvent);
+
+    /// A take of the budget. Default: ignored.
+    fn budget(&self, _event: BudgetEvent) {}
 }
 
 /// The default observer: ignores everything.

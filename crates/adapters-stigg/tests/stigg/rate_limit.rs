@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use onboarding_adapters_stigg::HttpStiggGateway;
+use onboarding_adapters_stigg::{BudgetError, Choice, HttpStiggGateway, SharedBudget, Take};
 use onboarding_domain::ports::{
     Cancellation, StiggError, StiggGateway, StiggLifecycle, SubscriptionPatch,
 };
@@ -68,6 +68,7 @@ async fn waits_for_a_token_that_comes_before_the_deadline() -> TestResult {
     mount_post(&server, CREATE_CUSTOMER, customer_created(), 4).await;
     let mut config = config_for(&server);
     config.calls_per_minute = 123; // three banked, then one every 500 ms
+    config.interactive_share_percent = 0; // one bucket: none kept for API requests
     let sleeper = RecordingSleeper::real();
     let gateway = gateway_with(config, sleeper.clone())?;
 
@@ -236,5 +237,104 @@ async fn an_entity_waits_for_its_next_slot_within_the_deadline() -> TestResult {
         sleeps[0] > Duration::from_millis(400) && sleeps[0] <= Duration::from_millis(500),
         "{sleeps:?}"
     );
+    Ok(())
+}
+
+/// A shared store that books every take at once and remembers what it was offered, or
+/// fails every take.
+#[derive(Default)]
+struct RecordingBudget {
+    offered: std::sync::Mutex<Vec<Vec<Choice>>>,
+    down: bool,
+}
+
+#[async_trait::async_trait]
+impl SharedBudget for RecordingBudget {
+    async fn take(&self, choices: &[Choice]) -> Result<Take, BudgetError> {
+        self.offered.lock().unwrap().push(choices.to_vec());
+        if self.down {
+            return Err(BudgetError("connection refused".into()));
+        }
+        Ok(Take {
+            chosen: Some(0),
+            wait: Duration::ZERO,
+            ahead: Vec::new(),
+        })
+    }
+}
+
+/// Each offered choice as its buckets' keys and whether it may wait.
+fn shapes(choices: &[Choice]) -> Vec<(Vec<&str>, bool)> {
+    choices
+        .iter()
+        .map(|c| {
+            let keys = c.draws.iter().map(|d| d.key.as_str()).collect();
+            (keys, !c.max_wait.is_zero())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn api_requests_offer_the_reserve_first_and_a_backlog_borrows_it_only_at_once() -> TestResult
+{
+    let server = MockServer::start().await;
+    mount_post(&server, CREATE_CUSTOMER, customer_created(), 2).await;
+    let budget = std::sync::Arc::new(RecordingBudget::default());
+    let gateway = HttpStiggGateway::builder(config_for(&server))
+        .shared_budget(budget.clone())
+        .build()?;
+
+    gateway.provision_customer(&customer()?, &ctx15()?).await?;
+    gateway
+        .for_background()
+        .provision_customer(&customer()?, &ctx15()?)
+        .await?;
+
+    let offered = budget.offered.lock().unwrap().clone();
+    let entity = &format!("customer:{ORG_ID}");
+    let entity = entity.as_str();
+    assert_eq!(
+        shapes(&offered[0]),
+        [
+            (vec!["op:provision_customer:api", entity], true),
+            (vec!["op:provision_customer", entity], true),
+        ]
+    );
+    assert_eq!(
+        shapes(&offered[1]),
+        [
+            (vec!["op:provision_customer", entity], true),
+            (vec!["op:provision_customer:api", entity], false),
+        ]
+    );
+    // The borrower leaves one call banked: it sees a smaller tolerance.
+    let (asked, borrowed) = (&offered[0][0].draws[0], &offered[1][1].draws[0]);
+    assert_eq!(asked.period, borrowed.period);
+    assert_eq!(asked.tolerance - borrowed.tolerance, asked.period);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_shared_budget_that_fails_sends_nothing_and_says_so() -> TestResult {
+    let server = MockServer::start().await;
+    mount_post(&server, CREATE_CUSTOMER, customer_created(), 0).await;
+    let budget = std::sync::Arc::new(RecordingBudget {
+        down: true,
+        ..RecordingBudget::default()
+    });
+    let gateway = HttpStiggGateway::builder(config_for(&server))
+        .shared_budget(budget)
+        .build()?;
+
+    let result = gateway.provision_customer(&customer()?, &ctx15()?).await;
+
+    assert_eq!(
+        result,
+        Err(StiggError::Unavailable {
+            attempts: 0,
+            cause: "the shared Stigg budget is unavailable: connection refused".into()
+        })
+    );
+    assert!(received(&server).await.is_empty());
     Ok(())
 }

@@ -27,7 +27,7 @@ use secrecy::SecretString;
 pub use catalog::{
     BUILT_IN_PLAN_CATALOG, DEFAULT_PLAN_CATALOG, built_in_plan_catalog, parse_plan_catalog,
 };
-pub use stigg::StiggEndpoint;
+pub use stigg::{InteractiveShare, StiggEndpoint};
 pub use stripe::{StripeEndpoint, StripeUse};
 
 use crate::telemetry::DEFAULT_LOG_FILTER;
@@ -189,7 +189,8 @@ pub struct Settings {
     )]
     pub stigg_backoff_cap: Duration,
 
-    /// Client-side budget of Stigg calls per minute, per operation.
+    /// Stigg calls per minute, per operation: the API key's quota (on PostgreSQL shared by
+    /// every instance; never divide it by the number of instances).
     #[arg(
         long,
         env = "STIGG_CALLS_PER_MINUTE",
@@ -199,6 +200,17 @@ pub struct Settings {
         global = true
     )]
     pub stigg_calls_per_minute: u32,
+
+    /// Share of each operation's Stigg quota kept for API requests (`reconcile` and the sync
+    /// worker use it only while no API request needs it): 20, 20% or 0.2; 0 to 90.
+    #[arg(
+        long,
+        env = "STIGG_INTERACTIVE_SHARE",
+        value_name = "STIGG_INTERACTIVE_SHARE",
+        default_value = "20%",
+        global = true
+    )]
+    pub stigg_interactive_share: InteractiveShare,
 
     /// Comma-separated `whsec_…` secrets Stripe signs webhooks with (several while rotating;
     /// secret). Enables `POST /api/stripe/webhooks`; goes with STRIPE_API_KEY.

@@ -1,11 +1,63 @@
 //! Where Stigg is: the settings' Stigg URL and key checked against the environment and the
 //! command, down to a remote Stigg or the bundled emulator.
 
+use std::fmt;
+use std::str::FromStr;
+
 use anyhow::Context;
 use onboarding_adapters_stigg::{DEFAULT_BASE_URL, parse_base_url, shown_url};
 use secrecy::SecretString;
 
 use super::{AppEnv, Settings, StiggUse};
+
+/// `STIGG_INTERACTIVE_SHARE`: the percent of each operation's Stigg quota kept for API
+/// requests. Written `20`, `20%` or `0.2`; from 0 up to 90.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InteractiveShare(u8);
+
+impl InteractiveShare {
+    /// The most that may be kept: a backlog always keeps a tenth of the quota of its own.
+    const MOST: f64 = 90.0;
+
+    pub fn percent(self) -> u8 {
+        self.0
+    }
+}
+
+impl FromStr for InteractiveShare {
+    type Err = String;
+
+    fn from_str(raw: &str) -> Result<Self, Self::Err> {
+        let trimmed = raw.trim();
+        let (number, percent_sign) = match trimmed.strip_suffix('%') {
+            Some(number) => (number.trim_end(), true),
+            None => (trimmed, false),
+        };
+        let value: f64 = number
+            .parse()
+            .map_err(|_| format!("`{raw}` is not a share: write 20, 20% or 0.2"))?;
+        // A fraction written as one (0.2); 1 and above are percents.
+        let percent = if !percent_sign && number.contains('.') && value < 1.0 {
+            value * 100.0
+        } else {
+            value
+        };
+        if !(0.0..=Self::MOST).contains(&percent) {
+            return Err(format!(
+                "`{raw}` is out of range: from 0 to {} percent",
+                Self::MOST
+            ));
+        }
+        // In range, so the cast keeps the value.
+        Ok(Self(percent.round() as u8))
+    }
+}
+
+impl fmt::Display for InteractiveShare {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}%", self.0)
+    }
+}
 
 /// Where Stigg is, once the settings are checked.
 #[derive(Debug, Clone)]
@@ -106,5 +158,33 @@ mod tests {
             assert!(is_loopback(&url(local)), "{local}");
         }
         assert!(!is_loopback(&url("https://api.stigg.io")));
+    }
+}
+
+#[cfg(test)]
+mod share_tests {
+    use super::*;
+
+    #[test]
+    fn a_share_reads_as_a_percent_with_or_without_its_sign_or_as_a_fraction() {
+        for (raw, percent) in [
+            ("20", 20),
+            ("20%", 20),
+            (" 35 % ", 35),
+            ("0.2", 20),
+            ("0", 0),
+        ] {
+            assert_eq!(
+                raw.parse::<InteractiveShare>().map(|s| s.percent()),
+                Ok(percent)
+            );
+        }
+        for raw in ["-1", "91", "95%", "1.5x", ""] {
+            assert!(raw.parse::<InteractiveShare>().is_err(), "{raw}");
+        }
+        assert_eq!(
+            "20".parse::<InteractiveShare>().map(|s| s.to_string()),
+            Ok("20%".into())
+        );
     }
 }

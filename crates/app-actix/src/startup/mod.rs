@@ -6,6 +6,7 @@ mod background;
 pub mod clock;
 mod server;
 mod services;
+mod stigg_budget;
 mod stop;
 pub mod stripe_sync;
 mod sync_worker;

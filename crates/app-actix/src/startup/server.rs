@@ -206,6 +206,7 @@ impl Application {
             services.db.clone(),
             server_settings.debug_log_retention_days,
         );
+        super::stigg_budget::sweep_idle_buckets(&mut background, services.db.clone());
         Ok(Self {
             server,
             address,

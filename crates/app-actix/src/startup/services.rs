@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use onboarding_adapters_db::{Database, DbConfig};
+use onboarding_adapters_db::{Backend, Database, DbConfig};
 use onboarding_adapters_stigg::{CallObserver, HttpStiggGateway, StiggConfig, shown_url};
 use onboarding_domain::model::PlanCatalog;
 use onboarding_domain::use_cases::provision_subscription::{
@@ -20,6 +20,7 @@ use stigg_emulator::{EmulatorConfig, RunningEmulator};
 use tracing::{info, warn};
 
 use super::clock::SystemClock;
+use super::stigg_budget::DatabaseBudget;
 use crate::config::{ServerSettings, Settings, StiggEndpoint, StiggUse};
 use crate::metrics::Metrics;
 
@@ -38,6 +39,25 @@ pub struct Services {
     /// The Stigg client: provisioning's gateway and the sync's lifecycle calls, one rate
     /// limit for both.
     pub stigg_client: Arc<HttpStiggGateway>,
+    policy: ProvisioningPolicy,
+}
+
+/// Provisioning on `db` through `stigg`.
+fn provisioning(
+    db: &Database,
+    stigg: Arc<HttpStiggGateway>,
+    policy: ProvisioningPolicy,
+) -> ProvisionSubscription {
+    let db_port = Arc::new(db.clone());
+    ProvisionSubscription::new(
+        db_port.clone(),
+        db_port.clone(),
+        db_port.clone(),
+        db_port,
+        stigg,
+        Arc::new(SystemClock),
+        policy,
+    )
 }
 
 impl Services {
@@ -67,17 +87,9 @@ impl Services {
         let metrics = Arc::new(Metrics::new().context("cannot register the metrics")?);
         let db = open_database(settings, true).await?;
         let (stigg_client, emulator, stigg) =
-            connect_stigg(settings, target, metrics.clone()).await?;
-        let db_port = Arc::new(db.clone());
-        let provision = ProvisionSubscription::new(
-            db_port.clone(),
-            db_port.clone(),
-            db_port.clone(),
-            db_port,
-            stigg_client.clone(),
-            Arc::new(SystemClock),
-            ProvisioningPolicy::for_deadline(deadline),
-        );
+            connect_stigg(settings, target, metrics.clone(), &db).await?;
+        let policy = ProvisioningPolicy::for_deadline(deadline);
+        let provision = provisioning(&db, stigg_client.clone(), policy);
         Ok(Self {
             db,
             catalog,
@@ -86,16 +98,18 @@ impl Services {
             stigg,
             metrics,
             stigg_client,
+            policy,
         })
     }
 
-    /// The reconcile use case on these services' database, catalog and provisioning (hence
-    /// their Stigg client and its rate limit).
+    /// The reconcile use case on these services' database, catalog and Stigg client (hence
+    /// its rate limit), as a backlog: it leaves the interactive share to API requests.
     pub fn reconcile_provisioning(&self) -> ReconcileProvisioning {
+        let background = Arc::new(self.stigg_client.for_background());
         ReconcileProvisioning::new(
             Arc::new(self.db.clone()),
             self.catalog.clone(),
-            self.provision.clone(),
+            provisioning(&self.db, background, self.policy),
             Arc::new(SystemClock),
             ReconcilePolicy::default(),
         )
@@ -130,6 +144,7 @@ async fn connect_stigg(
     settings: &Settings,
     target: StiggEndpoint,
     observer: Arc<dyn CallObserver>,
+    db: &Database,
 ) -> anyhow::Result<(Arc<HttpStiggGateway>, Option<RunningEmulator>, String)> {
     let (base_url, api_key, emulator) = match target {
         StiggEndpoint::Remote { base_url, api_key } => (base_url, api_key, None),
@@ -155,10 +170,15 @@ async fn connect_stigg(
     config.backoff_base = settings.stigg_backoff_base;
     config.backoff_cap = settings.stigg_backoff_cap;
     config.calls_per_minute = settings.stigg_calls_per_minute;
-    let gateway = HttpStiggGateway::builder(config)
-        .observer(observer)
-        .build()
-        .context("cannot build the Stigg client")?;
+    config.interactive_share_percent = settings.stigg_interactive_share.percent();
+    let mut builder = HttpStiggGateway::builder(config).observer(observer);
+    // The quota belongs to the API key: on PostgreSQL every instance draws from the same
+    // buckets. SQLite serves one process, whose buckets stay in memory. (The bundled
+    // emulator belongs to this process alone.)
+    if db.backend() == Backend::Postgres && emulator.is_none() {
+        builder = builder.shared_budget(Arc::new(DatabaseBudget::new(db.clone())));
+    }
+    let gateway = builder.build().context("cannot build the Stigg client")?;
     let shown = match &emulator {
         Some(_) => format!("the bundled emulator at {base_url} (in memory)"),
         None => shown_url(&base_url),

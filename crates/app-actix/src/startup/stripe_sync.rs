@@ -81,6 +81,8 @@ impl StripeSync {
             .context("cannot build the Stripe client")?;
         let stripe: Arc<dyn StripeReader> = Arc::new(client);
         let db = Arc::new(services.db.clone());
+        // Moves are a backlog's calls: they leave the interactive share to API requests.
+        let background = Arc::new(services.stigg_client.for_background());
         let sync = SyncSubscription::new(
             SyncPorts {
                 orgs: db.clone(),
@@ -89,8 +91,8 @@ impl StripeSync {
                 states: db.clone(),
                 leases: db.clone(),
                 stripe,
-                stigg: services.stigg_client.clone() as Arc<dyn StiggGateway>,
-                lifecycle: services.stigg_client.clone() as Arc<dyn StiggLifecycle>,
+                stigg: background.clone() as Arc<dyn StiggGateway>,
+                lifecycle: background as Arc<dyn StiggLifecycle>,
                 clock: Arc::new(SystemClock),
             },
             SyncSettings {

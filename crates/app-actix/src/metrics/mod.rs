@@ -4,10 +4,12 @@
 //! The registry is created with the services and handed down; nothing is registered in the
 //! process-global registry, so several instances (tests) can run in one process.
 
+mod budget;
+
 use std::time::Duration;
 
 use actix_web::http::{Method, StatusCode};
-use onboarding_adapters_stigg::{CallEvent, CallObserver, CallOutcome, Operation};
+use onboarding_adapters_stigg::{BudgetEvent, CallEvent, CallObserver, CallOutcome, Operation};
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
     TextEncoder,
@@ -171,6 +173,7 @@ impl SyncMetrics {
 /// The service's metrics and the registry they live in.
 pub struct Metrics {
     sync: SyncMetrics,
+    budget: budget::BudgetMetrics,
     registry: Registry,
     http_requests: IntCounterVec,
     http_latency: HistogramVec,
@@ -257,7 +260,9 @@ impl Metrics {
         }
 
         let sync = SyncMetrics::register(&registry)?;
+        let budget = budget::BudgetMetrics::register(&registry)?;
         Ok(Self {
+            budget,
             sync,
             registry,
             http_requests,
@@ -357,6 +362,10 @@ impl CallObserver for Metrics {
         if let Ok(histogram) = self.stigg_latency.get_metric_with_label_values(&labels) {
             histogram.observe(event.latency.as_secs_f64());
         }
+    }
+
+    fn budget(&self, event: BudgetEvent) {
+        self.budget.observe(event);
     }
 }
 
