@@ -49,8 +49,11 @@ fn bank(calls_per_minute: u32) -> u32 {
 }
 
 /// The arithmetic of a GCRA bucket of `n` calls a minute. Of burst `b` and period `p`, it lets
-/// through at most `b + floor(60 s / p)` calls in a closed one-minute window, so the period is
-/// a hair over `60 s / (n - b + 1)`: the minute's total stays `n`, for every `n`.
+/// through at most `b + floor(W / p)` calls in a closed window of `W`, so with a period a
+/// thousandth over `60 s / (n - b + 1)` even a window of 60.06 s holds at most `n`: a call may
+/// reach Stigg up to 60 ms after its slot (a late timer, a busy host, another instance's
+/// network path) without making any minute, as Stigg counts it, hold more than `n`. It costs
+/// a thousandth of the quota.
 ///
 /// A bucket's state is its theoretical arrival time (TAT): when the next call would be due at
 /// the steady rate; `None` before the first call.
@@ -65,7 +68,8 @@ impl Gcra {
     pub(crate) fn per_minute(calls_per_minute: u32) -> Self {
         let n = calls_per_minute.max(1);
         let burst = bank(n);
-        let period = Duration::from_secs(60) / (n - burst + 1) + Duration::from_micros(1);
+        let exact = Duration::from_secs(60) / (n - burst + 1);
+        let period = exact + exact / 1000 + Duration::from_micros(1);
         Self {
             period,
             tolerance: period * (burst - 1),
@@ -486,10 +490,12 @@ mod tests {
     fn late_takers_still_get_the_whole_quota() {
         // A caller that comes back late for each token (a late timer), or only every 500 ms
         // (a pausing pipeline), still gets every call the bucket releases: the bank and the
-        // rest of the quota. With a bank of 2 the 11 ms caller would lose 1 %.
+        // rest of the quota, less the thousandth the period keeps as a margin. With a bank
+        // of 2 the 11 ms caller would lose 1 %.
         for (n, step_ms) in [(6000, 11), (6000, 19), (6000, 500), (250, 450)] {
             let calls = greedy_calls(n, 2, Duration::from_millis(step_ms));
-            let released = bank(n) + 2 * (n - bank(n));
+            let at_full_rate = 2 * (n - bank(n));
+            let released = bank(n) + at_full_rate - at_full_rate.div_ceil(1000);
             // The calls released after the caller's last visit are not taken.
             let unvisited = step_ms * u64::from(n - bank(n)) / 60_000 + 1;
             assert!(
@@ -606,7 +612,8 @@ mod tests {
         let sub = Entity::Subscription("sub_1".into());
         assert_eq!(limiters.reserve(op, Some(&sub), ASK, now, now), Ok(now));
         let later = now + Duration::from_secs(30);
-        let opened = later + Duration::from_millis(1);
+        // The period is a thousandth over 30 s.
+        let opened = later + Duration::from_millis(31);
 
         let refused = limiters.reserve(op, Some(&sub), ASK, later, later + Duration::from_secs(5));
         assert_eq!(refused.map_err(|e| e.limit), Err(Limit::Entity));

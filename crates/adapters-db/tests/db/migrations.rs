@@ -16,12 +16,13 @@ on_both_backends!(
     ping_answers_until_the_pool_closes,
 );
 
-const MIGRATIONS: [&str; 5] = [
+const MIGRATIONS: [&str; 6] = [
     "2026-11-24-000001_onboarding_tables",
     "2026-12-04-000001_debug_log_row_key",
     "2026-12-04-000002_leases",
     "2026-12-04-000003_stripe_sync",
     "2026-12-05-000001_stigg_budget",
+    "2026-12-05-000002_stigg_budget_take",
 ];
 const TABLES: [&str; 9] = [
     "organizations",

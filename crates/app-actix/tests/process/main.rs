@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use stigg_emulator::{EmulatorConfig, Fault, FaultAction, RunningEmulator, Scoped};
 use tempfile::TempDir;
 
+mod shared_budget;
 mod stripe_sync;
 mod sync_command;
 

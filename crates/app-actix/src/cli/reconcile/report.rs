@@ -67,6 +67,9 @@ impl Report<'_> {
         if s.interrupted > 0 {
             let _ = writeln!(out, "  interrupted          {:>6}", s.interrupted);
         }
+        if s.held_elsewhere > 0 {
+            let _ = writeln!(out, "  held elsewhere       {:>6}", s.held_elsewhere);
+        }
         if !s.skipped.is_empty() {
             // Not pending: Stripe grants no access for these statuses.
             let by_status: Vec<String> = s
@@ -147,6 +150,7 @@ impl Report<'_> {
                 "reason": item.reason,
             })).collect::<Vec<_>>(),
             "interrupted": s.interrupted,
+            "heldElsewhere": s.held_elsewhere,
             "skipped": s
                 .skipped
                 .iter()

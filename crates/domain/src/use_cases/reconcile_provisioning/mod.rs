@@ -287,6 +287,9 @@ impl ReconcileProvisioning {
                         status: status.as_str().to_owned(),
                     };
                 }
+                // Someone else is on it: runs side by side share the backlog out, instead of
+                // queueing on each other's items.
+                Err(ProvisionError::InProgress { .. }) => return ItemOutcome::HeldElsewhere,
                 // Refused before it was sent: worth waiting for, up to the patience.
                 Err(ProvisionError::Stigg(error)) if error.was_not_sent() => {
                     ProvisionError::Stigg(error)

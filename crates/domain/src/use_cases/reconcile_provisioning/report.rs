@@ -20,6 +20,9 @@ pub enum ItemOutcome {
     /// Its status is not provisioned (it changed after the backlog was read); Stigg was
     /// not called.
     Skipped { status: String },
+    /// Another holder (an API request, another `reconcile`) was provisioning it; Stigg was
+    /// not called. If that holder does not finish, it stays pending for the next run.
+    HeldElsewhere,
 }
 
 impl ItemOutcome {
@@ -32,6 +35,7 @@ impl ItemOutcome {
             Self::Failed { .. } => "failed",
             Self::Interrupted => "interrupted",
             Self::Skipped { .. } => "skipped",
+            Self::HeldElsewhere => "held_elsewhere",
         }
     }
 }
@@ -97,6 +101,9 @@ pub struct ReconcileSummary {
     pub failed: Vec<FailedItem>,
     /// Items taken but left pending because the stop came before their next Stigg call.
     pub interrupted: usize,
+    /// Items another holder was provisioning when this run came to them (runs side by side
+    /// share out the backlog this way).
+    pub held_elsewhere: usize,
     /// Subscriptions not provisioned because of their status, by status (sorted): those
     /// the backlog left out and those whose status changed during the run.
     pub skipped: Vec<(String, u64)>,
@@ -111,6 +118,7 @@ impl ReconcileSummary {
             + self.would_provision.len()
             + self.failed.len()
             + self.interrupted
+            + self.held_elsewhere
     }
 
     /// True when everything taken was provisioned (or found done, or planned) and the run
@@ -135,6 +143,7 @@ impl ReconcileSummary {
             }),
             ItemOutcome::Interrupted => self.interrupted += 1,
             ItemOutcome::Skipped { status } => self.skip(status, 1),
+            ItemOutcome::HeldElsewhere => self.held_elsewhere += 1,
         }
     }
 

@@ -215,6 +215,8 @@ struct World {
     rows: Vec<PendingProvisioning>,
     /// Subscriptions the store reports as finished when the use case loads them.
     done: HashSet<String>,
+    /// Subscriptions whose lease another holder keeps for the whole run.
+    held: HashSet<String>,
     count: Result<u64, RepoError>,
     /// What the store counts as skipped because of the status.
     skipped: Vec<(String, u64)>,
@@ -235,6 +237,7 @@ impl World {
         let mut world = Self {
             rows,
             done: HashSet::new(),
+            held: HashSet::new(),
             count,
             skipped: Vec::new(),
             failing_page: None,
@@ -354,13 +357,18 @@ impl World {
             })
         });
         let mut leases = MockLeaseStore::new();
-        leases.expect_try_take().returning(|key, now, _| {
-            Ok(Some(Lease {
+        let held = self.held;
+        leases.expect_try_take().returning(move |key, now, _| {
+            let taken_elsewhere = held
+                .iter()
+                .any(|sub| key.as_str() == format!("subscription:{sub}"));
+            Ok((!taken_elsewhere).then(|| Lease {
                 key: key.clone(),
                 holder: "holder".into(),
                 expires_at: now,
             }))
         });
+        leases.expect_expiry().returning(|_| Ok(None));
         leases.expect_release().returning(|_| Ok(()));
         store.expect_start_attempt().returning(|_, _, _| Ok(true));
         let failures = self.failures;
@@ -690,6 +698,30 @@ async fn a_subscription_finished_meanwhile_counts_as_already_provisioned() {
             .any(|item| item.stripe_subscription_id == "sub_A2"
                 && item.outcome == ItemOutcome::AlreadyProvisioned)
     );
+}
+
+/// Runs side by side share the backlog out: an item another holder keeps past this run's
+/// deadline is reported as held elsewhere, not as a failure, and the run goes on.
+#[tokio::test]
+async fn a_subscription_another_holder_keeps_is_left_to_it() {
+    let mut world = World::new(good_rows(3));
+    world.held.insert("sub_A2".into());
+    let calls = Arc::clone(&world.subscription_calls);
+    let use_case = world.use_case(Arc::new(fake_clock().0), policy(10));
+
+    let summary = use_case.execute(&options(), &NoObserver, &NeverStop).await;
+
+    assert_eq!(
+        (summary.provisioned, summary.held_elsewhere),
+        (2, 1),
+        "{summary:?}"
+    );
+    assert!(
+        summary.failed.is_empty() && summary.is_clean(),
+        "{summary:?}"
+    );
+    assert_eq!(summary.handled(), 3);
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
 
 #[tokio::test]
