@@ -50,6 +50,7 @@ async fn migrations_go_down_and_up_again(db: TestDatabase) -> TestResult {
     assert_eq!(
         revert_all_migrations(db.pool()).await?,
         [
+            "20261205000002",
             "20261205000001",
             "20261204000003",
             "20261204000002",

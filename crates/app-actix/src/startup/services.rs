@@ -103,13 +103,19 @@ impl Services {
     }
 
     /// The reconcile use case on these services' database, catalog and Stigg client (hence
-    /// its rate limit), as a backlog: it leaves the interactive share to API requests.
+    /// its rate limit), as a backlog: it leaves the interactive share to API requests, and
+    /// a subscription someone else is provisioning (a request, another run, a killed run's
+    /// lapsing lease) to that holder, instead of waiting for it.
     pub fn reconcile_provisioning(&self) -> ReconcileProvisioning {
         let background = Arc::new(self.stigg_client.for_background());
+        let policy = ProvisioningPolicy {
+            wait_for_holder: false,
+            ..self.policy
+        };
         ReconcileProvisioning::new(
             Arc::new(self.db.clone()),
             self.catalog.clone(),
-            provisioning(&self.db, background, self.policy),
+            provisioning(&self.db, background, policy),
             Arc::new(SystemClock),
             ReconcilePolicy::default(),
         )

@@ -317,6 +317,9 @@ async fn runs_at_the_rate_limit_without_drawing_a_429() {
         }),
         &[
             "--stigg-calls-per-minute=120",
+            // One bucket per operation, so the spacing below is the quota's (the share is
+            // held in the adapter's and the process tests).
+            "--stigg-interactive-share=0",
             // Shorter than the queue of 8 items at 2 calls per second: without the batch's
             // allowance for its own turn in the queue, items would be refused or cut short.
             "--provisioning-deadline-ms=1000",

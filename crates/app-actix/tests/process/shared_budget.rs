@@ -6,6 +6,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use onboarding_adapters_db::test_support::TestDatabase;
 use serde_json::{Value, json};
 use stigg_emulator::{EntityKind, LoggedRequest, RateLimit, RetryAfterHint};
 
@@ -22,28 +23,12 @@ const API_ORGS: usize = 80;
 // Multi-threaded: blocking on the child processes must not stall the emulator served here.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_reconciles_and_a_serve_share_the_quota_without_a_429() {
-    let db = onboarding_adapters_db::test_support::TestDatabase::postgres().await;
-    for (prefix, count) in [("bk", BACKLOG), ("api", API_ORGS)] {
-        db.execute(&format!(
-            "INSERT INTO organizations (id, name, tenant_id, stripe_customer_id)
-             SELECT 'org_{prefix}' || i, 'Org ' || i, NULL, 'cus_{prefix}' || i
-             FROM generate_series(1, {count}) AS i;
-             INSERT INTO subscriptions
-                 (id, organization_id, stripe_subscription_id, plan_code, status, trial_ends_at)
-             SELECT 's_{prefix}' || i, 'org_{prefix}' || i, 'sub_{prefix}' || i,
-                    'plan_starter_m', 'active', NULL
-             FROM generate_series(1, {count}) AS i;"
-        ))
-        .await
-        .expect("the backlog is seeded");
-    }
+    let db = TestDatabase::postgres().await;
+    seed(&db, "bk", BACKLOG).await;
+    seed(&db, "api", API_ORGS).await;
     let sandbox = Sandbox::new().await;
     let stigg = sandbox.stigg.emulator();
-    stigg.set_rate_limit(Some(RateLimit {
-        per_operation_per_minute: u32::try_from(QUOTA).unwrap(),
-        per_customer_per_minute: 30,
-        retry_after: RetryAfterHint::Seconds,
-    }));
+    stigg.set_rate_limit(Some(quota()));
     let command = |args: &[&str]| {
         let mut command = sandbox.command(args);
         command
@@ -154,6 +139,32 @@ async fn three_reconciles_and_a_serve_share_the_quota_without_a_429() {
     }
 }
 
+/// `count` organizations, each with an active subscription not provisioned yet:
+/// `org_{prefix}{i}`, `sub_{prefix}{i}`.
+async fn seed(db: &TestDatabase, prefix: &str, count: usize) {
+    db.execute(&format!(
+        "INSERT INTO organizations (id, name, tenant_id, stripe_customer_id)
+         SELECT 'org_{prefix}' || i, 'Org ' || i, NULL, 'cus_{prefix}' || i
+         FROM generate_series(1, {count}) AS i;
+         INSERT INTO subscriptions
+             (id, organization_id, stripe_subscription_id, plan_code, status, trial_ends_at)
+         SELECT 's_{prefix}' || i, 'org_{prefix}' || i, 'sub_{prefix}' || i,
+                'plan_starter_m', 'active', NULL
+         FROM generate_series(1, {count}) AS i;"
+    ))
+    .await
+    .expect("the backlog is seeded");
+}
+
+/// Stigg's limits at [`QUOTA`], enforced with 429s.
+fn quota() -> RateLimit {
+    RateLimit {
+        per_operation_per_minute: u32::try_from(QUOTA).unwrap_or(u32::MAX),
+        per_customer_per_minute: 30,
+        retry_after: RetryAfterHint::Seconds,
+    }
+}
+
 /// Most calls in any one-minute window.
 fn busiest_minute(at: &[DateTime<Utc>]) -> usize {
     let minute = chrono::Duration::seconds(60);
@@ -166,4 +177,63 @@ fn busiest_minute(at: &[DateTime<Utc>]) -> usize {
         most = most.max(last + 1 - first);
     }
     most
+}
+
+/// A killed instance holds no budget: its booked slots are only time, which passes. A
+/// `reconcile` killed with -9 mid-run, and another started at once, sends its first call as
+/// soon as the dead run's booked slots have passed, and goes on at the quota.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_reconcile_leaves_no_budget_behind() {
+    let db = TestDatabase::postgres().await;
+    seed(&db, "bk", 200).await;
+    let sandbox = Sandbox::new().await;
+    let stigg = sandbox.stigg.emulator();
+    stigg.set_rate_limit(Some(quota()));
+    let reconcile = || {
+        let mut command = sandbox.command(&["reconcile", "--json", "--concurrency", "8"]);
+        command
+            .env("DATABASE_URL", db.url())
+            .env("STIGG_CALLS_PER_MINUTE", QUOTA.to_string());
+        command.spawn().expect("reconcile starts")
+    };
+    let creates = || {
+        stigg
+            .requests()
+            .iter()
+            .filter(|r| r.method == "POST" && r.path == "/api/v1/customers")
+            .count()
+    };
+    let mut first = reconcile();
+    while creates() < 20 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    crate::signal(&first, "KILL");
+    let _ = tokio::task::spawn_blocking(move || first.wait()).await;
+    let before = creates();
+
+    let restarted = Instant::now();
+    let mut second = reconcile();
+    while creates() == before {
+        assert!(
+            restarted.elapsed() < Duration::from_secs(5),
+            "no call within 5 s of the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let first_call = restarted.elapsed();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let in_ten_seconds = creates() - before;
+    crate::signal(&second, "KILL");
+    let _ = tokio::task::spawn_blocking(move || second.wait()).await;
+    eprintln!("restarted: first call after {first_call:?}, {in_ten_seconds} creates in 10 s");
+    // The dead run's booked slots pass: its 8 callers each held one, 8 × 250 ms at this
+    // quota, then the new run's calls go. Leases the dead run held are left to lapse, not
+    // waited for (that would be the ~20 s of their lifetime).
+    assert!(first_call < Duration::from_secs(4), "{first_call:?}");
+    // 10 s at 300 a minute is 50, less the interactive share the reserve keeps banked.
+    assert!(in_ten_seconds >= 40, "{in_ten_seconds} creates in 10 s");
+    assert_eq!(
+        stigg.requests().iter().filter(|r| r.status == 429).count(),
+        0
+    );
 }

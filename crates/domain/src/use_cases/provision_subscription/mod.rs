@@ -98,6 +98,10 @@ pub struct ProvisioningPolicy {
     /// First pause while another request holds the lease; doubles up to `max_poll_interval`.
     pub poll_interval: Duration,
     pub max_poll_interval: Duration,
+    /// Whether to wait for another holder of the lease (an API caller wants the outcome),
+    /// or to answer `InProgress` at once (a batch leaves the subscription to its holder
+    /// and goes on with the next one).
+    pub wait_for_holder: bool,
 }
 
 impl ProvisioningPolicy {
@@ -127,6 +131,7 @@ impl Default for ProvisioningPolicy {
             deadline: Duration::from_secs(15),
             poll_interval: Duration::from_millis(20),
             max_poll_interval: Duration::from_millis(250),
+            wait_for_holder: true,
         }
     }
 }
@@ -239,7 +244,7 @@ impl ProvisionSubscription {
             }
             // Another request holds the lease: wait for it to finish (or for its lease to
             // lapse), but never past our own deadline.
-            if self.clock.monotonic() + pause >= deadline {
+            if !self.policy.wait_for_holder || self.clock.monotonic() + pause >= deadline {
                 // Best effort: the caller's error matters more than this detail.
                 let until = self.leases.expiry(&key).await.ok().flatten();
                 return Err(ProvisionError::InProgress {

@@ -139,6 +139,10 @@ impl Ports {
     }
 
     fn use_case_with_clock(self, clock: MockClock) -> ProvisionSubscription {
+        self.use_case_with(clock, ProvisioningPolicy::default())
+    }
+
+    fn use_case_with(self, clock: MockClock, policy: ProvisioningPolicy) -> ProvisionSubscription {
         ProvisionSubscription::new(
             Arc::new(self.orgs),
             Arc::new(self.subscriptions),
@@ -146,7 +150,7 @@ impl Ports {
             Arc::new(self.leases),
             Arc::new(self.stigg),
             Arc::new(clock),
-            ProvisioningPolicy::default(),
+            policy,
         )
     }
 
@@ -646,6 +650,38 @@ async fn gives_up_waiting_at_the_deadline() {
     assert!(
         waited > Duration::from_secs(14),
         "gave up early: {waited:?}"
+    );
+}
+
+/// A batch does not wait for another holder: it is told at once and goes on.
+#[tokio::test]
+async fn a_caller_that_does_not_wait_for_the_holder_is_told_at_once() {
+    let mut ports = Ports::found();
+    ports.pending(None);
+    ports
+        .leases
+        .expect_try_take()
+        .times(1)
+        .returning(|_, _, _| Ok(None));
+    ports.leases.expect_expiry().returning(|_| Ok(None));
+    let (clock, slept) = fake_clock();
+    let policy = ProvisioningPolicy {
+        wait_for_holder: false,
+        ..ProvisioningPolicy::default()
+    };
+
+    let result = ports
+        .use_case_with(clock, policy)
+        .execute(&request(), &ctx())
+        .await;
+
+    assert!(
+        matches!(result, Err(ProvisionError::InProgress { .. })),
+        "{result:?}"
+    );
+    assert_eq!(
+        *slept.lock().unwrap_or_else(PoisonError::into_inner),
+        Duration::ZERO
     );
 }
 
