@@ -80,3 +80,52 @@ impl BudgetMetrics {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_take_is_counted_by_operation_and_caller() {
+        let registry = Registry::new();
+        let metrics = BudgetMetrics::register(&registry).expect("the families register");
+        let op = Operation::ProvisionCustomer;
+        metrics.observe(BudgetEvent {
+            operation: op,
+            caller: Caller::Background,
+            waited: Duration::from_millis(300),
+            granted: true,
+            left: Some(4),
+        });
+        metrics.observe(BudgetEvent {
+            operation: op,
+            caller: Caller::Interactive,
+            waited: Duration::ZERO,
+            granted: false,
+            left: None,
+        });
+        let count = |caller: &str| {
+            metrics
+                .refusals
+                .with_label_values(&[op.as_str(), caller])
+                .get()
+        };
+        assert_eq!((count("interactive"), count("background")), (1, 0));
+        let waits = metrics.wait.with_label_values(&[op.as_str(), "background"]);
+        assert_eq!(waits.get_sample_count(), 1);
+        assert!((waits.get_sample_sum() - 0.3).abs() < 1e-9);
+        // A refusal leaves the last seen figure.
+        assert_eq!(metrics.left.with_label_values(&[op.as_str()]).get(), 4);
+        // Every operation's series exist from the start.
+        let families = registry.gather();
+        let refusals = families
+            .iter()
+            .find(|f| f.name() == "onboarding_stigg_budget_refusals_total");
+        assert_eq!(
+            refusals.map(|f| f.get_metric().len()),
+            Some(Operation::ALL.len() * 2)
+        );
+    }
+}
