@@ -52,7 +52,8 @@ pub struct Take {
     /// The choice booked (index into the choices offered); `None`: none fitted its wait, and
     /// nothing was booked.
     pub chosen: Option<usize>,
-    /// How long until the booked slot; when refused, until the earliest slot of any choice.
+    /// How long until the booked slot; when refused, until the earliest slot of a choice
+    /// that may wait.
     pub wait: Duration,
     /// How far each bucket drawn from is booked ahead of now, after the take.
     pub ahead: Vec<(String, Duration)>,
@@ -124,9 +125,19 @@ impl LocalBudget {
                 }
             }
         }
+        // Refused: the earliest slot of a choice that may wait at all (one that must go at
+        // once says nothing about when the call could go).
+        let may_wait = choices
+            .iter()
+            .zip(&slots)
+            .filter(|(c, _)| !c.max_wait.is_zero());
         let wait = match chosen {
             Some(index) => slots[index],
-            None => slots.iter().copied().min().unwrap_or(now),
+            None => may_wait
+                .map(|(_, slot)| *slot)
+                .min()
+                .or_else(|| slots.iter().copied().min())
+                .unwrap_or(now),
         } - now;
         let mut ahead: Vec<(String, Duration)> = choices
             .iter()

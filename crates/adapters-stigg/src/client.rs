@@ -188,6 +188,7 @@ impl StiggClient {
                     tracing::error!(
                         correlation_id = %ctx.correlation_id,
                         operation = operation.as_str(),
+                        caller = caller.as_str(),
                         attempt,
                         error_kind = "budget_unavailable",
                         error = %error,

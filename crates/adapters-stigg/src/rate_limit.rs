@@ -22,8 +22,8 @@
 //!
 //! **The interactive share.** Each operation's quota is split in two buckets: a reserve of
 //! `interactive_share` percent for API requests ([`Caller::Interactive`]) and the rest. An API
-//! request takes the earlier slot of the two, so while its traffic stays within the reserve it
-//! never queues behind a batch. A batch or the sync worker ([`Caller::Background`]) books the
+//! request takes the earlier slot of the two, so while its traffic stays within the reserve
+//! (and its bursts within the reserve's bank) it does not queue behind a batch. A batch or the sync worker ([`Caller::Background`]) books the
 //! rest, and borrows a reserve call whenever the reserve has more than one banked, so with no
 //! API traffic it still gets the whole quota, and an API request arriving finds a call free.
 //!
@@ -69,7 +69,10 @@ impl Gcra {
         let n = calls_per_minute.max(1);
         let burst = bank(n);
         let exact = Duration::from_secs(60) / (n - burst + 1);
-        let period = exact + exact / 1000 + Duration::from_micros(1);
+        // In whole microseconds, rounded up: the database keeps microseconds, so both stores
+        // do the same arithmetic.
+        let micros = (exact + exact / 1000).as_micros() + 1;
+        let period = Duration::from_micros(u64::try_from(micros).unwrap_or(u64::MAX));
         Self {
             period,
             tolerance: period * (burst - 1),
@@ -248,15 +251,21 @@ impl RateLimiters {
         sleeper: &dyn Sleeper,
     ) -> Result<Granted, Refusal> {
         let now = Instant::now();
-        let choices = self.choices(
-            operation,
-            entity,
-            caller,
-            deadline.saturating_duration_since(now),
-        );
+        let left = deadline.saturating_duration_since(now);
+        let choices = self.choices(operation, entity, caller, left);
         let take = match &self.store {
             Store::Local(local) => local.take(&choices, now),
-            Store::Shared(shared) => shared.take(&choices).await.map_err(Refusal::Store)?,
+            // No wait runs past the deadline, the store's neither (a pool checkout, a row
+            // lock, a connection gone quiet).
+            Store::Shared(shared) => {
+                match tokio::time::timeout(left, shared.take(&choices)).await {
+                    Ok(took) => took.map_err(Refusal::Store)?,
+                    Err(_) => {
+                        let why = format!("no answer within the call's deadline ({left:?})");
+                        return Err(Refusal::Store(BudgetError(why)));
+                    }
+                }
+            }
         };
         let granted = self
             .judge(operation, entity, &take)
@@ -311,10 +320,10 @@ impl RateLimiters {
         };
         if take.chosen.is_some() {
             let main = self.main.free(ahead(&keys.main).unwrap_or_default());
+            // Counted when the take saw it (a batch that may not borrow does not).
             let reserve = match (self.reserve, ahead(&keys.reserve)) {
                 (Some(reserve), Some(booked)) => reserve.free(booked),
-                (Some(reserve), None) => reserve.free(Duration::ZERO),
-                (None, _) => 0,
+                _ => 0,
             };
             return Ok(Granted {
                 waited: take.wait,

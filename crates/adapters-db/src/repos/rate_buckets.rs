@@ -42,7 +42,8 @@ pub struct BudgetTake {
     /// The choice booked (index into the choices offered); `None`: none fitted its wait, and
     /// nothing was booked.
     pub chosen: Option<usize>,
-    /// How long until the booked slot; when refused, until the earliest slot of any choice.
+    /// How long until the booked slot; when refused, until the earliest slot of a choice
+    /// that may wait.
     pub wait: Duration,
     /// How far each bucket drawn from is booked ahead of now, after the take, by key.
     pub ahead: Vec<(String, Duration)>,
@@ -62,9 +63,12 @@ struct TakeRow {
 
 const TAKE: &str = "SELECT * FROM stigg_take_slot($1, $2, $3, $4, $5, $6)";
 
-// Idle buckets: their TAT has passed, so they hold no state.
-const FORGET_IDLE: &str = "DELETE FROM stigg_rate_buckets \
-WHERE tat < (now() AT TIME ZONE 'UTC') - make_interval(secs => $1)";
+// Idle buckets: their TAT has passed, so they hold no state. Rows a take holds are skipped
+// (it is using them), so the sweep never deletes a row under a take nor waits on one.
+const FORGET_IDLE: &str = "DELETE FROM stigg_rate_buckets WHERE bucket_key IN ( \
+SELECT bucket_key FROM stigg_rate_buckets \
+WHERE tat < (now() AT TIME ZONE 'UTC') - make_interval(secs => $1) \
+FOR UPDATE SKIP LOCKED)";
 
 impl Database {
     /// Books the earliest slot one of `choices` allows within its wait, by the database's

@@ -195,11 +195,15 @@ async fn connect_stigg(
 
 /// The provisioning deadline of a batch (`reconcile`): the configured one, plus the longest
 /// turn the batch itself can cause in the Stigg client's rate-limit queue (each of an item's
-/// two calls may wait behind every other item in flight). Without it, at a low
-/// `STIGG_CALLS_PER_MINUTE` or a high concurrency, the wait for a token would eat the time
-/// meant for Stigg, and a call would start with too little of it left.
+/// two calls may wait behind every other item in flight), at the pace a batch has: the quota
+/// less the interactive share. Without it, at a low `STIGG_CALLS_PER_MINUTE` or a high
+/// concurrency, the wait for a token would eat the time meant for Stigg, and a call would
+/// start with too little of it left. (Other batches drawing from the same budget make the
+/// queue longer still; an item refused for that waits and tries again.)
 pub fn batch_deadline(settings: &Settings, concurrency: u16) -> Duration {
-    let per_token = Duration::from_secs(60) / settings.stigg_calls_per_minute.max(1);
+    let kept = u32::from(settings.stigg_interactive_share.percent());
+    let batch_pace = settings.stigg_calls_per_minute.max(1) * (100 - kept) / 100;
+    let per_token = Duration::from_secs(60) / batch_pace.max(1);
     settings.provisioning_deadline + per_token * 2 * u32::from(concurrency)
 }
 
@@ -217,13 +221,15 @@ mod tests {
             "reconcile",
         ])
         .unwrap();
-        // 4 items, 2 calls each, one token every 240 ms.
+        // 4 items, 2 calls each, one token every 300 ms: 200 a minute, the quota less the
+        // 20 % kept for API requests.
         assert_eq!(
             batch_deadline(&cli.settings, 4),
-            Duration::from_millis(15_000 + 1_920)
+            Duration::from_millis(15_000 + 2_400)
         );
         let slow = Settings {
             stigg_calls_per_minute: 60,
+            stigg_interactive_share: "0".parse().unwrap(),
             ..cli.settings
         };
         assert_eq!(batch_deadline(&slow, 32), Duration::from_secs(15 + 64));

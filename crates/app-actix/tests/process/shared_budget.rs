@@ -165,13 +165,14 @@ fn quota() -> RateLimit {
     }
 }
 
-/// Most calls in any one-minute window.
+/// Most calls in any closed one-minute window.
 fn busiest_minute(at: &[DateTime<Utc>]) -> usize {
     let minute = chrono::Duration::seconds(60);
     let mut first = 0;
     let mut most = 0;
     for (last, t) in at.iter().enumerate() {
-        while *t - at[first] >= minute {
+        // A closed minute: calls exactly 60 s apart count together.
+        while *t - at[first] > minute {
             first += 1;
         }
         most = most.max(last + 1 - first);

@@ -245,8 +245,13 @@ impl ProvisionSubscription {
             // Another request holds the lease: wait for it to finish (or for its lease to
             // lapse), but never past our own deadline.
             if !self.policy.wait_for_holder || self.clock.monotonic() + pause >= deadline {
-                // Best effort: the caller's error matters more than this detail.
-                let until = self.leases.expiry(&key).await.ok().flatten();
+                // Best effort: the caller's error matters more than this detail, and a batch
+                // that goes on at once does not ask.
+                let until = if self.policy.wait_for_holder {
+                    self.leases.expiry(&key).await.ok().flatten()
+                } else {
+                    None
+                };
                 return Err(ProvisionError::InProgress {
                     stripe_subscription_id: subscription.stripe_subscription_id,
                     until,

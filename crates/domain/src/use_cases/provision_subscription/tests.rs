@@ -663,7 +663,7 @@ async fn a_caller_that_does_not_wait_for_the_holder_is_told_at_once() {
         .expect_try_take()
         .times(1)
         .returning(|_, _, _| Ok(None));
-    ports.leases.expect_expiry().returning(|_| Ok(None));
+    ports.leases.expect_expiry().never();
     let (clock, slept) = fake_clock();
     let policy = ProvisioningPolicy {
         wait_for_holder: false,
