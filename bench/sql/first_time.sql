@@ -4,7 +4,8 @@
 -- client). pgbench variables are numbers only, so each key is built inside its statement
 -- ('org_b' || lpad(...)): the same round trip and index lookup as a bound text parameter.
 -- A literal never holds ':name' (pgbench would read a variable there): the lease key's
--- prefix 'subscription:sub_B' comes in the variable :lease_prefix.
+-- prefix 'subscription:sub_B' comes in the variable :lease_prefix, and the Stigg budget's
+-- arrays (their keys hold colons) in the :take_* variables.
 \set i :i + 1
 \set n :first + :client_id * :stride + :i
 SELECT "organizations"."id", "organizations"."name", "organizations"."tenant_id", "organizations"."stripe_customer_id", "organizations"."email" FROM "organizations" WHERE ("organizations"."id" = 'org_b' || lpad(:n::text, :width, '0')) LIMIT :one;
@@ -13,7 +14,9 @@ SELECT "stigg_subscription_provisions"."stripe_subscription_id", "stigg_subscrip
 SELECT "stigg_customer_provisions"."organization_id", "stigg_customer_provisions"."stigg_customer_id", "stigg_customer_provisions"."billing_id", "stigg_customer_provisions"."provisioned_at" FROM "stigg_customer_provisions" WHERE ("stigg_customer_provisions"."organization_id" = 'org_b' || lpad(:n::text, :width, '0')) LIMIT :one;
 INSERT INTO "leases" ("lease_key", "holder", "expires_at", "taken_at") VALUES (:lease_prefix || lpad(:n::text, :width, '0'), :holder, :later, :now) ON CONFLICT ("lease_key") DO UPDATE SET "holder" = excluded."holder", "expires_at" = excluded."expires_at", "taken_at" = excluded."taken_at" WHERE ("leases"."expires_at" < :now);
 INSERT INTO "stigg_subscription_provisions" ("stripe_subscription_id", "organization_id", "attempts", "updated_at") VALUES ('sub_B' || lpad(:n::text, :width, '0'), 'org_b' || lpad(:n::text, :width, '0'), :one, :now) ON CONFLICT ("stripe_subscription_id") DO UPDATE SET "attempts" = ("stigg_subscription_provisions"."attempts" + :one), "updated_at" = :now WHERE ("stigg_subscription_provisions"."provisioned_at" IS NULL);
+SELECT * FROM stigg_take_slot(:take_choices, :take_customer, :take_periods, :take_tolerances, :take_waits, NULL);
 INSERT INTO "stigg_customer_provisions" ("organization_id", "stigg_customer_id", "billing_id", "provisioned_at") VALUES ('org_b' || lpad(:n::text, :width, '0'), 'org_b' || lpad(:n::text, :width, '0'), 'cus_B' || lpad(:n::text, :width, '0'), :now) ON CONFLICT ("organization_id") DO UPDATE SET "stigg_customer_id" = 'org_b' || lpad(:n::text, :width, '0'), "billing_id" = 'cus_B' || lpad(:n::text, :width, '0'), "provisioned_at" = :now;
+SELECT * FROM stigg_take_slot(:take_choices, :take_subscription, :take_periods, :take_tolerances, :take_waits, NULL);
 INSERT INTO "stigg_subscription_provisions" ("stripe_subscription_id", "organization_id", "stigg_customer_id", "stigg_subscription_id", "provisioned_at", "last_error", "updated_at") VALUES ('sub_B' || lpad(:n::text, :width, '0'), 'org_b' || lpad(:n::text, :width, '0'), 'org_b' || lpad(:n::text, :width, '0'), 'sub_B' || lpad(:n::text, :width, '0'), :now, DEFAULT, :now) ON CONFLICT ("stripe_subscription_id") DO UPDATE SET "organization_id" = 'org_b' || lpad(:n::text, :width, '0'), "stigg_customer_id" = 'org_b' || lpad(:n::text, :width, '0'), "stigg_subscription_id" = 'sub_B' || lpad(:n::text, :width, '0'), "provisioned_at" = :now, "last_error" = NULL, "updated_at" = :now;
 DELETE FROM "leases" WHERE (("leases"."lease_key" = :lease_prefix || lpad(:n::text, :width, '0')) AND ("leases"."holder" = :holder));
 INSERT INTO "debug_logs" ("request_id", "correlation_id", "tenant_id", "method", "path", "request_body", "status", "error_code", "duration_ms", "created_at") VALUES (:rid, :cid, NULL, :method, :path, :body, :status, NULL, :dur, :now);

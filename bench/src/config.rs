@@ -29,13 +29,15 @@ pub struct Config {
     pub replay: u64,
     /// Subscriptions left pending for `reconcile` (scenario e).
     pub reconcile: u64,
+    /// The backlog the three `reconcile` runs of scenario h share.
+    pub shared_reconcile: u64,
     /// Most first-time provisionings in the measured run of scenario d.
     pub first_time: u64,
     /// Most requests of each concurrency-1 latency probe.
     pub probe: u64,
     /// Seconds of each concurrency-1 latency probe (it may end sooner: `probe` requests).
     pub probe_s: u32,
-    /// Stigg quota of scenario e, calls per minute per operation.
+    /// Stigg quota of scenarios e and h, calls per minute per operation.
     pub quota_per_minute: u32,
     /// `reconcile --concurrency`.
     pub reconcile_concurrency: u32,
@@ -52,7 +54,7 @@ pub struct Config {
     pub sync_subscriptions: u64,
     /// A server to use instead of a throwaway cluster.
     pub database_url: Option<String>,
-    /// Scenarios to run (`startup,a,b,c,d,f,g,e`).
+    /// Scenarios to run (`startup,a,b,c,d,f,g,e,h`).
     pub scenarios: Vec<String>,
     /// `perf record` the service during each measured run (skews the figures).
     pub profile: bool,
@@ -83,7 +85,7 @@ fn env_string(name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-pub const ALL_SCENARIOS: [&str; 8] = ["startup", "a", "b", "c", "d", "f", "g", "e"];
+pub const ALL_SCENARIOS: [&str; 9] = ["startup", "a", "b", "c", "d", "f", "g", "e", "h"];
 
 impl Config {
     pub fn from_env() -> anyhow::Result<Self> {
@@ -125,6 +127,7 @@ impl Config {
             orgs: env_u64("BENCH_ORGS", 100_000)?,
             replay: env_u64("BENCH_REPLAY", 10_000)?,
             reconcile: env_u64("BENCH_RECONCILE", 10_000)?,
+            shared_reconcile: env_u64("BENCH_SHARED_RECONCILE", 3_000)?,
             first_time: env_u64("BENCH_FIRST_TIME", 30_000)?,
             probe: env_u64("BENCH_PROBE", 2_000)?,
             probe_s: env_u32("BENCH_PROBE_DURATION", 5)?,
@@ -173,8 +176,8 @@ impl Config {
                 "BENCH_WEBHOOK_EVENTS, BENCH_SYNC_RATE, BENCH_SYNC_DURATION and BENCH_SYNC_SUBSCRIPTIONS must be above 0"
             );
         }
-        if self.quota_per_minute == 0 {
-            bail!("BENCH_QUOTA must be above 0");
+        if self.quota_per_minute == 0 || self.shared_reconcile == 0 {
+            bail!("BENCH_QUOTA and BENCH_SHARED_RECONCILE must be above 0");
         }
         if !(1..=32).contains(&self.reconcile_concurrency) {
             bail!("BENCH_RECONCILE_CONCURRENCY must be 1 to 32 (the command's range)");
@@ -203,7 +206,8 @@ impl Config {
     pub fn ranges(&self) -> Ranges {
         let replay = 1..self.replay + 1;
         let reconcile = replay.end..replay.end + self.reconcile;
-        let capture = reconcile.end;
+        let shared = reconcile.end..reconcile.end + self.shared_reconcile;
+        let capture = shared.end;
         let warmup_count = (self.first_time / 10).clamp(1, 2_000);
         let warmup = capture + 1..capture + 1 + warmup_count;
         let first_time = warmup.end..warmup.end + self.first_time;
@@ -212,6 +216,7 @@ impl Config {
         Ranges {
             replay,
             reconcile,
+            shared,
             capture,
             warmup,
             first_time,
@@ -229,6 +234,8 @@ pub struct Ranges {
     pub replay: std::ops::Range<u64>,
     /// Left pending, first in key order: `reconcile --limit` takes exactly these.
     pub reconcile: std::ops::Range<u64>,
+    /// Left pending, next in key order: after scenario e, scenario h's shared backlog.
+    pub shared: std::ops::Range<u64>,
     /// One subscription provisioned while the statements are captured.
     pub capture: u64,
     /// Scenario d's warm-up.

@@ -1,14 +1,17 @@
 //! The run: set-up, the scenarios with their limits (a module each, named for what it
 //! measures), and the reports.
 
+mod emulator_log;
 mod first_time_provisioning;
 mod lookup_ceiling;
 mod measure;
 mod pgbench_scripts;
 mod reconcile_quota;
+mod reconcile_run;
 mod rejected_requests;
 mod replays;
 mod service;
+mod shared_budget;
 mod sql_capture;
 mod startup;
 mod statements;
@@ -160,6 +163,7 @@ impl Bench {
             "orgs": c.orgs,
             "replaySubscriptions": c.replay,
             "reconcileSubscriptions": c.reconcile,
+            "sharedReconcileSubscriptions": c.shared_reconcile,
             "firstTimeRequestsMax": c.first_time,
             "probeRequests": c.probe,
             "quotaPerMinute": c.quota_per_minute,
@@ -176,6 +180,7 @@ impl Bench {
             "ranges": {
                 "replay": [r.replay.start, r.replay.end - 1],
                 "reconcile": [r.reconcile.start, r.reconcile.end - 1],
+                "shared": [r.shared.start, r.shared.end - 1],
                 "firstTime": [r.first_time.start, r.first_time.end - 1],
             },
         })
@@ -186,7 +191,7 @@ impl Bench {
     }
 
     fn run_all(&mut self) -> anyhow::Result<()> {
-        let needs_pg = ["a", "b", "c", "d", "e", "f", "g"]
+        let needs_pg = ["a", "b", "c", "d", "e", "f", "g", "h"]
             .iter()
             .any(|s| self.config.runs(s));
         if needs_pg {
@@ -225,9 +230,12 @@ impl Bench {
             }
         }
         emulator.daemon.stop(Duration::from_secs(10));
-        // Scenario e starts an emulator of its own, limited to the quota.
+        // Scenarios e and h start an emulator of their own, limited to the quota.
         if self.config.runs("e") {
             self.reconcile_quota()?;
+        }
+        if self.config.runs("h") {
+            self.shared_budget()?;
         }
         self.rss_row();
         Ok(())

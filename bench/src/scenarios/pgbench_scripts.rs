@@ -56,6 +56,22 @@ impl Bench {
             ("holder", "01a20c50-eb13-75cf-a8c6-c147ba3ef1cb".to_owned()),
             // Text in a variable: inside a literal pgbench would read `:sub_B` as one.
             ("lease_prefix", "subscription:sub_B".to_owned()),
+            // The two takes of Stigg's shared budget (customer, then subscription), as an API
+            // request offers them: the reserve or the main bucket, with the customer's bucket,
+            // at 250 a minute and 20 % kept. One customer key for all: scenario d runs one
+            // client, so no two takes queue on it.
+            ("take_choices", "{1,1,2,2}".to_owned()),
+            (
+                "take_customer",
+                "{op:provision_customer:api,customer:org_pgbench,op:provision_customer,customer:org_pgbench}".to_owned(),
+            ),
+            (
+                "take_subscription",
+                "{op:provision_subscription:api,customer:org_pgbench,op:provision_subscription,customer:org_pgbench}".to_owned(),
+            ),
+            ("take_periods", "{1.25,2.14,0.30,2.14}".to_owned()),
+            ("take_tolerances", "{2.5,4.28,0.6,4.28}".to_owned()),
+            ("take_waits", "{15,15}".to_owned()),
         ];
         if let Some(code) = logged.code {
             d.push(("code", code.to_owned()));

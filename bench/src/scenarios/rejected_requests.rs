@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::service::{Emulator, UNLIMITED_CALLS_PER_MINUTE, wait_port};
+use super::service::{Emulator, UNLIMITED_CALLS_PER_MINUTE, post, wait_port};
 use super::statements::debug_log_batch;
 use super::{Bench, MIB, say};
 use crate::procs::{self, Daemon};
@@ -24,7 +24,7 @@ impl Bench {
         self.pg()?.checkpoint()?;
         let service = self.start_service("service-a", emulator.addr, UNLIMITED_CALLS_PER_MINUTE)?;
         if self.bad_request_answer.is_none() {
-            self.bad_request_answer = Some(self.post(service.addr, &body)?.text());
+            self.bad_request_answer = Some(post(service.addr, &body)?.text());
         }
         let warm = self.load(
             service.addr,

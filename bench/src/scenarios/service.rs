@@ -234,22 +234,23 @@ impl Bench {
         let i = usize::try_from((n.max(1) - 1) % self.plans.len() as u64).unwrap_or(0);
         self.plans.get(i).map_or("plan_starter_m", String::as_str)
     }
+}
 
-    pub(super) fn post(&self, addr: SocketAddr, body: &str) -> anyhow::Result<http::Response> {
-        http::request(
-            addr,
-            "POST",
-            ROUTE,
-            &[
-                ("Content-Type", "application/json"),
-                ("Authorization", &format!("Bearer {API_TOKEN}")),
-                ("x-request-id", REQUEST_ID),
-                ("x-correlation-id", CORRELATION_ID),
-            ],
-            Some(body.as_bytes()),
-            Duration::from_secs(20),
-        )
-    }
+/// One provisioning request to the service (the benchmark's headers).
+pub(super) fn post(addr: SocketAddr, body: &str) -> anyhow::Result<http::Response> {
+    http::request(
+        addr,
+        "POST",
+        ROUTE,
+        &[
+            ("Content-Type", "application/json"),
+            ("Authorization", &format!("Bearer {API_TOKEN}")),
+            ("x-request-id", REQUEST_ID),
+            ("x-correlation-id", CORRELATION_ID),
+        ],
+        Some(body.as_bytes()),
+        Duration::from_secs(20),
+    )
 }
 
 /// Waits for a 200 on `path` (at most 30 s), failing early if the process died.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::bail;
 use serde_json::{Value, json};
 
-use super::service::{Emulator, UNLIMITED_CALLS_PER_MINUTE};
+use super::service::{Emulator, UNLIMITED_CALLS_PER_MINUTE, post};
 use super::{Bench, say};
 use crate::pg;
 
@@ -52,7 +52,7 @@ impl Bench {
             self.start_service("service-capture", emulator.addr, UNLIMITED_CALLS_PER_MINUTE)?;
         // Open the pool's connections first, so the capture shows the steady state.
         for (_, body) in self.bodies().iter().take(3) {
-            self.post(service.addr, body)?;
+            post(service.addr, body)?;
         }
         let pg = self.pg()?;
         let log_path = pg.log_path();
@@ -62,7 +62,7 @@ impl Bench {
         let mut expected = Vec::new();
         for (path, body) in self.bodies() {
             self.pg()?.query(&format!("SELECT 'bench-mark:{path}'"))?;
-            let answer = self.post(service.addr, &body)?;
+            let answer = post(service.addr, &body)?;
             // The debug-log row is written just after the answer (ADR 0006): let it land
             // before the end mark.
             std::thread::sleep(Duration::from_millis(100));

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use super::service::{
     API_KEY, CORRELATION_ID, Emulator, STRIPE_API_KEY, STRIPE_WEBHOOK_ROUTE, STRIPE_WEBHOOK_SECRET,
-    StripeEmulator, UNLIMITED_CALLS_PER_MINUTE,
+    StripeEmulator, UNLIMITED_CALLS_PER_MINUTE, post,
 };
 use super::sync_events::{Seen, admin, event_state, lag_histogram, millis, quantile};
 use super::{Bench, say};
@@ -83,7 +83,7 @@ impl Bench {
             let body = format!(
                 r#"{{"orgId":"org_s{n}","stripeCustomerId":"cus_S{n}","stripeSubscriptionId":"sub_S{n}","planCode":"plan_starter_m"}}"#
             );
-            let answer = self.post(service.addr, &body)?;
+            let answer = post(service.addr, &body)?;
             if answer.status != 200 {
                 bail!(
                     "provisioning sub_S{n} answered {}: {}",

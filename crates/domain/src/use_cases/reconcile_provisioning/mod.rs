@@ -172,6 +172,7 @@ impl ReconcileProvisioning {
             would_provision = summary.would_provision.len(),
             failed = summary.failed.len(),
             interrupted = summary.interrupted,
+            held_elsewhere = summary.held_elsewhere,
             skipped = summary.skipped_count(),
             halt = summary.halt.as_ref().map(Halt::as_str),
             "reconcile finished"
