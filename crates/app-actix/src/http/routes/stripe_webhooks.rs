@@ -208,9 +208,40 @@ fn parse_event(body: &[u8], now: DateTime<Utc>) -> Result<ReceivedEvent, Vec<Fie
 
 #[cfg(test)]
 mod tests {
+    use actix_web::test as actix_test;
+    use actix_web::{App, web};
     use onboarding_domain::model::EventStatus;
 
     use super::*;
+
+    /// Without the sync's settings (production without STRIPE_WEBHOOK_SECRET) nothing is
+    /// stored and the route says why, whatever the body.
+    #[actix_web::test]
+    async fn without_the_sync_configured_the_route_answers_404() {
+        let metrics = Data::new(Metrics::new().expect("the metrics register"));
+        let app = actix_test::init_service(
+            App::new()
+                .app_data(metrics)
+                .route("/webhooks", web::post().to(receive)),
+        )
+        .await;
+        let request = actix_test::TestRequest::post()
+            .uri("/webhooks")
+            .insert_header(("x-request-id", "req-404"))
+            .set_payload(r#"{"id": "evt_1"}"#)
+            .to_request();
+
+        let response = actix_test::call_service(&app, request).await;
+
+        assert_eq!(response.status(), 404);
+        let body: Value = actix_test::read_body_json(response).await;
+        assert_eq!(body["code"], "NOT_FOUND");
+        assert_eq!(
+            body["message"],
+            "Stripe webhooks are not configured (STRIPE_WEBHOOK_SECRET)"
+        );
+        assert_eq!(body["requestId"], "req-404");
+    }
 
     #[test]
     fn an_event_needs_an_id_a_type_and_a_data_object_and_every_missing_one_is_named() {
