@@ -143,62 +143,19 @@ impl StiggClient {
         let mut last_cause: Option<String> = None;
         for attempt in 1..=max_attempts {
             let made = attempt - 1;
-            let asked = Instant::now();
-            let granted = self
-                .limiters
-                .acquire(
-                    operation,
-                    request.entity.as_ref(),
-                    caller,
-                    ctx.deadline,
-                    self.hooks.sleeper.as_ref(),
-                )
-                .await;
-            self.observer.budget(BudgetEvent {
-                operation,
-                caller,
-                waited: asked.elapsed(),
-                granted: granted.is_ok(),
-                left: granted.as_ref().ok().map(|granted| granted.left),
-            });
-            match granted {
-                Ok(_) => {}
-                Err(Refusal::Deadline(refused)) => {
-                    tracing::warn!(
-                        correlation_id = %ctx.correlation_id,
-                        operation = operation.as_str(),
-                        caller = caller.as_str(),
-                        attempt,
-                        error_kind = "rate_limited",
-                        limit = refused.limit.as_str(),
-                        wait_ms = millis(refused.wait),
-                        "Stigg call not sent: the client-side rate limit would outlast the deadline"
-                    );
-                    // Before any attempt this is a rate-limit refusal; after transient failures
-                    // the real story is the failure that made us retry.
-                    return Err(match last_cause {
-                        None => StiggError::RateLimited,
-                        Some(cause) => StiggError::Unavailable {
-                            attempts: made,
-                            cause,
-                        },
-                    });
-                }
-                Err(Refusal::Store(error)) => {
-                    tracing::error!(
-                        correlation_id = %ctx.correlation_id,
-                        operation = operation.as_str(),
-                        caller = caller.as_str(),
-                        attempt,
-                        error_kind = "budget_unavailable",
-                        error = %error,
-                        "Stigg call not sent: the shared budget did not answer"
-                    );
-                    return Err(StiggError::Unavailable {
+            if let Err(refused) = self
+                .take_slot(operation, request, ctx, caller, attempt)
+                .await
+            {
+                // Before any attempt a refusal is the story; after transient failures the real
+                // story is the failure that made us retry.
+                return Err(match (refused, last_cause) {
+                    (StiggError::RateLimited, Some(cause)) => StiggError::Unavailable {
                         attempts: made,
-                        cause: error.to_string(),
-                    });
-                }
+                        cause,
+                    },
+                    (refused, _) => refused,
+                });
             }
             let remaining = ctx.deadline.saturating_duration_since(Instant::now());
             if remaining.is_zero() {
@@ -280,6 +237,68 @@ impl StiggClient {
             attempts: max_attempts,
             cause: last_cause.unwrap_or_else(|| "no attempt made".into()),
         })
+    }
+
+    /// Takes the attempt's rate-limit slot (waiting for it), and reports the take to the
+    /// observer; `RateLimited` when the slot comes after the deadline, `Unavailable` when the
+    /// shared budget does not answer. Nothing is sent either way.
+    async fn take_slot(
+        &self,
+        operation: Operation,
+        request: &HttpRequest,
+        ctx: &CallContext,
+        caller: Caller,
+        attempt: u32,
+    ) -> Result<(), StiggError> {
+        let asked = Instant::now();
+        let granted = self
+            .limiters
+            .acquire(
+                operation,
+                request.entity.as_ref(),
+                caller,
+                ctx.deadline,
+                self.hooks.sleeper.as_ref(),
+            )
+            .await;
+        self.observer.budget(BudgetEvent {
+            operation,
+            caller,
+            waited: asked.elapsed(),
+            granted: granted.is_ok(),
+            left: granted.as_ref().ok().map(|granted| granted.left),
+        });
+        match granted {
+            Ok(_) => Ok(()),
+            Err(Refusal::Deadline(refused)) => {
+                tracing::warn!(
+                    correlation_id = %ctx.correlation_id,
+                    operation = operation.as_str(),
+                    caller = caller.as_str(),
+                    attempt,
+                    error_kind = "rate_limited",
+                    limit = refused.limit.as_str(),
+                    wait_ms = millis(refused.wait),
+                    "Stigg call not sent: the client-side rate limit would outlast the deadline"
+                );
+                Err(StiggError::RateLimited)
+            }
+            Err(Refusal::Store(error)) => {
+                tracing::error!(
+                    correlation_id = %ctx.correlation_id,
+                    operation = operation.as_str(),
+                    caller = caller.as_str(),
+                    attempt,
+                    error_kind = "budget_unavailable",
+                    error = %error,
+                    "Stigg call not sent: the shared budget did not answer"
+                );
+                Err(StiggError::Unavailable {
+                    attempts: attempt - 1,
+                    cause: error.to_string(),
+                })
+            }
+        }
     }
 
     /// One attempt, cut at `budget` (connect, send and reading the whole answer). A 408, 429
